@@ -1,0 +1,212 @@
+//! First-run setup, sign-in and sign-out.
+
+use crate::components::{form_error, FieldMessage, FormMessage};
+use crate::error::AppError;
+use keygate::AdminView;
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_router::hooks::use_query_map;
+
+#[server(prefix = "/console/fn", endpoint = "whoami")]
+pub async fn whoami() -> Result<Option<AdminView>, AppError> {
+    crate::server::current_admin().await
+}
+
+#[server(prefix = "/console/fn", endpoint = "setup_needed")]
+pub async fn setup_needed() -> Result<bool, AppError> {
+    let ctx = crate::server::context()?;
+    Ok(ctx.store.admin_count().await? == 0)
+}
+
+#[server(prefix = "/console/fn", endpoint = "sign_in")]
+pub async fn sign_in(username: String, password: String) -> Result<(), AppError> {
+    use keygate::secret::{dummy_password_hash, verify_password};
+    use keygate::store::{ActorKind, AuditRecord};
+    use crate::server::{audit, client_ip, context, now, sign_in_session};
+
+    let ctx = context()?;
+    let ip = client_ip().await;
+    let key = format!("{}|{}", username.trim().to_lowercase(), ip.as_deref().unwrap_or("-"));
+    let t = now();
+    if let Ok(throttle) = ctx.sign_in_throttle.lock() {
+        if let Err(wait) = throttle.check(&key, t) {
+            return Err(AppError::Refused(format!(
+                "too many failed sign-ins for this account; try again in {wait} seconds"
+            )));
+        }
+    }
+    let found = ctx.store.admin_credentials(&username).await?;
+    // Verify against a dummy hash when the user is unknown so both paths cost the same.
+    let (admin, ok) = tokio::task::spawn_blocking(move || match found {
+        Some((admin, hash)) => {
+            let ok = verify_password(&password, &hash);
+            (Some(admin), ok)
+        }
+        None => {
+            verify_password(&password, dummy_password_hash());
+            (None, false)
+        }
+    })
+    .await
+    .map_err(|_| AppError::Internal)?;
+    match (admin, ok) {
+        (Some(admin), true) => {
+            if let Ok(mut throttle) = ctx.sign_in_throttle.lock() {
+                throttle.record_success(&key);
+            }
+            sign_in_session(&admin).await?;
+            ctx.store.record_sign_in(admin.id, t).await?;
+            audit(AuditRecord::by_admin(t, &admin, "admin.sign_in").from_ip(ip)).await;
+            leptos_axum::redirect("/");
+            Ok(())
+        }
+        _ => {
+            if let Ok(mut throttle) = ctx.sign_in_throttle.lock() {
+                throttle.record_failure(&key, t);
+            }
+            let mut rec = AuditRecord::new(t, ActorKind::Anonymous, "admin.sign_in_failed").from_ip(ip);
+            rec.details = serde_json::json!({ "username": username.trim() });
+            audit(rec).await;
+            Err(AppError::Refused("the username or password is wrong".into()))
+        }
+    }
+}
+
+#[server(prefix = "/console/fn", endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    use crate::server::{audit, current_admin, now, session};
+    if let Some(admin) = current_admin().await? {
+        audit(keygate::store::AuditRecord::by_admin(now(), &admin, "admin.sign_out")).await;
+    }
+    session().await?.flush().await.map_err(|_| AppError::Internal)?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "create_owner")]
+pub async fn create_owner(
+    code: String,
+    username: String,
+    password: String,
+    password_confirm: String,
+) -> Result<(), AppError> {
+    use crate::server::{audit, client_ip, context, now, sign_in_session};
+    use keygate::secret::hash_password;
+    use keygate::store::AuditRecord;
+
+    let ctx = context()?;
+    let code_ok = ctx
+        .setup_code
+        .lock()
+        .map(|c| c.as_deref().is_some_and(|c| constant_time_eq(c.as_bytes(), code.trim().as_bytes())))
+        .unwrap_or(false);
+    if !code_ok {
+        return Err(AppError::Refused(
+            "this setup link is not valid (it works once, and only until the first administrator exists)".into(),
+        ));
+    }
+    let username = keygate::validate_username(&username)?;
+    keygate::validate_password(&password)?;
+    if password != password_confirm {
+        return Err(AppError::invalid("password_confirm", "the two passwords differ"));
+    }
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| AppError::Internal)??;
+    let t = now();
+    let Some(owner) = ctx.store.create_first_owner(&username, &hash, t).await? else {
+        return Err(AppError::Refused("an administrator already exists; sign in instead".into()));
+    };
+    if let Ok(mut c) = ctx.setup_code.lock() {
+        *c = None;
+    }
+    sign_in_session(&owner).await?;
+    ctx.store.record_sign_in(owner.id, t).await?;
+    audit(AuditRecord::by_admin(t, &owner, "admin.owner_created").from_ip(client_ip().await)).await;
+    tracing::info!(username = %owner.username, "first owner created through the setup link");
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    let error = form_error(action.value(), <SignIn as ServerFn>::PATH);
+    let setup = Resource::new(|| (), |_| setup_needed());
+    view! {
+        <main class="narrow">
+            <h1>"Sign in to Keygate"</h1>
+            <Suspense fallback=|| ()>
+                {move || {
+                    setup
+                        .get()
+                        .and_then(|r| r.ok())
+                        .filter(|needed| *needed)
+                        .map(|_| {
+                            view! {
+                                <p class="notice">
+                                    "No administrator exists yet. Open the one-time setup link that "
+                                    <code>"keygate serve"</code>
+                                    " printed when it started."
+                                </p>
+                            }
+                        })
+                }}
+            </Suspense>
+            <ActionForm action=action attr:class="card form">
+                <label for="username">"Username"</label>
+                <input id="username" name="username" type="text" autocomplete="username" required autofocus/>
+                <label for="password">"Password"</label>
+                <input id="password" name="password" type="password" autocomplete="current-password" required/>
+                <FormMessage error=error/>
+                <button type="submit" disabled=move || action.pending().get()>"Sign in"</button>
+            </ActionForm>
+        </main>
+    }
+}
+
+#[component]
+pub fn SetupPage() -> impl IntoView {
+    let action = ServerAction::<CreateOwner>::new();
+    let error = form_error(action.value(), <CreateOwner as ServerFn>::PATH);
+    let query = use_query_map();
+    let code = move || query.with(|q| q.get("code").unwrap_or_default());
+    view! {
+        <main class="narrow">
+            <h1>"Create the owner account"</h1>
+            <p>
+                "The owner administers Keygate and can add other administrators. Choose a password of at least 12 characters."
+            </p>
+            <ActionForm action=action attr:class="card form">
+                <input type="hidden" name="code" prop:value=code value=code/>
+                <label for="username">"Username"</label>
+                <input id="username" name="username" type="text" autocomplete="username" required autofocus/>
+                <FieldMessage error=error field="username"/>
+                <label for="password">"Password"</label>
+                <input id="password" name="password" type="password" autocomplete="new-password" minlength="12" required/>
+                <FieldMessage error=error field="password"/>
+                <label for="password_confirm">"Repeat the password"</label>
+                <input id="password_confirm" name="password_confirm" type="password" autocomplete="new-password" minlength="12" required/>
+                <FieldMessage error=error field="password_confirm"/>
+                <FormMessage error=error/>
+                <button type="submit" disabled=move || action.pending().get()>"Create owner and sign in"</button>
+            </ActionForm>
+        </main>
+    }
+}
+
+/// The sign-out button, a form so it works without JavaScript.
+#[component]
+pub fn SignOutButton() -> impl IntoView {
+    let action = ServerAction::<SignOut>::new();
+    view! {
+        <ActionForm action=action attr:class="inline">
+            <button type="submit" class="link">"Sign out"</button>
+        </ActionForm>
+    }
+}

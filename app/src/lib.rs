@@ -1,0 +1,64 @@
+//! Keygate's console: server-rendered Leptos pages, hydrated in the browser,
+//! with thin server functions that check the session and role and call the
+//! domain core. Every form is an `ActionForm`, so it also works as a plain
+//! HTML post without JavaScript.
+
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod components;
+pub mod dashboard;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+pub use error::AppError;
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    components::provide_clock();
+    view! {
+        <Stylesheet id="keygate" href="/pkg/keygate.css"/>
+        <Title text="Keygate"/>
+        <Router>
+            <Routes fallback=|| view! { <main class="narrow"><h1>"Not found"</h1><p><a href="/">"Back to the console"</a></p></main> }>
+                <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
+                <Route path=path!("/login") view=auth::SignInPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
+            </Routes>
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

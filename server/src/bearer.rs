@@ -1,0 +1,96 @@
+//! Bearer-token authentication for `/api/v1` (RFC 6750).
+
+use crate::http_error::HttpError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use keygate::grant::{OAuthError, OAuthErrorCode};
+use keygate::secret::AccessToken;
+use keygate::store::{ActorKind, AuditRecord, TokenContext};
+use serde_json::json;
+use std::net::SocketAddr;
+
+/// The verified caller of an API route.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub TokenContext);
+
+const REALM: &str = "keygate";
+
+fn challenge(code: Option<OAuthErrorCode>, description: &str, scope: Option<&str>) -> String {
+    let mut c = format!("Bearer realm=\"{REALM}\"");
+    if let Some(code) = code {
+        c.push_str(&format!(", error=\"{}\", error_description=\"{description}\"", code.as_str()));
+    }
+    if let Some(scope) = scope {
+        c.push_str(&format!(", scope=\"{scope}\""));
+    }
+    c
+}
+
+/// 401 without a token: the challenge carries no error code (RFC 6750 §3.1).
+fn missing_token() -> HttpError {
+    HttpError::invalid_request("a bearer token is required in the Authorization header")
+        .with_status(StatusCode::UNAUTHORIZED)
+        .with_challenge(challenge(None, "", None))
+}
+
+pub fn invalid_token(description: &str) -> HttpError {
+    HttpError::oauth(OAuthError::new(OAuthErrorCode::InvalidToken, description))
+        .with_challenge(challenge(Some(OAuthErrorCode::InvalidToken), description, None))
+}
+
+impl Bearer {
+    /// 403 `insufficient_scope` unless the token carries `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<(), HttpError> {
+        if self.0.scopes.contains(scope) {
+            return Ok(());
+        }
+        let description = format!("this route needs the scope {scope}");
+        Err(HttpError::oauth(OAuthError::new(OAuthErrorCode::InsufficientScope, description.clone()))
+            .with_challenge(challenge(Some(OAuthErrorCode::InsufficientScope), &description, Some(scope))))
+    }
+}
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let now = crate::now();
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else { return Err(missing_token()) };
+        if values.next().is_some() {
+            return Err(HttpError::invalid_request("the Authorization header is repeated"));
+        }
+        let value = value.to_str().map_err(|_| invalid_token("the Authorization header is not ASCII"))?;
+        let Some((scheme, token)) = value.split_once(' ') else { return Err(missing_token()) };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(missing_token());
+        }
+        let token = AccessToken::from_presented(token.trim());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        match state.store.check_token(&token, now).await? {
+            Ok(ctx) => {
+                state.usage.record(ctx.token_id, now, ip);
+                Ok(Bearer(ctx))
+            }
+            Err(rejected) => {
+                if let (Some(reason), Some(app), Some(token_id)) =
+                    (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
+                {
+                    let name = rejected.application_name.clone().unwrap_or_default();
+                    let mut rec = AuditRecord::new(now, ActorKind::Application, "token.refused")
+                        .on_application(app, &name)
+                        .from_ip(ip);
+                    rec.actor_id = Some(app.0);
+                    rec.actor_name = Some(name);
+                    rec.details = json!({ "reason": reason, "token_id": token_id.0 });
+                    if let Err(e) = state.store.record_audit(&rec).await {
+                        tracing::error!(error = %e, "could not audit a refused token");
+                    }
+                }
+                Err(invalid_token(rejected.rejection.description()))
+            }
+        }
+    }
+}

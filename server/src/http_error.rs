@@ -1,0 +1,99 @@
+//! Error responses of the HTTP layer: RFC 6749 §5.2 JSON bodies on the
+//! OAuth endpoints, RFC 6750 challenges on the API. Internal errors are
+//! logged with their detail and answered with an opaque message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keygate::grant::{OAuthError, OAuthErrorCode};
+use keygate::CoreError;
+use serde_json::json;
+
+/// An error as the HTTP layer answers it.
+#[derive(Debug)]
+pub enum HttpError {
+    OAuth { status: StatusCode, error: OAuthError, challenge: Option<String> },
+    Internal,
+}
+
+impl HttpError {
+    /// The status RFC 6749 §5.2 gives each code on the token endpoint.
+    pub fn oauth(error: OAuthError) -> Self {
+        let (status, challenge) = match error.code {
+            OAuthErrorCode::InvalidClient => {
+                (StatusCode::UNAUTHORIZED, Some("Basic realm=\"keygate\", charset=\"UTF-8\"".to_owned()))
+            }
+            OAuthErrorCode::InvalidToken => (StatusCode::UNAUTHORIZED, None),
+            OAuthErrorCode::InsufficientScope => (StatusCode::FORBIDDEN, None),
+            _ => (StatusCode::BAD_REQUEST, None),
+        };
+        HttpError::OAuth { status, error, challenge }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::oauth(OAuthError::invalid_request(description))
+    }
+
+    pub fn with_status(self, status: StatusCode) -> Self {
+        match self {
+            HttpError::OAuth { error, challenge, .. } => HttpError::OAuth { status, error, challenge },
+            other => other,
+        }
+    }
+
+    pub fn with_challenge(self, challenge: String) -> Self {
+        match self {
+            HttpError::OAuth { status, error, .. } => HttpError::OAuth { status, error, challenge: Some(challenge) },
+            other => other,
+        }
+    }
+}
+
+impl From<CoreError> for HttpError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Invalid { message, .. } => HttpError::invalid_request(message),
+            CoreError::NotFound(what) => HttpError::invalid_request(format!("{what} not found"))
+                .with_status(StatusCode::NOT_FOUND),
+            CoreError::Conflict(m) | CoreError::Refused(m) => {
+                HttpError::invalid_request(m).with_status(StatusCode::CONFLICT)
+            }
+            CoreError::Storage(err) => {
+                tracing::error!(error = %err, "storage error");
+                HttpError::Internal
+            }
+            CoreError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                HttpError::Internal
+            }
+        }
+    }
+}
+
+pub fn no_store(response: &mut Response) {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut response = match self {
+            HttpError::OAuth { status, error, challenge } => {
+                let body = json!({ "error": error.code.as_str(), "error_description": error.description });
+                let mut r = (status, Json(body)).into_response();
+                if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+                }
+                r
+            }
+            HttpError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "server_error", "error_description": "internal error; see the server log" })),
+            )
+                .into_response(),
+        };
+        no_store(&mut response);
+        response
+    }
+}

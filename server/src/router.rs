@@ -1,0 +1,96 @@
+//! Router wiring: the console (with sessions), the OAuth endpoints and the
+//! API (without), static files, security headers and request logs.
+
+use crate::state::AppState;
+use crate::{api, oauth};
+use app::{shell, App};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// Builds the whole application. Creates the session table if needed.
+pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError> {
+    let session_store = SqliteStore::new(state.store.pool().clone());
+    session_store
+        .migrate()
+        .await
+        .map_err(|e| keygate::CoreError::Internal(format!("session table migration failed: {e}")))?;
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name("keygate_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.is_https())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
+
+    let console_context = state.console.clone();
+    let routes = generate_route_list(App);
+    let leptos_options = state.leptos_options.clone();
+    let console = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || leptos::prelude::provide_context(console_context.clone()),
+            move || shell(leptos_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(sessions);
+
+    // Routes below are merged after the session layer, so they never read
+    // or set the console's cookie.
+    let machine = Router::new()
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/healthz", get(healthz))
+        .merge(api::routes())
+        .route("/api/v1/{*rest}", any(api_not_found));
+
+    Ok(machine
+        .merge(console)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(
+            // Log the path only: query strings can carry the setup code.
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        ))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.store.healthy().await {
+        (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" }))).into_response()
+    }
+}
+
+async fn api_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not_found", "error_description": "no such API route" })),
+    )
+        .into_response()
+}

@@ -1,0 +1,48 @@
+//! The core's error type. Its `Display` is safe to show to an administrator;
+//! storage failures keep their detail in `source` only, for the logs.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A field failed validation; `field` names the input so a form can show
+    /// the message beside it.
+    #[error("{message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Refused(String),
+    #[cfg(feature = "ssr")]
+    #[error("internal storage error")]
+    Storage(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        CoreError::Invalid { field, message: message.into() }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for CoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return CoreError::Conflict("that name is already taken".into());
+            }
+        }
+        CoreError::Storage(e)
+    }
+}
+
+/// A validation error in a shape the UI can carry across the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}

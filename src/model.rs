@@ -1,0 +1,344 @@
+//! Model types shared by the server and the browser: newtype IDs, roles,
+//! application settings with their validation, and the read-only views the
+//! console and API return. Times are Unix seconds (UTC).
+
+use crate::error::CoreError;
+use crate::scope::ScopeSet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Primary key of an API application.
+    ApplicationId
+);
+id_type!(
+    /// Primary key of a token.
+    TokenId
+);
+id_type!(
+    /// Primary key of an administrator.
+    AdminId
+);
+id_type!(
+    /// Primary key of an audit event.
+    AuditEventId
+);
+
+/// Seeds' defaults (BeyondTrust): 1-hour tokens, 30 valid tokens from the
+/// token endpoint, 20 requests/s and 15,000 requests/hour.
+pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 3600;
+pub const DEFAULT_MAX_TOKENS: i64 = 30;
+pub const DEFAULT_RATE_PER_SECOND: i64 = 20;
+pub const DEFAULT_RATE_PER_HOUR: i64 = 15_000;
+
+pub const MAX_NAME_LEN: usize = 100;
+pub const MAX_NOTES_LEN: usize = 4000;
+/// Longest lifetime for a token from the token endpoint: one day.
+pub const MAX_ENDPOINT_TTL_SECONDS: i64 = 86_400;
+/// Longest lifetime for a named token: two years.
+pub const MAX_NAMED_TTL_SECONDS: i64 = 2 * 366 * 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// Owners and admins change things; viewers only look.
+    pub fn can_write(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// `POST /oauth2/token`: short-lived, counted against the cap.
+    TokenEndpoint,
+    /// Minted by an administrator in the console.
+    Console,
+    /// Minted through the management API.
+    Api,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::TokenEndpoint => "token_endpoint",
+            TokenSource::Console => "console",
+            TokenSource::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "token_endpoint" => Some(TokenSource::TokenEndpoint),
+            "console" => Some(TokenSource::Console),
+            "api" => Some(TokenSource::Api),
+            _ => None,
+        }
+    }
+}
+
+/// What an administrator (or a script) asks for when creating an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationSettings {
+    pub name: String,
+    pub notes: String,
+    pub scopes: ScopeSet,
+    pub token_ttl_seconds: i64,
+    pub max_tokens: i64,
+    pub rate_per_second: i64,
+    pub rate_per_hour: i64,
+}
+
+impl ApplicationSettings {
+    pub fn new(name: impl Into<String>) -> Self {
+        ApplicationSettings {
+            name: name.into(),
+            notes: String::new(),
+            scopes: ScopeSet::empty(),
+            token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            rate_per_second: DEFAULT_RATE_PER_SECOND,
+            rate_per_hour: DEFAULT_RATE_PER_HOUR,
+        }
+    }
+
+    /// Trims the name and checks every field, naming the first bad one.
+    pub fn validated(mut self) -> Result<Self, CoreError> {
+        self.name = validate_name(&self.name)?;
+        if self.notes.chars().count() > MAX_NOTES_LEN {
+            return Err(CoreError::invalid("notes", format!("notes have at most {MAX_NOTES_LEN} characters")));
+        }
+        if !(60..=MAX_ENDPOINT_TTL_SECONDS).contains(&self.token_ttl_seconds) {
+            return Err(CoreError::invalid(
+                "token_ttl_seconds",
+                format!("token lifetime must be between 60 and {MAX_ENDPOINT_TTL_SECONDS} seconds"),
+            ));
+        }
+        if !(1..=1000).contains(&self.max_tokens) {
+            return Err(CoreError::invalid("max_tokens", "the token cap must be between 1 and 1000"));
+        }
+        if !(1..=100_000).contains(&self.rate_per_second) {
+            return Err(CoreError::invalid("rate_per_second", "requests per second must be between 1 and 100000"));
+        }
+        if !(1..=100_000_000).contains(&self.rate_per_hour) {
+            return Err(CoreError::invalid("rate_per_hour", "requests per hour must be between 1 and 100000000"));
+        }
+        Ok(self)
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<String, CoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(CoreError::invalid("name", "a name is required"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(CoreError::invalid("name", format!("a name has at most {MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::invalid("name", "a name cannot contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn validate_username(name: &str) -> Result<String, CoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 {
+        return Err(CoreError::invalid("username", "a username has 1 to 64 characters"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
+        return Err(CoreError::invalid("username", "a username uses letters, digits and . _ - @ only"));
+    }
+    Ok(name.to_owned())
+}
+
+/// OWASP ASVS asks for at least 12 characters; we cap at 1024 so hashing
+/// stays bounded.
+pub fn validate_password(password: &str) -> Result<(), CoreError> {
+    let n = password.chars().count();
+    if n < 12 {
+        return Err(CoreError::invalid("password", "a password needs at least 12 characters"));
+    }
+    if n > 1024 {
+        return Err(CoreError::invalid("password", "a password has at most 1024 characters"));
+    }
+    Ok(())
+}
+
+/// An application as the console and the API show it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationView {
+    pub id: ApplicationId,
+    pub name: String,
+    pub notes: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    pub token_ttl_seconds: i64,
+    pub max_tokens: i64,
+    pub rate_per_second: i64,
+    pub rate_per_hour: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub secret_regenerated_at: Option<i64>,
+    pub active_tokens: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A token as listed: never the token itself, only its display prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: TokenId,
+    pub application_id: ApplicationId,
+    pub name: Option<String>,
+    pub display_prefix: String,
+    pub scopes: Vec<String>,
+    pub source: TokenSource,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// The state of a token at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenView {
+    pub fn state(&self, now: i64) -> TokenState {
+        token_state(self.revoked_at, self.expires_at, now)
+    }
+}
+
+/// A token is revoked from `revoked_at` on, and expired from `expires_at` on
+/// (the second it expires it is no longer valid).
+pub fn token_state(revoked_at: Option<i64>, expires_at: i64, now: i64) -> TokenState {
+    if revoked_at.is_some_and(|r| r <= now) {
+        TokenState::Revoked
+    } else if now >= expires_at {
+        TokenState::Expired
+    } else {
+        TokenState::Active
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminView {
+    pub id: AdminId,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+    pub last_sign_in_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeView {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: AuditEventId,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardStats {
+    pub applications: i64,
+    pub enabled_applications: i64,
+    pub active_tokens: i64,
+    pub audit_events_24h: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_state_boundaries() {
+        assert_eq!(token_state(None, 100, 99), TokenState::Active);
+        assert_eq!(token_state(None, 100, 100), TokenState::Expired);
+        assert_eq!(token_state(Some(50), 100, 60), TokenState::Revoked);
+        assert_eq!(token_state(Some(50), 100, 200), TokenState::Revoked);
+    }
+
+    #[test]
+    fn settings_validation_names_the_field() {
+        let mut s = ApplicationSettings::new("  billing-sync ");
+        assert_eq!(s.clone().validated().unwrap().name, "billing-sync");
+        s.token_ttl_seconds = 5;
+        match s.validated() {
+            Err(CoreError::Invalid { field, .. }) => assert_eq!(field, "token_ttl_seconds"),
+            other => panic!("{other:?}"),
+        }
+        assert!(ApplicationSettings::new("   ").validated().is_err());
+        assert!(ApplicationSettings::new("a\u{7}b").validated().is_err());
+    }
+
+    #[test]
+    fn password_and_username_rules() {
+        assert!(validate_password("short").is_err());
+        assert!(validate_password("correct horse battery").is_ok());
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("al ice").is_err());
+    }
+}

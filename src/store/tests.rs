@@ -1,0 +1,225 @@
+//! Storage tests on a real SQLite file, with time passed in.
+
+use super::*;
+
+const T0: i64 = 1_800_000_000;
+
+async fn fresh() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("kg.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
+async fn app_with(store: &Store, name: &str, max_tokens: i64) -> (ApplicationView, ClientSecret) {
+    let mut s = ApplicationSettings::new(name);
+    s.scopes = ScopeSet::parse("applications:read tokens:read").unwrap();
+    s.max_tokens = max_tokens;
+    store.create_application(s, T0).await.unwrap()
+}
+
+#[tokio::test]
+async fn application_roundtrip_never_stores_the_secret() {
+    let (store, _d) = fresh().await;
+    let (view, secret) = app_with(&store, "billing-sync", 30).await;
+    assert_eq!(view.name, "billing-sync");
+    assert!(view.client_id.starts_with("kgc_"));
+    assert_eq!(view.scopes, vec!["applications:read", "tokens:read"]);
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(stored, secret.digest().as_bytes());
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    assert!(client.authenticate(&secret).is_ok());
+    assert_eq!(client.authenticate(&ClientSecret::generate()), Err(ClientAuthFailure::WrongSecret));
+}
+
+#[tokio::test]
+async fn duplicate_name_and_unknown_scope_are_refused_by_field() {
+    let (store, _d) = fresh().await;
+    app_with(&store, "dup", 30).await;
+    match store.create_application(ApplicationSettings::new("DUP"), T0).await {
+        Err(CoreError::Invalid { field: "name", message }) => assert!(message.contains("already exists")),
+        other => panic!("{other:?}"),
+    }
+    let mut s = ApplicationSettings::new("x");
+    s.scopes = ScopeSet::parse("nope:read").unwrap();
+    match store.create_application(s, T0).await {
+        Err(CoreError::Invalid { field: "scopes", message }) => assert!(message.contains("nope:read")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn token_expires_at_its_second() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let issued = store.issue_endpoint_token(&client, client.scopes.clone(), T0).await.unwrap();
+    assert_eq!(issued.expires_at, T0 + 3600);
+    let ok = store.check_token(&issued.token, T0 + 3599).await.unwrap().unwrap();
+    assert_eq!(ok.application_id, view.id);
+    assert_eq!(ok.scopes.to_string(), "applications:read tokens:read");
+    let expired = store.check_token(&issued.token, T0 + 3600).await.unwrap().unwrap_err();
+    assert_eq!(expired.rejection, TokenRejection::Expired { expired_at: T0 + 3600 });
+    let unknown = store.check_token(&AccessToken::generate(), T0).await.unwrap().unwrap_err();
+    assert_eq!(unknown.rejection, TokenRejection::Unknown);
+}
+
+#[tokio::test]
+async fn cap_revokes_the_oldest() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 3).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let mut issued = Vec::new();
+    for i in 0..5 {
+        issued.push(store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + i).await.unwrap());
+    }
+    assert_eq!(issued[3].evicted, 1);
+    let now = T0 + 10;
+    for (i, t) in issued.iter().enumerate() {
+        let r = store.check_token(&t.token, now).await.unwrap();
+        if i < 2 {
+            assert_eq!(r.unwrap_err().rejection, TokenRejection::Revoked { reason: "token_cap".into() });
+        } else {
+            assert!(r.is_ok(), "token {i} should be valid");
+        }
+    }
+    // Expired tokens do not count against the cap.
+    let later = T0 + 3600 + 100;
+    let fresh_token = store.issue_endpoint_token(&client, ScopeSet::empty(), later).await.unwrap();
+    assert_eq!(fresh_token.evicted, 0);
+    assert_eq!(store.application(view.id, later).await.unwrap().unwrap().active_tokens, 1);
+}
+
+#[tokio::test]
+async fn named_tokens_do_not_count_against_the_cap() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 1).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let named = store
+        .mint_named_token(view.id, "deploy bot", ScopeSet::parse("tokens:read").unwrap(), T0 + 86_400, TokenSource::Console, T0)
+        .await
+        .unwrap();
+    store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    assert!(store.check_token(&named.token, T0 + 1).await.unwrap().is_ok());
+    let err = store
+        .mint_named_token(view.id, "x", ScopeSet::parse("audit:read").unwrap(), T0 + 10, TokenSource::Console, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Invalid { field: "scopes", .. }));
+    let err = store.mint_named_token(view.id, "x", ScopeSet::empty(), T0, TokenSource::Console, T0).await.unwrap_err();
+    assert!(matches!(err, CoreError::Invalid { field: "expires_at", .. }));
+}
+
+#[tokio::test]
+async fn regenerating_the_secret_revokes_every_token_and_the_old_secret() {
+    let (store, _d) = fresh().await;
+    let (view, old_secret) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let t1 = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    let t2 = store
+        .mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, TokenSource::Api, T0)
+        .await
+        .unwrap();
+    let (new_secret, revoked) = store.regenerate_secret(view.id, T0 + 5).await.unwrap();
+    assert_eq!(revoked, 2);
+    for t in [&t1, &t2] {
+        let r = store.check_token(&t.token, T0 + 6).await.unwrap().unwrap_err();
+        assert_eq!(r.rejection, TokenRejection::Revoked { reason: "secret_regenerated".into() });
+    }
+    let fresh_client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    assert_eq!(fresh_client.authenticate(&old_secret), Err(ClientAuthFailure::WrongSecret));
+    assert!(fresh_client.authenticate(&new_secret).is_ok());
+    // A client that authenticated with the old secret before the regeneration
+    // committed cannot get a token after it.
+    assert!(matches!(
+        store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 7).await,
+        Err(IssueError::ClientChanged)
+    ));
+    assert_eq!(store.application(view.id, T0 + 6).await.unwrap().unwrap().secret_regenerated_at, Some(T0 + 5));
+}
+
+#[tokio::test]
+async fn disabled_application_refuses_clients_and_tokens() {
+    let (store, _d) = fresh().await;
+    let (view, secret) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let t = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    let mut s = ApplicationSettings::new("a");
+    s.scopes = client.scopes.clone();
+    store.update_application(view.id, s, false, T0 + 1).await.unwrap();
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    assert_eq!(client.authenticate(&secret), Err(ClientAuthFailure::ApplicationDisabled));
+    let r = store.check_token(&t.token, T0 + 2).await.unwrap().unwrap_err();
+    assert_eq!(r.rejection, TokenRejection::ApplicationDisabled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cap_holds_under_one_hundred_concurrent_requests() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "busy", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let store = store.clone();
+        let client = client.clone();
+        handles.push(tokio::spawn(async move { store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        h.await.unwrap().unwrap();
+        ok += 1;
+    }
+    assert_eq!(ok, 100);
+    let valid: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE application_id = ? AND revoked_at IS NULL AND expires_at > ?",
+    )
+    .bind(view.id.0)
+    .bind(T0)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(valid, 30);
+}
+
+#[tokio::test]
+async fn last_use_batches_only_move_forward() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let t = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    store.record_token_uses(&[(t.id, T0 + 50, Some("10.0.0.1".into()))]).await.unwrap();
+    store.record_token_uses(&[(t.id, T0 + 20, Some("10.0.0.2".into()))]).await.unwrap();
+    let v = store.token(t.id).await.unwrap().unwrap();
+    assert_eq!(v.last_used_at, Some(T0 + 50));
+    assert_eq!(v.last_used_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(store.application(view.id, T0).await.unwrap().unwrap().last_used_at, Some(T0 + 50));
+}
+
+#[tokio::test]
+async fn first_owner_only_once() {
+    let (store, _d) = fresh().await;
+    assert!(store.create_first_owner("alice", "h", T0).await.unwrap().is_some());
+    assert!(store.create_first_owner("bob", "h", T0).await.unwrap().is_none());
+    assert_eq!(store.admin_count().await.unwrap(), 1);
+    let (a, h) = store.admin_credentials("ALICE").await.unwrap().unwrap();
+    assert_eq!(a.role, Role::Owner);
+    assert_eq!(h, "h");
+}
+
+#[tokio::test]
+async fn application_search_and_paging() {
+    let (store, _d) = fresh().await;
+    for i in 0..25 {
+        store.create_application(ApplicationSettings::new(format!("svc-{i:02}")), T0).await.unwrap();
+    }
+    store.create_application(ApplicationSettings::new("other_100%"), T0).await.unwrap();
+    let q = ApplicationQuery { search: Some("svc".into()), page: 2, per_page: 10, ..Default::default() };
+    let p = store.list_applications(&q, T0).await.unwrap();
+    assert_eq!(p.total, 25);
+    assert_eq!(p.items.len(), 10);
+    assert_eq!(p.items[0].name, "svc-10");
+    let q = ApplicationQuery { search: Some("0%".into()), page: 1, per_page: 10, ..Default::default() };
+    assert_eq!(store.list_applications(&q, T0).await.unwrap().total, 1);
+}
