@@ -6,9 +6,12 @@
 //! secret generation and hashing sit behind the `ssr` feature. Every rule
 //! that depends on the clock takes `now` as an argument.
 
+pub mod audit_dedup;
 pub mod error;
 pub mod grant;
 pub mod model;
+#[cfg(feature = "ssr")]
+pub mod ratelimit;
 pub mod scope;
 pub mod throttle;
 pub mod time_fmt;

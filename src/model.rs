@@ -11,6 +11,7 @@ macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         pub struct $name(pub i64);
 
@@ -55,6 +56,7 @@ pub const MAX_NAMED_TTL_SECONDS: i64 = 2 * 366 * 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Role {
     Owner,
     Admin,
@@ -94,6 +96,7 @@ impl fmt::Display for Role {
 /// Where a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum TokenSource {
     /// `POST /oauth2/token`: short-lived, counted against the cap.
     TokenEndpoint,
@@ -212,6 +215,7 @@ pub fn validate_password(password: &str) -> Result<(), CoreError> {
 
 /// An application as the console and the API show it: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApplicationView {
     pub id: ApplicationId,
     pub name: String,
@@ -232,6 +236,7 @@ pub struct ApplicationView {
 
 /// A token as listed: never the token itself, only its display prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: TokenId,
     pub application_id: ApplicationId,
@@ -250,6 +255,7 @@ pub struct TokenView {
 /// The state of a token at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum TokenState {
     Active,
     Expired,
@@ -275,6 +281,7 @@ pub fn token_state(revoked_at: Option<i64>, expires_at: i64, now: i64) -> TokenS
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminView {
     pub id: AdminId,
     pub username: String,
@@ -284,6 +291,7 @@ pub struct AdminView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ScopeView {
     pub name: String,
     pub description: String,
@@ -291,6 +299,7 @@ pub struct ScopeView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: AuditEventId,
     pub at: i64,
@@ -298,6 +307,7 @@ pub struct AuditEventView {
     pub action: String,
     pub target: Option<String>,
     pub client_ip: Option<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub details: serde_json::Value,
 }
 

@@ -11,7 +11,11 @@ pub const BUILTIN_SCOPES: &[(&str, &str)] = &[
     ("tokens:read", "List the tokens of applications"),
     ("tokens:write", "Mint and revoke tokens"),
     ("audit:read", "Read the audit log"),
+    ("introspect", "Introspect the tokens of every application (for resource servers)"),
 ];
+
+/// The scope that lets an application introspect every application's tokens.
+pub const INTROSPECT_SCOPE: &str = "introspect";
 
 pub const MAX_SCOPE_LEN: usize = 64;
 

@@ -953,10 +953,10 @@ impl Store {
 
     // ----------------------------------------------------------------- audit
 
-    pub async fn record_audit(&self, e: &AuditRecord) -> Result<(), CoreError> {
-        sqlx::query(
+    pub async fn record_audit(&self, e: &AuditRecord) -> Result<AuditEventId, CoreError> {
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
-             target_name, application_id, client_ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             target_name, application_id, client_ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(e.at)
         .bind(e.actor_kind.as_str())
@@ -969,8 +969,25 @@ impl Store {
         .bind(e.application_id.map(|a| a.0))
         .bind(&e.client_ip)
         .bind(e.details.to_string())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
+        Ok(AuditEventId(id))
+    }
+
+    /// Sets the `count` of de-duplicated audit events, in one transaction.
+    pub async fn update_audit_counts(&self, counts: &[(i64, i64)]) -> Result<(), CoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (id, count) in counts {
+            sqlx::query("UPDATE audit_events SET details = json_set(details, '$.count', ?) WHERE id = ?")
+                .bind(count)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -982,23 +999,54 @@ impl Store {
         .bind(limit.clamp(1, 500))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let kind: String = r.try_get("actor_kind")?;
-                let name: Option<String> = r.try_get("actor_name")?;
-                let details: String = r.try_get("details")?;
-                Ok(AuditEventView {
-                    id: AuditEventId(r.try_get("id")?),
-                    at: r.try_get("at")?,
-                    actor: name.unwrap_or(kind),
-                    action: r.try_get("action")?,
-                    target: r.try_get("target_name")?,
-                    client_ip: r.try_get("client_ip")?,
-                    details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        rows.into_iter().map(audit_view).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+    }
+
+    /// Audit events, newest first, filtered and paged.
+    pub async fn list_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEventView>, CoreError> {
+        let per_page = q.per_page.clamp(1, 500);
+        let page = q.page.max(1);
+        let filter = "WHERE (?1 IS NULL OR application_id = ?1) AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%') \
+                      AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
+            .bind(q.application_id.map(|a| a.0))
+            .bind(&q.action)
+            .bind(q.since)
+            .bind(q.until)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
+             FROM audit_events {filter} ORDER BY id DESC LIMIT ?5 OFFSET ?6"
+        ))
+        .bind(q.application_id.map(|a| a.0))
+        .bind(&q.action)
+        .bind(q.since)
+        .bind(q.until)
+        .bind(per_page)
+        .bind((page - 1) * per_page)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.into_iter().map(audit_view).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Page { items, total, page, per_page })
+    }
+
+    /// Deletes tokens that expired (or were revoked) more than
+    /// `token_retention` seconds ago, and audit events older than
+    /// `audit_retention` seconds. Returns (tokens, events) deleted.
+    pub async fn prune(&self, now: i64, token_retention: i64, audit_retention: i64) -> Result<(u64, u64), CoreError> {
+        let cutoff = now - token_retention;
+        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < ?1 OR revoked_at < ?1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let events = sqlx::query("DELETE FROM audit_events WHERE at < ?")
+            .bind(now - audit_retention)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok((tokens, events))
     }
 
     pub async fn dashboard_stats(&self, now: i64) -> Result<DashboardStats, CoreError> {
@@ -1018,6 +1066,33 @@ impl Store {
             audit_events_24h: r.try_get("events")?,
         })
     }
+}
+
+fn audit_view(r: sqlx::sqlite::SqliteRow) -> Result<AuditEventView, sqlx::Error> {
+    let kind: String = r.try_get("actor_kind")?;
+    let name: Option<String> = r.try_get("actor_name")?;
+    let details: String = r.try_get("details")?;
+    Ok(AuditEventView {
+        id: AuditEventId(r.try_get("id")?),
+        at: r.try_get("at")?,
+        actor: name.unwrap_or(kind),
+        action: r.try_get("action")?,
+        target: r.try_get("target_name")?,
+        client_ip: r.try_get("client_ip")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub application_id: Option<ApplicationId>,
+    /// An exact action (`token.refused`) or a family (`token`).
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub page: i64,
+    pub per_page: i64,
 }
 
 /// Why issuing a token failed.

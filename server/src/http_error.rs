@@ -13,6 +13,10 @@ use serde_json::json;
 #[derive(Debug)]
 pub enum HttpError {
     OAuth { status: StatusCode, error: OAuthError, challenge: Option<String> },
+    /// A management API refusal: `{"error": code, "error_description", "field"?}`.
+    Api { status: StatusCode, code: &'static str, description: String, field: Option<&'static str> },
+    /// 429, with `Retry-After`.
+    RateLimited { retry_after: i64, description: String },
     Internal,
 }
 
@@ -49,15 +53,26 @@ impl HttpError {
     }
 }
 
+impl HttpError {
+    pub fn api(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        HttpError::Api { status, code, description: description.into(), field: None }
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::api(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::api(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+}
+
 impl From<CoreError> for HttpError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Invalid { message, .. } => HttpError::invalid_request(message),
-            CoreError::NotFound(what) => HttpError::invalid_request(format!("{what} not found"))
-                .with_status(StatusCode::NOT_FOUND),
-            CoreError::Conflict(m) | CoreError::Refused(m) => {
-                HttpError::invalid_request(m).with_status(StatusCode::CONFLICT)
+            CoreError::Invalid { field, message } => {
+                HttpError::Api { status: StatusCode::BAD_REQUEST, code: "invalid_request", description: message, field: Some(field) }
             }
+            CoreError::NotFound(what) => HttpError::not_found(what),
+            CoreError::Conflict(m) | CoreError::Refused(m) => HttpError::api(StatusCode::CONFLICT, "conflict", m),
             CoreError::Storage(err) => {
                 tracing::error!(error = %err, "storage error");
                 HttpError::Internal
@@ -85,6 +100,22 @@ impl IntoResponse for HttpError {
                 if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
                     r.headers_mut().insert(header::WWW_AUTHENTICATE, c);
                 }
+                r
+            }
+            HttpError::Api { status, code, description, field } => {
+                let mut body = json!({ "error": code, "error_description": description });
+                if let Some(f) = field {
+                    body["field"] = json!(f);
+                }
+                (status, Json(body)).into_response()
+            }
+            HttpError::RateLimited { retry_after, description } => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": "rate_limited", "error_description": description })),
+                )
+                    .into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
                 r
             }
             HttpError::Internal => (

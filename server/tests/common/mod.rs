@@ -1,0 +1,98 @@
+//! Shared test harness: the real router on a real SQLite file.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{header, Request, Response};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use keygate::store::Store;
+use keygate::{ApplicationSettings, ApplicationView, ScopeSet};
+use keygate_server::AppState;
+use std::net::SocketAddr;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub store: Store,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn test_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("keygate.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+    let state = AppState::new(keygate_server::serve::leptos_options(addr), store.clone(), "http://127.0.0.1:3000");
+    let router = keygate_server::build_router(state.clone()).await.unwrap();
+    TestApp { router, state, store, _dir: dir }
+}
+
+pub struct Created {
+    pub app: ApplicationView,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub async fn create_app(&self, name: &str, scopes: &str) -> Created {
+        let mut s = ApplicationSettings::new(name);
+        s.scopes = ScopeSet::parse(scopes).unwrap();
+        let (app, secret) = self.store.create_application(s, keygate_server::now()).await.unwrap();
+        Created { app, secret: secret.expose().to_owned() }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Response<Body> {
+        self.router.clone().oneshot(req).await.unwrap()
+    }
+
+    pub async fn token_request(&self, basic: Option<(&str, &str)>, body: &str) -> Response<Body> {
+        let mut b = Request::post("/oauth2/token").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some((id, secret)) = basic {
+            b = b.header(header::AUTHORIZATION, basic_header(id, secret));
+        }
+        self.send(b.body(Body::from(body.to_owned())).unwrap()).await
+    }
+
+    /// A token from the token endpoint, or a panic.
+    pub async fn obtain_token(&self, c: &Created, scope: Option<&str>) -> String {
+        let body = match scope {
+            Some(s) => format!("grant_type=client_credentials&scope={}", s.replace(' ', "+")),
+            None => "grant_type=client_credentials".to_owned(),
+        };
+        let res = self.token_request(Some((&c.app.client_id, &c.secret)), &body).await;
+        assert_eq!(res.status(), 200);
+        json(res).await["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Response<Body> {
+        self.send(
+            Request::get(path).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn audit_actions(&self) -> Vec<(String, serde_json::Value)> {
+        sqlx::query_as::<_, (String, String)>("SELECT action, details FROM audit_events ORDER BY id")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(a, d)| (a, serde_json::from_str(&d).unwrap()))
+            .collect()
+    }
+}
+
+pub fn basic_header(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+pub async fn body_bytes(res: Response<Body>) -> Vec<u8> {
+    res.into_body().collect().await.unwrap().to_bytes().to_vec()
+}
+
+pub async fn json(res: Response<Body>) -> serde_json::Value {
+    let bytes = body_bytes(res).await;
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+}

@@ -1,0 +1,166 @@
+//! Console sign-in through the real router: setup link, sessions, cookies,
+//! throttling and the audit trail.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Request, Response};
+use common::*;
+
+fn form_post(path: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, "http://127.0.0.1:3000/login");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+fn session_cookie(res: &Response<Body>) -> Option<(String, String)> {
+    res.headers().get_all(header::SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.starts_with("keygate_session=").then(|| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
+    })
+}
+
+async fn page(t: &TestApp, path: &str, cookie: Option<&str>) -> Response<Body> {
+    // As a browser navigates: Accept names text/html.
+    let mut b = Request::get(path).header(header::ACCEPT, "text/html,application/xhtml+xml");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    t.send(b.body(Body::empty()).unwrap()).await
+}
+
+async fn setup_owner(t: &TestApp) -> String {
+    *t.state.console.setup_code.lock().unwrap() = Some("the-setup-code".into());
+    let res = t
+        .send(form_post(
+            "/console/fn/create_owner",
+            "code=the-setup-code&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery",
+            None,
+        ))
+        .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    let (cookie, full) = session_cookie(&res).expect("a session cookie");
+    assert!(full.contains("HttpOnly"), "{full}");
+    assert!(full.contains("SameSite=Strict"), "{full}");
+    assert!(!full.contains("Secure"), "plain http issuer: no Secure flag: {full}");
+    cookie
+}
+
+#[tokio::test]
+async fn setup_link_creates_the_owner_once_and_signs_in() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let res = page(&t, "/", Some(&cookie)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[header::X_FRAME_OPTIONS], "DENY");
+    let html = String::from_utf8(body_bytes(res).await).unwrap();
+    assert!(html.contains("data-testid=\"signed-in-as\">alice"), "{html}");
+    assert!(html.contains("data-testid=\"application-count\" class=\"figure\">0<"), "{html}");
+    // The code is spent.
+    let res = t
+        .send(form_post(
+            "/console/fn/create_owner",
+            "code=the-setup-code&username=mallory&password=correct+horse+battery&password_confirm=correct+horse+battery",
+            None,
+        ))
+        .await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert_eq!(t.store.admin_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn wrong_setup_code_and_weak_password_are_refused_with_reasons() {
+    let t = test_app().await;
+    *t.state.console.setup_code.lock().unwrap() = Some("right".into());
+    let res = t
+        .send(
+            Request::post("/console/fn/create_owner")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::from("code=right&username=alice&password=short&password_confirm=short"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 500);
+    let err = json(res).await;
+    assert_eq!(err["Invalid"]["field"], "password");
+    let res = t
+        .send(
+            Request::post("/console/fn/create_owner")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::from("code=wrong&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery"))
+                .unwrap(),
+        )
+        .await;
+    let err = json(res).await;
+    assert!(err["Refused"].as_str().unwrap().contains("setup link"));
+    assert_eq!(t.store.admin_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unsigned_visitors_are_sent_to_sign_in() {
+    let t = test_app().await;
+    let res = page(&t, "/", None).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()[header::LOCATION], "/login");
+    let res = page(&t, "/login", None).await;
+    assert_eq!(res.status(), 200);
+    let html = String::from_utf8(body_bytes(res).await).unwrap();
+    assert!(html.contains("<label for=\"username\">"));
+    assert!(html.contains("one-time setup link"));
+}
+
+#[tokio::test]
+async fn sign_in_cycles_the_session_and_failures_are_throttled_and_audited() {
+    let t = test_app().await;
+    let setup_cookie = setup_owner(&t).await;
+    // A wrong password: redirected back with the reason, audited.
+    let res = t.send(form_post("/console/fn/sign_in", "username=alice&password=wrong-password!", None)).await;
+    let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(loc.starts_with("http://127.0.0.1:3000/login?") && loc.contains("__err="), "{loc}");
+    // The page shows the reason when the browser follows the redirect without JS.
+    let html = String::from_utf8(body_bytes(page(&t, &loc["http://127.0.0.1:3000".len()..], None).await).await).unwrap();
+    assert!(html.contains("the username or password is wrong"), "{html}");
+    for _ in 0..2 {
+        t.send(form_post("/console/fn/sign_in", "username=alice&password=wrong-password!", None)).await;
+    }
+    // Now even the right password must wait.
+    let res = t.send(form_post("/console/fn/sign_in", "username=alice&password=correct+horse+battery", None)).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(session_cookie(&res).is_none());
+    let failures = t.audit_actions().await.into_iter().filter(|(a, _)| a == "admin.sign_in_failed").count();
+    assert_eq!(failures, 3);
+
+    // Another account from the same address is not slowed by alice's failures.
+    let hash = keygate::secret::hash_password("viewer password 123").unwrap();
+    t.store.create_admin("victor", &hash, keygate::Role::Viewer, 0).await.unwrap();
+    let res = t
+        .send(form_post("/console/fn/sign_in", "username=victor&password=viewer+password+123", Some(&setup_cookie)))
+        .await;
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    let (cookie, _) = session_cookie(&res).expect("a fresh session cookie");
+    assert_ne!(cookie, setup_cookie, "the session ID is cycled at sign-in");
+    let html = String::from_utf8(body_bytes(page(&t, "/", Some(&cookie)).await).await).unwrap();
+    assert!(html.contains("signed-in-as\">victor"));
+    // The old session ID no longer works.
+    let res = page(&t, "/", Some(&setup_cookie)).await;
+    assert!(res.status().is_redirection());
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let res = t.send(form_post("/console/fn/sign_out", "", Some(&cookie))).await;
+    assert_eq!(res.headers()[header::LOCATION], "/login");
+    assert!(page(&t, "/", Some(&cookie)).await.status().is_redirection());
+    let actions: Vec<String> = t.audit_actions().await.into_iter().map(|(a, _)| a).collect();
+    assert!(actions.contains(&"admin.sign_out".to_owned()));
+}

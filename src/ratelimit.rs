@@ -1,0 +1,215 @@
+//! Per-application rate limits (a per-second and an hourly quota, fixed
+//! windows as BeyondTrust reports them), and a limiter for failed client
+//! authentication keyed by client ID and by source address. In memory, no
+//! database write per request; `now_ms` is passed in.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+/// The verdict for one request, with what the response headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    /// The hourly quota (`X-RateLimit-Limit`).
+    pub limit: i64,
+    /// Left in this hour after this request (`X-RateLimit-Remaining`).
+    pub remaining: i64,
+    /// Unix seconds when the hourly window resets (`X-RateLimit-Reset`).
+    pub reset_at: i64,
+    /// Seconds to wait when refused (`Retry-After`).
+    pub retry_after: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Windows {
+    second: i64,
+    in_second: i64,
+    hour: i64,
+    in_hour: i64,
+}
+
+/// Counts requests per key in the current second and the current hour.
+#[derive(Debug, Default)]
+pub struct RateLimiter<K: Eq + Hash> {
+    counters: Mutex<HashMap<K, Windows>>,
+}
+
+impl<K: Eq + Hash + Clone> RateLimiter<K> {
+    pub fn new() -> Self {
+        RateLimiter { counters: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts one request against `per_second` and `per_hour` and says
+    /// whether it may proceed. Refused requests are not counted, so a
+    /// client that backs off regains its quota.
+    pub fn check(&self, key: &K, per_second: i64, per_hour: i64, now_ms: i64) -> RateDecision {
+        let sec = now_ms.div_euclid(1000);
+        let hour = sec.div_euclid(3600);
+        let reset_at = (hour + 1) * 3600;
+        let mut map = match self.counters.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let w = map.entry(key.clone()).or_default();
+        if w.second != sec {
+            w.second = sec;
+            w.in_second = 0;
+        }
+        if w.hour != hour {
+            w.hour = hour;
+            w.in_hour = 0;
+        }
+        if w.in_hour >= per_hour {
+            return RateDecision { allowed: false, limit: per_hour, remaining: 0, reset_at, retry_after: (reset_at - sec).max(1) };
+        }
+        if w.in_second >= per_second {
+            let retry = ((sec + 1) * 1000 - now_ms + 999) / 1000;
+            return RateDecision {
+                allowed: false,
+                limit: per_hour,
+                remaining: (per_hour - w.in_hour).max(0),
+                reset_at,
+                retry_after: retry.max(1),
+            };
+        }
+        w.in_second += 1;
+        w.in_hour += 1;
+        RateDecision { allowed: true, limit: per_hour, remaining: (per_hour - w.in_hour).max(0), reset_at, retry_after: 0 }
+    }
+
+    /// Drops counters of windows that have passed, so memory stays bounded.
+    pub fn prune(&self, now_ms: i64) {
+        let hour = now_ms.div_euclid(1000).div_euclid(3600);
+        if let Ok(mut map) = self.counters.lock() {
+            map.retain(|_, w| w.hour == hour);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.counters.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Failed client authentications allowed per minute for one client ID, and
+/// for one source address; past them the token endpoint answers 429 before
+/// looking at the secret, so a wrong-secret flood cannot burn the server.
+pub const FAILED_AUTH_PER_CLIENT_PER_MINUTE: i64 = 10;
+pub const FAILED_AUTH_PER_ADDRESS_PER_MINUTE: i64 = 30;
+
+#[derive(Debug, Default)]
+pub struct FailedAuthLimiter {
+    failures: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl FailedAuthLimiter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn count(map: &HashMap<String, (i64, i64)>, key: &str, minute: i64) -> i64 {
+        map.get(key).filter(|(m, _)| *m == minute).map(|(_, n)| *n).unwrap_or(0)
+    }
+
+    /// `Err(retry_after_seconds)` when this client ID or address has failed
+    /// too often in the current minute.
+    pub fn check(&self, client_id: &str, ip: Option<&str>, now_ms: i64) -> Result<(), i64> {
+        let sec = now_ms.div_euclid(1000);
+        let minute = sec.div_euclid(60);
+        let retry = (minute + 1) * 60 - sec;
+        let map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if Self::count(&map, &format!("c:{client_id}"), minute) >= FAILED_AUTH_PER_CLIENT_PER_MINUTE {
+            return Err(retry);
+        }
+        if let Some(ip) = ip {
+            if Self::count(&map, &format!("a:{ip}"), minute) >= FAILED_AUTH_PER_ADDRESS_PER_MINUTE {
+                return Err(retry);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, client_id: &str, ip: Option<&str>, now_ms: i64) {
+        let minute = now_ms.div_euclid(1000).div_euclid(60);
+        let mut map = match self.failures.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if map.len() > 100_000 {
+            map.retain(|_, (m, _)| *m == minute);
+        }
+        let mut keys = vec![format!("c:{}", client_id.chars().take(64).collect::<String>())];
+        if let Some(ip) = ip {
+            keys.push(format!("a:{ip}"));
+        }
+        for k in keys {
+            let e = map.entry(k).or_insert((minute, 0));
+            if e.0 != minute {
+                *e = (minute, 0);
+            }
+            e.1 += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_second_limit_and_hourly_remaining() {
+        let l = RateLimiter::new();
+        let t = 1_800_000_000_000;
+        for i in 0..3 {
+            let d = l.check(&1, 3, 10, t + i);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 10 - 1 - i);
+        }
+        let refused = l.check(&1, 3, 10, t + 500);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, 1);
+        assert_eq!(refused.remaining, 7);
+        assert!(l.check(&1, 3, 10, t + 1000).allowed);
+        assert!(l.check(&2, 3, 10, t).allowed, "keys are independent");
+    }
+
+    #[test]
+    fn hourly_quota_then_reset() {
+        let l = RateLimiter::new();
+        let hour_start = 1_800_000_000 / 3600 * 3600 * 1000;
+        for i in 0..5 {
+            assert!(l.check(&1, 100, 5, hour_start + i * 1000).allowed);
+        }
+        let d = l.check(&1, 100, 5, hour_start + 10_000);
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.retry_after, 3600 - 10);
+        assert!(l.check(&1, 100, 5, hour_start + 3_600_000).allowed);
+        l.prune(hour_start + 3_600_000);
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn failed_auth_limits_per_client_and_address() {
+        let f = FailedAuthLimiter::new();
+        let t = 1_800_000_000_000 / 60_000 * 60_000;
+        for _ in 0..FAILED_AUTH_PER_CLIENT_PER_MINUTE {
+            assert!(f.check("kgc_x", Some("10.0.0.1"), t).is_ok());
+            f.record_failure("kgc_x", Some("10.0.0.1"), t);
+        }
+        assert_eq!(f.check("kgc_x", Some("10.0.0.9"), t + 1000), Err(59));
+        assert!(f.check("kgc_y", Some("10.0.0.9"), t).is_ok());
+        for i in 0..FAILED_AUTH_PER_ADDRESS_PER_MINUTE {
+            f.record_failure(&format!("kgc_{i}"), Some("10.0.0.2"), t);
+        }
+        assert!(f.check("kgc_new", Some("10.0.0.2"), t).is_err());
+        assert!(f.check("kgc_x", Some("10.0.0.1"), t + 60_000).is_ok());
+    }
+}
