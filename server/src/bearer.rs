@@ -1,10 +1,15 @@
-//! Bearer-token authentication for `/api/v1` (RFC 6750).
+//! Bearer-token authentication for `/api/v1` (RFC 6750), as a middleware
+//! that also counts the request against the application's rate limits and
+//! reports the quota on the response.
 
 use crate::http_error::HttpError;
+use crate::oauth::{count_request, rate_headers};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use keygate::grant::{OAuthError, OAuthErrorCode};
 use keygate::secret::AccessToken;
 use keygate::store::{ActorKind, AuditRecord, TokenContext};
@@ -50,47 +55,75 @@ impl Bearer {
         Err(HttpError::oauth(OAuthError::new(OAuthErrorCode::InsufficientScope, description.clone()))
             .with_challenge(challenge(Some(OAuthErrorCode::InsufficientScope), &description, Some(scope))))
     }
+
+    /// An audit record with this caller's application as the actor.
+    pub fn audit(&self, at: i64, action: &str) -> AuditRecord {
+        let mut r = AuditRecord::new(at, ActorKind::Application, action);
+        r.actor_id = Some(self.0.application_id.0);
+        r.actor_name = Some(self.0.application_name.clone());
+        r.details = json!({ "via": "api", "token_id": self.0.token_id.0 });
+        r
+    }
 }
 
-impl FromRequestParts<AppState> for Bearer {
+/// Verifies the bearer token with one indexed lookup, records its use in
+/// memory, and audits refusals (de-duplicated per token, reason and minute).
+async fn verify(state: &AppState, headers: &HeaderMap, ip: Option<String>) -> Result<TokenContext, HttpError> {
+    let now = crate::now();
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else { return Err(missing_token()) };
+    if values.next().is_some() {
+        return Err(HttpError::invalid_request("the Authorization header is repeated"));
+    }
+    let value = value.to_str().map_err(|_| invalid_token("the Authorization header is not ASCII"))?;
+    let Some((scheme, token)) = value.split_once(' ') else { return Err(missing_token()) };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing_token());
+    }
+    let token = AccessToken::from_presented(token.trim());
+    match state.store.check_token(&token, now).await? {
+        Ok(ctx) => {
+            state.usage.record(ctx.token_id, now, ip);
+            Ok(ctx)
+        }
+        Err(rejected) => {
+            if let (Some(reason), Some(app), Some(token_id)) =
+                (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
+            {
+                let name = rejected.application_name.clone().unwrap_or_default();
+                let mut rec =
+                    AuditRecord::new(now, ActorKind::Application, "token.refused").on_application(app, &name).from_ip(ip);
+                rec.actor_id = Some(app.0);
+                rec.actor_name = Some(name);
+                rec.details = json!({ "reason": reason, "token_id": token_id.0 });
+                state.audit_deduplicated(&format!("token:{}:{reason}", token_id.0), rec).await;
+            }
+            Err(invalid_token(rejected.rejection.description()))
+        }
+    }
+}
+
+pub async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let headers = req.headers().clone();
+    let ctx = match verify(&state, &headers, ip).await {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    let quota = match count_request(&state, ctx.application_id, ctx.rate_per_second, ctx.rate_per_hour) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    req.extensions_mut().insert(Bearer(ctx));
+    let mut response = next.run(req).await;
+    rate_headers(&mut response, &quota);
+    response
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let now = crate::now();
-        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-        let Some(value) = values.next() else { return Err(missing_token()) };
-        if values.next().is_some() {
-            return Err(HttpError::invalid_request("the Authorization header is repeated"));
-        }
-        let value = value.to_str().map_err(|_| invalid_token("the Authorization header is not ASCII"))?;
-        let Some((scheme, token)) = value.split_once(' ') else { return Err(missing_token()) };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(missing_token());
-        }
-        let token = AccessToken::from_presented(token.trim());
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        match state.store.check_token(&token, now).await? {
-            Ok(ctx) => {
-                state.usage.record(ctx.token_id, now, ip);
-                Ok(Bearer(ctx))
-            }
-            Err(rejected) => {
-                if let (Some(reason), Some(app), Some(token_id)) =
-                    (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
-                {
-                    let name = rejected.application_name.clone().unwrap_or_default();
-                    let mut rec = AuditRecord::new(now, ActorKind::Application, "token.refused")
-                        .on_application(app, &name)
-                        .from_ip(ip);
-                    rec.actor_id = Some(app.0);
-                    rec.actor_name = Some(name);
-                    rec.details = json!({ "reason": reason, "token_id": token_id.0 });
-                    if let Err(e) = state.store.record_audit(&rec).await {
-                        tracing::error!(error = %e, "could not audit a refused token");
-                    }
-                }
-                Err(invalid_token(rejected.rejection.description()))
-            }
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Bearer>().cloned().ok_or_else(missing_token)
     }
 }

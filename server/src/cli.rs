@@ -30,6 +30,12 @@ pub enum Command {
         /// Public base URL, used as the OAuth issuer (default: from the address).
         #[arg(long, env = "KEYGATE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Days to keep expired or revoked tokens before deleting them.
+        #[arg(long, env = "KEYGATE_TOKEN_RETENTION_DAYS", default_value_t = 7)]
+        token_retention_days: i64,
+        /// Days to keep audit events.
+        #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+        audit_retention_days: i64,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -124,9 +130,11 @@ fn print_json(v: &serde_json::Value) {
 pub async fn run(cli: Cli) -> CliResult {
     let now = crate::now();
     match cli.command {
-        Command::Serve { addr, public_url } => {
+        Command::Serve { addr, public_url, token_retention_days, audit_retention_days } => {
             let store = Store::open(&cli.database_url).await?;
-            crate::serve::run(store, crate::serve::ServeConfig { addr, public_url }).await
+            let config =
+                crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
+            crate::serve::run(store, config).await
         }
         Command::Migrate => {
             open(&cli.database_url).await?.close().await;

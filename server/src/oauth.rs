@@ -1,15 +1,18 @@
-//! OAuth 2.0 endpoints: authorization server metadata (RFC 8414) and the
-//! token endpoint's client-credentials grant (RFC 6749 §4.4).
+//! OAuth 2.0 endpoints: authorization server metadata (RFC 8414), the token
+//! endpoint's client-credentials grant (RFC 6749 §4.4), introspection
+//! (RFC 7662) and revocation (RFC 7009).
 
-use crate::form::{basic_credentials, read_form};
+use crate::form::{basic_credentials, read_form, FormParams};
 use crate::http_error::{no_store, HttpError};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate::grant::{self, ClientAuthFailure, OAuthError, OAuthErrorCode};
-use keygate::secret::ClientSecret;
+use keygate::ratelimit::RateDecision;
+use keygate::scope::INTROSPECT_SCOPE;
+use keygate::secret::{AccessToken, ClientSecret};
 use keygate::store::{ActorKind, AuditRecord, ClientRecord, IssueError};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -18,14 +21,23 @@ pub fn client_ip(req: &Request) -> Option<String> {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
 }
 
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 pub async fn metadata(State(state): State<AppState>) -> Result<Response, HttpError> {
     let scopes: Vec<String> = state.store.list_scopes().await?.into_iter().map(|s| s.name).collect();
     let issuer = &state.issuer;
+    let methods = ["client_secret_basic", "client_secret_post"];
     Ok(Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
         "response_types_supported": [],
         "scopes_supported": scopes,
         "service_documentation": format!("{issuer}/api/v1/openapi.json"),
@@ -33,82 +45,120 @@ pub async fn metadata(State(state): State<AppState>) -> Result<Response, HttpErr
     .into_response())
 }
 
-/// Authenticates the client of a token request, auditing every failure
-/// with its reason while telling the client only `invalid_client`.
+/// Adds `X-RateLimit-*` headers describing the hourly quota.
+pub fn rate_headers(response: &mut Response, d: &RateDecision) {
+    let h = response.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_at));
+}
+
+/// Counts one request of an identified application; 429 past its limits.
+pub fn count_request(state: &AppState, app: keygate::ApplicationId, per_second: i64, per_hour: i64) -> Result<RateDecision, Response> {
+    let d = state.rate.check(&app, per_second, per_hour, now_ms());
+    if d.allowed {
+        return Ok(d);
+    }
+    let description = if d.remaining == 0 {
+        format!("the hourly quota of {per_hour} requests is used up")
+    } else {
+        format!("more than {per_second} requests in one second")
+    };
+    let mut r = HttpError::RateLimited { retry_after: d.retry_after, description }.into_response();
+    rate_headers(&mut r, &d);
+    Err(r)
+}
+
+/// Authenticates the client of an OAuth request (Basic or body
+/// credentials), auditing failures with their reason while telling the
+/// client only `invalid_client`, and limiting repeated failures.
 pub async fn authenticate_client(
     state: &AppState,
-    client_id: &str,
-    secret: &str,
+    headers: &HeaderMap,
+    form: &mut FormParams,
     ip: Option<String>,
     now: i64,
-) -> Result<ClientRecord, HttpError> {
-    let found = if client_id.len() <= 64 { state.store.client_by_client_id(client_id).await? } else { None };
-    let failure = match &found {
-        None => Err(ClientAuthFailure::UnknownClient),
-        Some(c) => c.authenticate(&ClientSecret::from_presented(secret)),
+) -> Result<ClientRecord, Response> {
+    let basic = basic_credentials(headers).map_err(IntoResponse::into_response)?;
+    let presented = grant::select_client_credentials(basic, form.take("client_id"), form.take("client_secret"))
+        .map_err(|e| HttpError::oauth(e).into_response())?;
+    let client_id = presented.client_id.as_str();
+    if let Err(retry_after) = state.failed_auth.check(client_id, ip.as_deref(), now_ms()) {
+        return Err(HttpError::RateLimited {
+            retry_after,
+            description: "too many failed client authentications; wait before trying again".into(),
+        }
+        .into_response());
+    }
+    let found = if client_id.len() <= 64 {
+        state.store.client_by_client_id(client_id).await.map_err(|e| HttpError::from(e).into_response())?
+    } else {
+        None
     };
-    match (found, failure) {
+    let outcome = match &found {
+        None => Err(ClientAuthFailure::UnknownClient),
+        Some(c) => c.authenticate(&ClientSecret::from_presented(presented.client_secret.clone())),
+    };
+    match (found, outcome) {
         (Some(client), Ok(())) => Ok(client),
-        (found, Err(reason)) => {
-            let mut rec = AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip);
+        (found, outcome) => {
+            let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
+            state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
+            let shown_id: String = client_id.chars().take(64).collect();
+            let mut rec = AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip.clone());
             if let Some(c) = &found {
                 rec.actor_kind = ActorKind::Application;
                 rec.actor_id = Some(c.id.0);
                 rec.actor_name = Some(c.name.clone());
                 rec = rec.on_application(c.id, &c.name);
             }
-            let shown_id: String = client_id.chars().take(64).collect();
             rec.details = json!({ "reason": reason.as_str(), "client_id": shown_id });
-            if let Err(e) = state.store.record_audit(&rec).await {
-                tracing::error!(error = %e, "could not audit a failed client authentication");
-            }
+            let key = format!("auth:{shown_id}:{}:{}", ip.as_deref().unwrap_or("-"), reason.as_str());
+            state.audit_deduplicated(&key, rec).await;
             tracing::info!(client_id = %shown_id, reason = reason.as_str(), "client authentication failed");
-            Err(HttpError::oauth(OAuthError::invalid_client()))
+            Err(HttpError::oauth(OAuthError::invalid_client()).into_response())
         }
-        (None, Ok(())) => Err(HttpError::oauth(OAuthError::invalid_client())),
     }
 }
 
 pub async fn token(State(state): State<AppState>, req: Request) -> Response {
-    match issue(&state, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    issue(&state, req).await.unwrap_or_else(|r| r)
 }
 
-async fn issue(state: &AppState, req: Request) -> Result<Response, HttpError> {
+async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
     let now = crate::now();
     let ip = client_ip(&req);
     let (parts, body) = req.into_parts();
-    let basic = basic_credentials(&parts.headers)?;
-    let mut form = read_form(&parts.headers, body).await?;
+    // Parse the Basic header first so a malformed one is invalid_request
+    // whatever the body says.
+    basic_credentials(&parts.headers).map_err(IntoResponse::into_response)?;
+    let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
     match form.get("grant_type") {
-        None => return Err(HttpError::invalid_request("grant_type is required")),
+        None => return Err(HttpError::invalid_request("grant_type is required").into_response()),
         Some("client_credentials") => {}
         Some(other) => {
             let shown: String = other.chars().take(40).collect();
             return Err(HttpError::oauth(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
                 format!("grant_type {shown} is not supported; use client_credentials"),
-            )));
+            ))
+            .into_response());
         }
     }
-    let presented =
-        grant::select_client_credentials(basic, form.take("client_id"), form.take("client_secret"))
-            .map_err(HttpError::oauth)?;
-    let client = authenticate_client(state, &presented.client_id, &presented.client_secret, ip, now).await?;
-    let scopes = grant::resolve_scopes(form.get("scope"), &client.scopes).map_err(HttpError::oauth)?;
+    let client = authenticate_client(state, &parts.headers, &mut form, ip, now).await?;
+    let quota = count_request(state, client.id, client.rate_per_second, client.rate_per_hour)?;
+    let with_quota = |e: HttpError| {
+        let mut r = e.into_response();
+        rate_headers(&mut r, &quota);
+        r
+    };
+    let scopes = grant::resolve_scopes(form.get("scope"), &client.scopes).map_err(|e| with_quota(HttpError::oauth(e)))?;
     let issued = match state.store.issue_endpoint_token(&client, scopes, now).await {
         Ok(t) => t,
-        Err(IssueError::ClientChanged) => return Err(HttpError::oauth(OAuthError::invalid_client())),
-        Err(IssueError::Core(e)) => return Err(e.into()),
+        Err(IssueError::ClientChanged) => return Err(with_quota(HttpError::oauth(OAuthError::invalid_client()))),
+        Err(IssueError::Core(e)) => return Err(with_quota(e.into())),
     };
-    tracing::info!(
-        client_id = %client.client_id,
-        token_id = %issued.id,
-        evicted = issued.evicted,
-        "token issued"
-    );
+    tracing::info!(client_id = %client.client_id, token_id = %issued.id, evicted = issued.evicted, "token issued");
     let mut response = (
         StatusCode::OK,
         Json(json!({
@@ -120,5 +170,92 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, HttpError> {
     )
         .into_response();
     no_store(&mut response);
+    rate_headers(&mut response, &quota);
     Ok(response)
+}
+
+/// RFC 7662. An application introspects its own tokens; one allowed the
+/// `introspect` scope (a resource server) introspects every application's.
+/// Anything else (unknown, expired, revoked, foreign) is `{"active": false}`.
+pub async fn introspect(State(state): State<AppState>, req: Request) -> Response {
+    let now = crate::now();
+    let ip = client_ip(&req);
+    let (parts, body) = req.into_parts();
+    let result: Result<Response, Response> = async {
+        let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
+        let client = authenticate_client(&state, &parts.headers, &mut form, ip, now).await?;
+        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour)?;
+        let Some(token) = form.take("token") else {
+            let mut r = HttpError::invalid_request("the token parameter is required").into_response();
+            rate_headers(&mut r, &quota);
+            return Err(r);
+        };
+        let checked = state.store.check_token(&AccessToken::from_presented(token), now).await;
+        let body = match checked {
+            Ok(Ok(ctx)) if ctx.application_id == client.id || client.scopes.contains(INTROSPECT_SCOPE) => json!({
+                "active": true,
+                "client_id": ctx.client_id,
+                "scope": ctx.scopes.to_string(),
+                "exp": ctx.expires_at,
+                "iat": ctx.issued_at,
+                "token_type": "Bearer",
+                "sub": ctx.client_id,
+                "iss": state.issuer,
+            }),
+            Ok(_) => json!({ "active": false }),
+            Err(e) => {
+                let mut r = HttpError::from(e).into_response();
+                rate_headers(&mut r, &quota);
+                return Err(r);
+            }
+        };
+        let mut r = Json(body).into_response();
+        no_store(&mut r);
+        rate_headers(&mut r, &quota);
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(|r| r)
+}
+
+/// RFC 7009. An application revokes only its own tokens; an unknown or
+/// foreign token gets 200 all the same, so the answer reveals nothing.
+pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
+    let now = crate::now();
+    let ip = client_ip(&req);
+    let (parts, body) = req.into_parts();
+    let result: Result<Response, Response> = async {
+        let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
+        let client = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
+        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour)?;
+        let Some(token) = form.take("token") else {
+            let mut r = HttpError::invalid_request("the token parameter is required").into_response();
+            rate_headers(&mut r, &quota);
+            return Err(r);
+        };
+        let owned = match state.store.check_token(&AccessToken::from_presented(token), now).await {
+            Ok(Ok(ctx)) if ctx.application_id == client.id => Some(ctx),
+            Ok(_) => None,
+            Err(e) => return Err(HttpError::from(e).into_response()),
+        };
+        if let Some(ctx) = owned {
+            if state.store.revoke_token(ctx.token_id, "revoked_by_client", now).await.map_err(|e| HttpError::from(e).into_response())? {
+                let mut rec = AuditRecord::new(now, ActorKind::Application, "token.revoked")
+                    .on_application(client.id, &client.name)
+                    .from_ip(ip)
+                    .details(json!({ "token_id": ctx.token_id.0, "via": "oauth2/revoke" }));
+                rec.actor_id = Some(client.id.0);
+                rec.actor_name = Some(client.name.clone());
+                if let Err(e) = state.store.record_audit(&rec).await {
+                    tracing::error!(error = %e, "could not audit a revocation");
+                }
+            }
+        }
+        let mut r = StatusCode::OK.into_response();
+        no_store(&mut r);
+        rate_headers(&mut r, &quota);
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(|r| r)
 }

@@ -51,8 +51,10 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
     let machine = Router::new()
         .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .route("/oauth2/revoke", post(oauth::revoke))
         .route("/healthz", get(healthz))
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .route("/api/v1/{*rest}", any(api_not_found));
 
     Ok(machine
@@ -73,9 +75,14 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         ))
         .layer(
             // Log the path only: query strings can carry the setup code.
-            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<Body>| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                // Refusals (including server functions' validation errors,
+                // which Leptos answers with 500) are not failures of the
+                // server; real internal errors are logged where they occur.
+                .on_failure(()),
         ))
 }
 

@@ -5,7 +5,6 @@ use keygate::store::Store;
 use leptos::config::{Env, LeptosOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -46,6 +45,21 @@ pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
 pub struct ServeConfig {
     pub addr: SocketAddr,
     pub public_url: Option<String>,
+    /// Expired or revoked tokens are deleted this long after they died.
+    pub token_retention_days: i64,
+    /// Audit events are deleted after this long.
+    pub audit_retention_days: i64,
+}
+
+/// The flush interval: `KEYGATE_USAGE_FLUSH_SECONDS` (tests raise it to
+/// prove the shutdown flush), else [`USAGE_FLUSH_INTERVAL`].
+fn flush_interval() -> Duration {
+    std::env::var("KEYGATE_USAGE_FLUSH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(USAGE_FLUSH_INTERVAL)
 }
 
 pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -67,14 +81,29 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     }
 
     let router = crate::build_router(state.clone()).await?;
-    let usage = Arc::clone(&state.usage);
-    let flush_store = store.clone();
+    let flush_state = state.clone();
     let flusher = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+        let mut tick = tokio::time::interval(flush_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = usage.flush(&flush_store).await {
-                tracing::error!(error = %e, "last-used flush failed; will retry");
+            flush_state.flush().await;
+            flush_state.rate.prune(crate::oauth::now_ms());
+        }
+    });
+    let prune_state = state.clone();
+    let (token_retention, audit_retention) =
+        (config.token_retention_days * 86_400, config.audit_retention_days * 86_400);
+    let pruner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match prune_state.store.prune(crate::now(), token_retention, audit_retention).await {
+                Ok((tokens, events)) if tokens + events > 0 => {
+                    tracing::info!(tokens, audit_events = events, "pruned past retention")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pruning failed"),
             }
         }
     });
@@ -91,10 +120,10 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         .await?;
 
     flusher.abort();
-    match state.usage.flush(&store).await {
-        Ok(n) => tracing::info!(flushed = n, "last-used records written at shutdown"),
-        Err(e) => tracing::error!(error = %e, "last-used flush at shutdown failed"),
-    }
+    pruner.abort();
+    let pending = state.usage.pending_count();
+    state.flush().await;
+    tracing::info!(last_used_records = pending, "pending writes flushed at shutdown");
     store.close().await;
     tracing::info!("keygate stopped");
     Ok(())

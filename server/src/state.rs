@@ -4,7 +4,10 @@ use app::server::ConsoleContext;
 use axum::extract::FromRef;
 use keygate::store::Store;
 use keygate::throttle::SignInThrottle;
+use keygate::audit_dedup::AuditDeduper;
+use keygate::ratelimit::{FailedAuthLimiter, RateLimiter};
 use keygate::usage::UsageTracker;
+use keygate::ApplicationId;
 use leptos::config::LeptosOptions;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +19,12 @@ pub struct AppState {
     /// The issuer URL (RFC 8414), without a trailing slash.
     pub issuer: String,
     pub console: ConsoleContext,
+    /// Per-application request counters (token endpoint, API, introspection).
+    pub rate: Arc<RateLimiter<ApplicationId>>,
+    /// Failed client authentication, per client ID and per address.
+    pub failed_auth: Arc<FailedAuthLimiter>,
+    /// Folds repeated refusals into one audit event per minute.
+    pub audit_dedup: Arc<AuditDeduper>,
 }
 
 impl AppState {
@@ -31,6 +40,35 @@ impl AppState {
             usage: Arc::new(UsageTracker::new()),
             issuer: issuer.trim_end_matches('/').to_owned(),
             console,
+            rate: Arc::new(RateLimiter::new()),
+            failed_auth: Arc::new(FailedAuthLimiter::new()),
+            audit_dedup: Arc::new(AuditDeduper::new()),
+        }
+    }
+
+    /// Records a noisy audit event at most once per key and minute; repeats
+    /// raise the stored event's `count` at the next flush.
+    pub async fn audit_deduplicated(&self, key: &str, mut record: keygate::store::AuditRecord) {
+        if !self.audit_dedup.observe(key, record.at) {
+            return;
+        }
+        if let serde_json::Value::Object(map) = &mut record.details {
+            map.insert("count".into(), serde_json::json!(1));
+        }
+        match self.store.record_audit(&record).await {
+            Ok(id) => self.audit_dedup.attach(key, id.0),
+            Err(e) => tracing::error!(error = %e, action = %record.action, "could not record an audit event"),
+        }
+    }
+
+    /// Writes pending last-use times and audit counts.
+    pub async fn flush(&self) {
+        if let Err(e) = self.usage.flush(&self.store).await {
+            tracing::error!(error = %e, "last-used flush failed; will retry");
+        }
+        let counts = self.audit_dedup.take_dirty();
+        if let Err(e) = self.store.update_audit_counts(&counts).await {
+            tracing::error!(error = %e, "audit count flush failed");
         }
     }
 

@@ -1,0 +1,793 @@
+//! Applications: list, create, detail (settings, secret, tokens).
+
+use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
+use crate::error::AppError;
+use crate::layout::{loaded, CopyField, Frame};
+use keygate::{AdminView, ApplicationView, ScopeView, TokenState, TokenView};
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+pub const PER_PAGE: i64 = 25;
+
+/// A secret or token to show once: kept in the session by the action that
+/// created it and taken out by the next page load, so a reload never shows
+/// it again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Flash {
+    pub application_id: i64,
+    pub kind: FlashKind,
+    pub value: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FlashKind {
+    ClientSecret,
+    AccessToken,
+}
+
+#[cfg(feature = "ssr")]
+const FLASH_KEY: &str = "flash";
+
+#[cfg(feature = "ssr")]
+async fn put_flash(flash: Flash) -> Result<(), AppError> {
+    crate::server::session().await?.insert(FLASH_KEY, flash).await.map_err(|_| AppError::Internal)
+}
+
+#[cfg(feature = "ssr")]
+async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
+    let session = crate::server::session().await?;
+    let flash: Option<Flash> = session.get(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
+    match flash {
+        Some(f) if f.application_id == application_id => {
+            session.remove::<Flash>(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
+            Ok(Some(f))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplicationsPage {
+    pub me: AdminView,
+    pub items: Vec<ApplicationView>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+#[server(prefix = "/console/fn", endpoint = "applications")]
+pub async fn applications(q: String, sort: String, page: i64) -> Result<ApplicationsPage, AppError> {
+    use keygate::store::{ApplicationQuery, ApplicationSort};
+    let me = crate::server::require_admin().await?;
+    let ctx = crate::server::context()?;
+    let sort = if sort == "newest" { ApplicationSort::Newest } else { ApplicationSort::Name };
+    let query = ApplicationQuery { search: Some(q), sort, page, per_page: PER_PAGE };
+    let p = ctx.store.list_applications(&query, crate::server::now()).await?;
+    Ok(ApplicationsPage { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewApplicationData {
+    pub me: AdminView,
+    pub catalogue: Vec<ScopeView>,
+}
+
+#[server(prefix = "/console/fn", endpoint = "new_application_data")]
+pub async fn new_application_data() -> Result<NewApplicationData, AppError> {
+    let me = crate::server::require_admin().await?;
+    let catalogue = crate::server::context()?.store.list_scopes().await?;
+    Ok(NewApplicationData { me, catalogue })
+}
+
+#[cfg(feature = "ssr")]
+fn parse_number(field: &'static str, label: &str, raw: &str) -> Result<i64, AppError> {
+    raw.trim().parse::<i64>().map_err(|_| AppError::invalid(field, format!("{label} must be a whole number")))
+}
+
+#[cfg(feature = "ssr")]
+fn settings_from_form(
+    name: String,
+    notes: String,
+    scopes: Option<Vec<String>>,
+    token_ttl_seconds: String,
+    max_tokens: String,
+    rate_per_second: String,
+    rate_per_hour: String,
+) -> Result<keygate::ApplicationSettings, AppError> {
+    let scopes = keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
+    Ok(keygate::ApplicationSettings {
+        name,
+        notes,
+        scopes,
+        token_ttl_seconds: parse_number("token_ttl_seconds", "the token lifetime", &token_ttl_seconds)?,
+        max_tokens: parse_number("max_tokens", "the token cap", &max_tokens)?,
+        rate_per_second: parse_number("rate_per_second", "requests per second", &rate_per_second)?,
+        rate_per_hour: parse_number("rate_per_hour", "requests per hour", &rate_per_hour)?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/console/fn", endpoint = "create_application")]
+pub async fn create_application(
+    name: String,
+    notes: String,
+    scopes: Option<Vec<String>>,
+    token_ttl_seconds: String,
+    max_tokens: String,
+    rate_per_second: String,
+    rate_per_hour: String,
+) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let settings = settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let now = crate::server::now();
+    let (app, secret) = ctx.store.create_application(settings, now).await?;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.created").on_application(app.id, &app.name)).await;
+    put_flash(Flash {
+        application_id: app.id.0,
+        kind: FlashKind::ClientSecret,
+        value: secret.expose().to_owned(),
+        note: "The application was created.".into(),
+    })
+    .await?;
+    leptos_axum::redirect(&format!("/applications/{}", app.id));
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplicationDetail {
+    pub me: AdminView,
+    pub app: ApplicationView,
+    pub tokens: Vec<TokenView>,
+    pub catalogue: Vec<ScopeView>,
+    pub flash: Option<Flash>,
+    pub now: i64,
+}
+
+#[server(prefix = "/console/fn", endpoint = "application_detail")]
+pub async fn application_detail(id: i64) -> Result<ApplicationDetail, AppError> {
+    let me = crate::server::require_admin().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let app = ctx
+        .store
+        .application(keygate::ApplicationId(id), now)
+        .await?
+        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let tokens = ctx.store.list_tokens(app.id).await?;
+    let catalogue = ctx.store.list_scopes().await?;
+    let flash = take_flash(id).await?;
+    Ok(ApplicationDetail { me, app, tokens, catalogue, flash, now })
+}
+
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/console/fn", endpoint = "update_application")]
+pub async fn update_application(
+    id: i64,
+    name: String,
+    notes: String,
+    scopes: Option<Vec<String>>,
+    token_ttl_seconds: String,
+    max_tokens: String,
+    rate_per_second: String,
+    rate_per_hour: String,
+    enabled: Option<String>,
+) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let settings = settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let now = crate::server::now();
+    let app = ctx.store.update_application(keygate::ApplicationId(id), settings, enabled.is_some(), now).await?;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.updated").on_application(app.id, &app.name)).await;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "set_enabled")]
+pub async fn set_enabled(id: i64, enabled: bool) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let settings = keygate::ApplicationSettings {
+        name: app.name.clone(),
+        notes: app.notes.clone(),
+        scopes: keygate::ScopeSet::from_names(&app.scopes).map_err(|_| AppError::Internal)?,
+        token_ttl_seconds: app.token_ttl_seconds,
+        max_tokens: app.max_tokens,
+        rate_per_second: app.rate_per_second,
+        rate_per_hour: app.rate_per_hour,
+    };
+    ctx.store.update_application(app.id, settings, enabled, now).await?;
+    let action = if enabled { "application.enabled" } else { "application.disabled" };
+    crate::server::audit(AuditRecord::by_admin(now, &me, action).on_application(app.id, &app.name)).await;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "regenerate_secret")]
+pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    if confirm.is_none() {
+        return Err(AppError::invalid("confirm", "tick the box to confirm that every token of this application will stop working"));
+    }
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let (secret, revoked) = ctx.store.regenerate_secret(app.id, now).await?;
+    crate::server::audit(
+        AuditRecord::by_admin(now, &me, "application.secret_regenerated")
+            .on_application(app.id, &app.name)
+            .details(serde_json::json!({ "tokens_revoked": revoked })),
+    )
+    .await;
+    put_flash(Flash {
+        application_id: id,
+        kind: FlashKind::ClientSecret,
+        value: secret.expose().to_owned(),
+        note: format!("The secret was regenerated; {revoked} token(s) were revoked."),
+    })
+    .await?;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "delete_application")]
+pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    if confirm_name.trim() != app.name {
+        return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
+    }
+    ctx.store.delete_application(app.id).await?;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.deleted").on_application(app.id, &app.name)).await;
+    leptos_axum::redirect("/applications");
+    Ok(())
+}
+
+/// Expiry choices for a new token, in days.
+pub const EXPIRY_CHOICES: &[(&str, &str)] =
+    &[("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("custom", "On a date…")];
+
+#[server(prefix = "/console/fn", endpoint = "mint_token")]
+pub async fn mint_token(
+    id: i64,
+    name: String,
+    scopes: Option<Vec<String>>,
+    expiry: String,
+    expires_on: String,
+) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let expires_at = if expiry == "custom" {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(expires_on.trim(), &format)
+            .map_err(|_| AppError::invalid("expires_on", "pick an expiry date"))?;
+        date.midnight().assume_utc().unix_timestamp()
+    } else {
+        let days: i64 = expiry.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?;
+        now + days * 86_400
+    };
+    let scopes = keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
+    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let issued = ctx
+        .store
+        .mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now)
+        .await?;
+    crate::server::audit(
+        AuditRecord::by_admin(now, &me, "token.minted")
+            .on_application(app.id, &app.name)
+            .details(serde_json::json!({ "minted_token_id": issued.id.0, "name": name.trim() })),
+    )
+    .await;
+    put_flash(Flash {
+        application_id: id,
+        kind: FlashKind::AccessToken,
+        value: issued.token.expose().to_owned(),
+        note: format!("Token \"{}\" was created.", name.trim()),
+    })
+    .await?;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "revoke_token")]
+pub async fn revoke_token(token_id: i64) -> Result<(), AppError> {
+    use keygate::store::AuditRecord;
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let token = ctx.store.token(keygate::TokenId(token_id)).await?.ok_or_else(|| AppError::NotFound("token".into()))?;
+    if ctx.store.revoke_token(token.id, "revoked_in_console", now).await? {
+        let app = ctx.store.application(token.application_id, now).await?;
+        let name = app.map(|a| a.name).unwrap_or_default();
+        crate::server::audit(
+            AuditRecord::by_admin(now, &me, "token.revoked")
+                .on_application(token.application_id, &name)
+                .details(serde_json::json!({ "revoked_token_id": token_id, "token": token.name.unwrap_or(token.display_prefix) })),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------- views
+
+fn scope_list(scopes: &[String]) -> AnyView {
+    if scopes.is_empty() {
+        view! { <span class="muted">"none"</span> }.into_any()
+    } else {
+        view! { <span class="scopes">{scopes.iter().map(|s| view! { <code class="scope">{s.clone()}</code> " " }).collect_view()}</span> }
+            .into_any()
+    }
+}
+
+fn last_used(at: Option<i64>) -> AnyView {
+    match at {
+        Some(at) => view! { <RelTime at=at/> }.into_any(),
+        None => view! { <span class="muted">"never"</span> }.into_any(),
+    }
+}
+
+#[component]
+pub fn ApplicationsPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = move || {
+        query.with(|q| {
+            (
+                q.get("q").unwrap_or_default(),
+                q.get("sort").unwrap_or_else(|| "name".into()),
+                q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1),
+            )
+        })
+    };
+    let data = Resource::new(params, |(q, sort, page)| applications(q, sort, page));
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, |p| view! { <ApplicationsList p=p/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ApplicationsList(p: ApplicationsPage) -> impl IntoView {
+    let query = use_query_map();
+    let q = query.with_untracked(|m| m.get("q").unwrap_or_default());
+    let sort = query.with_untracked(|m| m.get("sort").unwrap_or_else(|| "name".into()));
+    let pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
+    let link = {
+        let (q, sort) = (q.clone(), sort.clone());
+        move |page: i64| format!("/applications?q={}&sort={}&page={page}", urlencode(&q), sort)
+    };
+    let can_write = p.me.role.can_write();
+    view! {
+        <Frame me=p.me.clone()>
+            <div class="page-head">
+                <h1>"API applications"</h1>
+                {can_write.then(|| view! { <a class="button" href="/applications/new">"New application"</a> })}
+            </div>
+            <form method="get" action="/applications" class="filters" role="search">
+                <label for="q">"Search"</label>
+                <input id="q" name="q" type="search" placeholder="Name or client ID" value=q.clone()/>
+                <label for="sort">"Sort"</label>
+                <select id="sort" name="sort">
+                    <option value="name" selected=sort == "name">"Name"</option>
+                    <option value="newest" selected=sort == "newest">"Newest first"</option>
+                </select>
+                <button type="submit">"Apply"</button>
+            </form>
+            <p class="muted" data-testid="application-total">{format!("{} application(s)", p.total)}</p>
+            {if p.items.is_empty() {
+                view! { <p class="empty">"No applications match."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Name"</th>
+                                    <th scope="col">"Client ID"</th>
+                                    <th scope="col">"Status"</th>
+                                    <th scope="col">"Allowed scopes"</th>
+                                    <th scope="col">"Active tokens"</th>
+                                    <th scope="col">"Last used"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {p.items.into_iter().map(|a| view! {
+                                    <tr>
+                                        <td data-label="Name"><a href=format!("/applications/{}", a.id)>{a.name.clone()}</a></td>
+                                        <td data-label="Client ID"><code>{a.client_id.clone()}</code></td>
+                                        <td data-label="Status">{status_badge(a.enabled)}</td>
+                                        <td data-label="Scopes">{scope_list(&a.scopes)}</td>
+                                        <td data-label="Active tokens">{a.active_tokens}</td>
+                                        <td data-label="Last used">{last_used(a.last_used_at)}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+            <nav class="pager" aria-label="Pages">
+                {(p.page > 1).then(|| view! { <a href=link(p.page - 1) rel="prev">"← Previous"</a> })}
+                <span>{format!("Page {} of {}", p.page, pages)}</span>
+                {(p.page < pages).then(|| view! { <a href=link(p.page + 1) rel="next">"Next →"</a> })}
+            </nav>
+        </Frame>
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn status_badge(enabled: bool) -> AnyView {
+    if enabled {
+        view! { <span class="badge ok">"enabled"</span> }.into_any()
+    } else {
+        view! { <span class="badge off">"disabled"</span> }.into_any()
+    }
+}
+
+/// The settings inputs shared by the create and edit forms.
+#[component]
+fn SettingsFields(
+    error: Signal<Option<AppError>>,
+    catalogue: Vec<ScopeView>,
+    selected: Vec<String>,
+    name: String,
+    notes: String,
+    ttl: i64,
+    cap: i64,
+    per_second: i64,
+    per_hour: i64,
+) -> impl IntoView {
+    view! {
+        <label for="name">"Name"</label>
+        <input id="name" name="name" type="text" required maxlength="100" value=name/>
+        <FieldMessage error=error field="name"/>
+        <label for="notes">"Notes"</label>
+        <textarea id="notes" name="notes" rows="3" maxlength="4000">{notes}</textarea>
+        <FieldMessage error=error field="notes"/>
+        <fieldset>
+            <legend>"Allowed scopes"</legend>
+            {catalogue.into_iter().map(|s| {
+                let id = format!("scope-{}", s.name.replace([':', '.'], "-"));
+                let checked = selected.contains(&s.name);
+                view! {
+                    <div class="check">
+                        <input type="checkbox" id=id.clone() name="scopes[]" value=s.name.clone() checked=checked/>
+                        <label for=id><code>{s.name.clone()}</code>" — "{s.description.clone()}</label>
+                    </div>
+                }
+            }).collect_view()}
+        </fieldset>
+        <FieldMessage error=error field="scopes"/>
+        <div class="grid2">
+            <div>
+                <label for="token_ttl_seconds">"Token lifetime (seconds)"</label>
+                <input id="token_ttl_seconds" name="token_ttl_seconds" type="number" min="60" max="86400" required value=ttl.to_string()/>
+                <FieldMessage error=error field="token_ttl_seconds"/>
+            </div>
+            <div>
+                <label for="max_tokens">"Valid tokens at most"</label>
+                <input id="max_tokens" name="max_tokens" type="number" min="1" max="1000" required value=cap.to_string()/>
+                <FieldMessage error=error field="max_tokens"/>
+            </div>
+            <div>
+                <label for="rate_per_second">"Requests per second"</label>
+                <input id="rate_per_second" name="rate_per_second" type="number" min="1" required value=per_second.to_string()/>
+                <FieldMessage error=error field="rate_per_second"/>
+            </div>
+            <div>
+                <label for="rate_per_hour">"Requests per hour"</label>
+                <input id="rate_per_hour" name="rate_per_hour" type="number" min="1" required value=per_hour.to_string()/>
+                <FieldMessage error=error field="rate_per_hour"/>
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn NewApplicationPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| new_application_data());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, |d| view! { <NewApplicationForm d=d/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn NewApplicationForm(d: NewApplicationData) -> impl IntoView {
+    let action = ServerAction::<CreateApplication>::new();
+    let error = form_error(action.value(), <CreateApplication as ServerFn>::PATH);
+    let can_write = d.me.role.can_write();
+    view! {
+        <Frame me=d.me.clone()>
+            <h1>"New API application"</h1>
+            {if !can_write {
+                view! { <p class="notice">"Viewers cannot create applications."</p> }.into_any()
+            } else {
+                view! {
+                    <ActionForm action=action attr:class="card form wide">
+                        <SettingsFields error=error catalogue=d.catalogue.clone() selected=vec![] name=String::new() notes=String::new()
+                            ttl=keygate::DEFAULT_TOKEN_TTL_SECONDS cap=keygate::DEFAULT_MAX_TOKENS
+                            per_second=keygate::DEFAULT_RATE_PER_SECOND per_hour=keygate::DEFAULT_RATE_PER_HOUR/>
+                        <FormMessage error=error/>
+                        <button type="submit" disabled=move || action.pending().get()>"Create application"</button>
+                    </ActionForm>
+                }.into_any()
+            }}
+        </Frame>
+    }
+}
+
+#[component]
+pub fn ApplicationDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    let update = ServerAction::<UpdateApplication>::new();
+    let enable = ServerAction::<SetEnabled>::new();
+    let regenerate = ServerAction::<RegenerateSecret>::new();
+    let mint = ServerAction::<MintToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let delete = ServerAction::<DeleteApplication>::new();
+    let data = Resource::new(
+        move || {
+            (
+                id(),
+                update.version().get(),
+                enable.version().get(),
+                regenerate.version().get(),
+                mint.version().get(),
+                revoke.version().get(),
+            )
+        },
+        |(id, ..)| application_detail(id),
+    );
+    let actions = DetailActions { update, enable, regenerate, mint, revoke, delete };
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, move |d| view! { <ApplicationDetailView d=d actions=actions/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[derive(Clone, Copy)]
+struct DetailActions {
+    update: ServerAction<UpdateApplication>,
+    enable: ServerAction<SetEnabled>,
+    regenerate: ServerAction<RegenerateSecret>,
+    mint: ServerAction<MintToken>,
+    revoke: ServerAction<RevokeToken>,
+    delete: ServerAction<DeleteApplication>,
+}
+
+#[component]
+fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl IntoView {
+    let DetailActions { update, enable, regenerate, mint, revoke, delete } = actions;
+    let app = d.app.clone();
+    let can_write = d.me.role.can_write();
+    let update_error = form_error(update.value(), <UpdateApplication as ServerFn>::PATH);
+    let regen_error = form_error(regenerate.value(), <RegenerateSecret as ServerFn>::PATH);
+    let mint_error = form_error(mint.value(), <MintToken as ServerFn>::PATH);
+    let delete_error = form_error(delete.value(), <DeleteApplication as ServerFn>::PATH);
+    let revoke_error = form_error(revoke.value(), <RevokeToken as ServerFn>::PATH);
+    let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
+    let now = d.now;
+    view! {
+        <Frame me=d.me.clone()>
+            <div class="page-head">
+                <h1 data-testid="application-name">{app.name.clone()}</h1>
+                {status_badge(app.enabled)}
+            </div>
+            {d.flash.clone().map(|f| view! { <FlashPanel flash=f/> })}
+            <section class="card">
+                <CopyField label="Client ID" value=app.client_id.clone() id="client-id"/>
+                <dl class="facts">
+                    <dt>"Allowed scopes"</dt><dd>{scope_list(&app.scopes)}</dd>
+                    <dt>"Token lifetime"</dt><dd>{format!("{} s", app.token_ttl_seconds)}</dd>
+                    <dt>"Valid tokens at most"</dt><dd>{app.max_tokens}</dd>
+                    <dt>"Rate limits"</dt><dd>{format!("{}/s, {}/hour", app.rate_per_second, app.rate_per_hour)}</dd>
+                    <dt>"Created"</dt><dd><RelTime at=app.created_at/></dd>
+                    <dt>"Secret last regenerated"</dt><dd>{match app.secret_regenerated_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</dd>
+                    <dt>"Notes"</dt><dd class="notes">{if app.notes.is_empty() { "—".to_string() } else { app.notes.clone() }}</dd>
+                </dl>
+            </section>
+
+            <h2>"Access tokens"</h2>
+            <FormMessage error=revoke_error/>
+            <TokensTable tokens=d.tokens.clone() now=now can_write=can_write revoke=revoke/>
+
+            {can_write.then(|| view! {
+                <details class="card" open=mint_error.get_untracked().is_some()>
+                    <summary>"New token"</summary>
+                    <ActionForm action=mint attr:class="form">
+                        <input type="hidden" name="id" value=app.id.0.to_string()/>
+                        <label for="token-name">"Token name"</label>
+                        <input id="token-name" name="name" type="text" required maxlength="100" placeholder="e.g. deploy pipeline"/>
+                        <FieldMessage error=mint_error field="name"/>
+                        <fieldset>
+                            <legend>"Scopes (from the application's allowed scopes)"</legend>
+                            {if allowed.is_empty() {
+                                view! { <p class="muted">"The application has no scopes; the token will reach only /api/v1/me."</p> }.into_any()
+                            } else {
+                                allowed.iter().map(|s| {
+                                    let id = format!("mint-scope-{}", s.name.replace([':', '.'], "-"));
+                                    view! {
+                                        <div class="check">
+                                            <input type="checkbox" id=id.clone() name="scopes[]" value=s.name.clone() checked=true/>
+                                            <label for=id><code>{s.name.clone()}</code></label>
+                                        </div>
+                                    }
+                                }).collect_view().into_any()
+                            }}
+                        </fieldset>
+                        <FieldMessage error=mint_error field="scopes"/>
+                        <label for="expiry">"Expires"</label>
+                        <select id="expiry" name="expiry">
+                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "30">{*l}</option> }).collect_view()}
+                        </select>
+                        <label for="expires_on">"Expiry date (when \"On a date…\" is chosen)"</label>
+                        <input id="expires_on" name="expires_on" type="date"/>
+                        <FieldMessage error=mint_error field="expires_on"/>
+                        <FieldMessage error=mint_error field="expires_at"/>
+                        <FormMessage error=mint_error/>
+                        <button type="submit">"Create token"</button>
+                    </ActionForm>
+                </details>
+            })}
+
+            {can_write.then(|| view! {
+                <h2>"Settings"</h2>
+                <ActionForm action=update attr:class="card form wide">
+                    <input type="hidden" name="id" value=app.id.0.to_string()/>
+                    <SettingsFields error=update_error catalogue=d.catalogue.clone() selected=app.scopes.clone()
+                        name=app.name.clone() notes=app.notes.clone() ttl=app.token_ttl_seconds cap=app.max_tokens
+                        per_second=app.rate_per_second per_hour=app.rate_per_hour/>
+                    <div class="check">
+                        <input type="checkbox" id="enabled" name="enabled" value="on" checked=app.enabled/>
+                        <label for="enabled">"Enabled (a disabled application cannot obtain or use tokens)"</label>
+                    </div>
+                    <FormMessage error=update_error/>
+                    <button type="submit">"Save settings"</button>
+                </ActionForm>
+
+                <h2>"Danger zone"</h2>
+                <div class="card danger">
+                    <ActionForm action=enable attr:class="inline-form">
+                        <input type="hidden" name="id" value=app.id.0.to_string()/>
+                        <input type="hidden" name="enabled" value=(!app.enabled).to_string()/>
+                        <button type="submit" class="secondary">{if app.enabled { "Disable application" } else { "Enable application" }}</button>
+                    </ActionForm>
+                    <ActionForm action=regenerate attr:class="form">
+                        <input type="hidden" name="id" value=app.id.0.to_string()/>
+                        <h3>"Regenerate secret"</h3>
+                        <p>{format!(
+                            "A new secret replaces the current one at once. {} active token(s) will be revoked and the old secret stops working.",
+                            app.active_tokens
+                        )}</p>
+                        <div class="check">
+                            <input type="checkbox" id="confirm-regenerate" name="confirm" value="yes" required/>
+                            <label for="confirm-regenerate">{format!("Yes, revoke {} active token(s) and replace the secret", app.active_tokens)}</label>
+                        </div>
+                        <FieldMessage error=regen_error field="confirm"/>
+                        <FormMessage error=regen_error/>
+                        <button type="submit" class="danger">"Regenerate secret"</button>
+                    </ActionForm>
+                    <ActionForm action=delete attr:class="form">
+                        <input type="hidden" name="id" value=app.id.0.to_string()/>
+                        <h3>"Delete application"</h3>
+                        <p>"Deleting removes the application and all of its tokens. It cannot be undone."</p>
+                        <label for="confirm_name">{format!("Type \"{}\" to confirm", app.name)}</label>
+                        <input id="confirm_name" name="confirm_name" type="text" required autocomplete="off"/>
+                        <FieldMessage error=delete_error field="confirm_name"/>
+                        <FormMessage error=delete_error/>
+                        <button type="submit" class="danger">"Delete application"</button>
+                    </ActionForm>
+                </div>
+            })}
+        </Frame>
+    }
+}
+
+#[component]
+fn FlashPanel(flash: Flash) -> impl IntoView {
+    let (label, id, what) = match flash.kind {
+        FlashKind::ClientSecret => ("Client secret", "new-secret", "secret"),
+        FlashKind::AccessToken => ("Access token", "new-token", "token"),
+    };
+    view! {
+        <section class="card reveal" role="status">
+            <p><strong>{flash.note.clone()}</strong></p>
+            <p class="warning">{format!(
+                "Copy the {what} now. It is shown only this once: Keygate stores only a hash of it, so nobody can show it to you again."
+            )}</p>
+            <CopyField label=label value=flash.value.clone() id=id/>
+        </section>
+    }
+}
+
+fn token_badges(t: &TokenView, now: i64) -> AnyView {
+    match t.state(now) {
+        TokenState::Revoked => view! { <span class="badge off">"revoked"</span> }.into_any(),
+        TokenState::Expired => view! { <span class="badge off">"expired"</span> }.into_any(),
+        TokenState::Active if t.expires_at - now <= 7 * 86_400 && t.source != keygate::TokenSource::TokenEndpoint => {
+            view! { <span class="badge warn">"expires soon"</span> }.into_any()
+        }
+        TokenState::Active => view! { <span class="badge ok">"active"</span> }.into_any(),
+    }
+}
+
+#[component]
+fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    if tokens.is_empty() {
+        return view! { <p class="empty">"No tokens yet."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table data-testid="tokens">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Token"</th>
+                        <th scope="col">"Scopes"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col">"Expires"</th>
+                        <th scope="col">"State"</th>
+                        {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    {tokens.into_iter().map(|t| {
+                        let state = t.state(now);
+                        let label = t.name.clone().unwrap_or_else(|| "token endpoint".into());
+                        view! {
+                            <tr data-token=t.display_prefix.clone()>
+                                <td data-label="Name">{label.clone()}</td>
+                                <td data-label="Token"><code>{format!("{}…", t.display_prefix)}</code></td>
+                                <td data-label="Scopes">{scope_list(&t.scopes)}</td>
+                                <td data-label="Created"><RelTime at=t.created_at/></td>
+                                <td data-label="Last used" class="last-used">{last_used(t.last_used_at)}</td>
+                                <td data-label="Expires"><RelTime at=t.expires_at/></td>
+                                <td data-label="State">{token_badges(&t, now)}
+                                    {t.revoked_reason.clone().map(|r| view! { <span class="muted small">{format!(" ({})", r.replace('_', " "))}</span> })}
+                                </td>
+                                {(can_write).then(|| view! {
+                                    <td>
+                                        {(state == TokenState::Active).then(|| view! {
+                                            <details class="confirm">
+                                                <summary>"Revoke"</summary>
+                                                <ActionForm action=revoke attr:class="inline-form">
+                                                    <input type="hidden" name="token_id" value=t.id.0.to_string()/>
+                                                    <button type="submit" class="danger" aria-label=format!("Confirm revoking {label}")>"Confirm revoke"</button>
+                                                </ActionForm>
+                                            </details>
+                                        })}
+                                    </td>
+                                })}
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}

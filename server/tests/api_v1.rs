@@ -1,0 +1,341 @@
+//! The management API, introspection, revocation, rate limits and the
+//! audit trail, through the real router.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, Response};
+use common::*;
+use serde_json::{json, Value};
+
+const ALL: &str = "applications:read applications:write tokens:read tokens:write audit:read";
+
+async fn call(t: &TestApp, method: Method, path: &str, token: &str, body: Option<Value>) -> Response<Body> {
+    let mut b = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let body = match body {
+        Some(v) => {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    t.send(b.body(body).unwrap()).await
+}
+
+async fn admin_bot(t: &TestApp) -> (Created, String) {
+    let c = t.create_app("admin-bot", ALL).await;
+    let token = t.obtain_token(&c, None).await;
+    (c, token)
+}
+
+fn form(path: &str, auth: (&str, &str), body: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::AUTHORIZATION, basic_header(auth.0, auth.1))
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn applications_crud_with_audit_by_the_calling_application() {
+    let t = test_app().await;
+    let (_bot, token) = admin_bot(&t).await;
+    let res = call(&t, Method::POST, "/api/v1/applications", &token,
+        Some(json!({"name": "billing-sync", "notes": "nightly", "scopes": ["tokens:read"], "max_tokens": 5}))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    let created = json(res).await;
+    let id = created["application"]["id"].as_i64().unwrap();
+    assert!(created["client_secret"].as_str().unwrap().starts_with("kgs_"));
+    assert_eq!(created["application"]["max_tokens"], 5);
+    assert_eq!(created["application"]["token_ttl_seconds"], 3600);
+
+    let got = json(call(&t, Method::GET, &format!("/api/v1/applications/{id}"), &token, None).await).await;
+    assert_eq!(got["name"], "billing-sync");
+    assert!(got.get("client_secret").is_none() && !got.to_string().contains("kgs_"));
+
+    let list = json(call(&t, Method::GET, "/api/v1/applications?search=billing&per_page=10", &token, None).await).await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["id"], id);
+
+    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{id}"), &token,
+        Some(json!({"enabled": false, "notes": "paused"}))).await;
+    assert_eq!(res.status(), 200);
+    let patched = json(res).await;
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(patched["notes"], "paused");
+    assert_eq!(patched["scopes"], json!(["tokens:read"]));
+
+    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{id}"), &token, Some(json!({"colour": "red"}))).await;
+    assert_eq!(res.status(), 400);
+    assert!(json(res).await["error_description"].as_str().unwrap().contains("unknown field"));
+    let res = call(&t, Method::POST, "/api/v1/applications", &token, Some(json!({"name": "  "}))).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(res).await["field"], "name");
+    let res = call(&t, Method::POST, "/api/v1/applications", &token, Some(json!({"name": "billing-sync"}))).await;
+    assert_eq!(res.status(), 400);
+    let res = t
+        .send(Request::post("/api/v1/applications").header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "text/plain").body(Body::from("{}")).unwrap())
+        .await;
+    assert_eq!(res.status(), 400);
+    let res = call(&t, Method::GET, "/api/v1/applications?page=abc", &token, None).await;
+    assert_eq!(res.status(), 400);
+
+    assert_eq!(call(&t, Method::DELETE, &format!("/api/v1/applications/{id}"), &token, None).await.status(), 204);
+    let res = call(&t, Method::GET, &format!("/api/v1/applications/{id}"), &token, None).await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(json(res).await["error"], "not_found");
+    assert_eq!(call(&t, Method::GET, "/api/v1/applications/nope", &token, None).await.status(), 404);
+
+    let events = json(call(&t, Method::GET, "/api/v1/audit-events?action=application", &token, None).await).await;
+    let actions: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["application.deleted", "application.updated", "application.created"]);
+    assert!(events["items"].as_array().unwrap().iter().all(|e| e["actor"] == "admin-bot"));
+}
+
+#[tokio::test]
+async fn scopes_are_checked_per_route_and_cannot_be_widened() {
+    let t = test_app().await;
+    let reader = t.create_app("reader", "applications:read").await;
+    let token = t.obtain_token(&reader, None).await;
+    assert_eq!(call(&t, Method::GET, "/api/v1/applications", &token, None).await.status(), 200);
+    for (m, path) in [(Method::POST, "/api/v1/applications"), (Method::GET, "/api/v1/audit-events"), (Method::GET, "/api/v1/applications/1/tokens")] {
+        let res = call(&t, m, path, &token, Some(json!({"name": "x"}))).await;
+        assert_eq!(res.status(), 403, "{path}");
+        let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+        assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+        assert_eq!(json(res).await["error"], "insufficient_scope");
+    }
+    // A writer without audit:read cannot grant audit:read.
+    let writer = t.create_app("writer", "applications:write").await;
+    let wt = t.obtain_token(&writer, None).await;
+    let res = call(&t, Method::POST, "/api/v1/applications", &wt, Some(json!({"name": "sneaky", "scopes": ["audit:read"]}))).await;
+    assert_eq!(res.status(), 403);
+    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{}", writer.app.id), &wt,
+        Some(json!({"scopes": ["applications:write", "audit:read"]}))).await;
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn tokens_mint_list_revoke_and_secret_regeneration() {
+    let t = test_app().await;
+    let (bot, token) = admin_bot(&t).await;
+    let target = t.create_app("target", "tokens:read").await;
+    let path = format!("/api/v1/applications/{}/tokens", target.app.id);
+    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "ci deploy", "scopes": ["tokens:read"], "expires_in": 86400}))).await;
+    assert_eq!(res.status(), 201);
+    let minted = json(res).await;
+    let named = minted["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(minted["token"]["name"], "ci deploy");
+    assert_eq!(minted["token"]["source"], "api");
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &named, None).await.status(), 200);
+
+    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "expires_in": 10, "expires_at": 99}))).await;
+    assert_eq!(res.status(), 400);
+    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "scopes": ["audit:read"], "expires_in": 10}))).await;
+    assert_eq!(res.status(), 400, "audit:read is not among target's allowed scopes");
+
+    let list = json(call(&t, Method::GET, &path, &token, None).await).await;
+    let item = &list["items"][0];
+    assert_eq!(item["state"], "active");
+    assert!(item["last_used_at"].is_i64(), "pending uses are shown before the flush: {item}");
+    assert!(item.get("token_hash").is_none());
+
+    let token_id = minted["token"]["id"].as_i64().unwrap();
+    assert_eq!(call(&t, Method::DELETE, &format!("/api/v1/tokens/{token_id}"), &token, None).await.status(), 204);
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &named, None).await.status(), 401);
+    let list = json(call(&t, Method::GET, &path, &token, None).await).await;
+    assert_eq!(list["items"][0]["state"], "revoked");
+    assert_eq!(list["items"][0]["revoked_reason"], "revoked_via_api");
+    assert_eq!(call(&t, Method::DELETE, "/api/v1/tokens/999999", &token, None).await.status(), 404);
+
+    let endpoint_token = t.obtain_token(&target, None).await;
+    let res = call(&t, Method::POST, &format!("/api/v1/applications/{}/secret", target.app.id), &token, None).await;
+    assert_eq!(res.status(), 200);
+    let regen = json(res).await;
+    assert_eq!(regen["tokens_revoked"], 1);
+    assert!(regen["client_secret"].as_str().unwrap().starts_with("kgs_"));
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &endpoint_token, None).await.status(), 401);
+    let res = t.token_request(Some((&target.app.client_id, &target.secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 401, "the old secret is dead");
+    let res = t
+        .token_request(Some((&target.app.client_id, regen["client_secret"].as_str().unwrap())), "grant_type=client_credentials")
+        .await;
+    assert_eq!(res.status(), 200);
+    let _ = bot;
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let t = test_app().await;
+    let (_bot, token) = admin_bot(&t).await;
+    let res = t.send(Request::get("/api/v1/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(res.status(), 200);
+    let doc = json(res).await;
+    let routes = [
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/applications"),
+        ("post", "/api/v1/applications"),
+        ("get", "/api/v1/applications/{id}"),
+        ("patch", "/api/v1/applications/{id}"),
+        ("delete", "/api/v1/applications/{id}"),
+        ("post", "/api/v1/applications/{id}/secret"),
+        ("get", "/api/v1/applications/{id}/tokens"),
+        ("post", "/api/v1/applications/{id}/tokens"),
+        ("delete", "/api/v1/tokens/{id}"),
+        ("get", "/api/v1/audit-events"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in routes {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the OpenAPI document");
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, routes.len(), "the document lists a route this test does not know");
+    // Every documented operation is served (never the router's 404/405).
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let uri = path.replace("{id}", "999999");
+            let res = call(&t, Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &uri, &token, Some(json!({}))).await;
+            assert_ne!(res.status(), 405, "{method} {path}");
+            if res.status() == 404 {
+                assert_eq!(json(res).await["error"], "not_found", "{method} {path} must be a known route");
+            }
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn introspection_own_tokens_or_with_the_introspect_scope() {
+    let t = test_app().await;
+    let a = t.create_app("a", "tokens:read").await;
+    let b = t.create_app("b", "").await;
+    let rs = t.create_app("resource-server", "introspect").await;
+    let token = t.obtain_token(&a, None).await;
+    let body = format!("token={token}");
+
+    let own = json(t.send(form("/oauth2/introspect", (&a.app.client_id, &a.secret), &body)).await).await;
+    assert_eq!(own["active"], true);
+    assert_eq!(own["client_id"], a.app.client_id.as_str());
+    assert_eq!(own["scope"], "tokens:read");
+    assert_eq!(own["token_type"], "Bearer");
+    assert!(own["exp"].as_i64().unwrap() > own["iat"].as_i64().unwrap());
+
+    let foreign = json(t.send(form("/oauth2/introspect", (&b.app.client_id, &b.secret), &body)).await).await;
+    assert_eq!(foreign, json!({"active": false}));
+    let res = t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), &body)).await;
+    assert_eq!(res.headers()["x-ratelimit-limit"], "15000");
+    assert_eq!(json(res).await["active"], true);
+
+    let unknown = json(t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), "token=kgt_nothing")).await).await;
+    assert_eq!(unknown, json!({"active": false}));
+    let res = t.send(form("/oauth2/introspect", (&rs.app.client_id, "kgs_wrong"), &body)).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(json(res).await["error"], "invalid_client");
+    let res = t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), "")).await;
+    assert_eq!(res.status(), 400);
+
+    t.store.regenerate_secret(a.app.id, keygate_server::now()).await.unwrap();
+    let after = json(t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), &body)).await).await;
+    assert_eq!(after, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn revocation_of_own_tokens_only_and_unknown_is_200() {
+    let t = test_app().await;
+    let a = t.create_app("a", "").await;
+    let b = t.create_app("b", "").await;
+    let token = t.obtain_token(&a, None).await;
+    let body = format!("token={token}&token_type_hint=access_token");
+    let res = t.send(form("/oauth2/revoke", (&b.app.client_id, &b.secret), &body)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 200, "b cannot revoke a's token");
+    let res = t.send(form("/oauth2/revoke", (&a.app.client_id, &a.secret), &body)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 401);
+    assert_eq!(t.send(form("/oauth2/revoke", (&a.app.client_id, &a.secret), "token=kgt_unknown")).await.status(), 200);
+    assert_eq!(t.send(form("/oauth2/revoke", (&a.app.client_id, "kgs_bad"), &body)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn rate_limit_headers_and_429() {
+    let t = test_app().await;
+    let mut s = keygate::ApplicationSettings::new("limited");
+    s.rate_per_hour = 3;
+    s.rate_per_second = 100;
+    let (app, secret) = t.store.create_application(s, keygate_server::now()).await.unwrap();
+    let c = Created { app, secret: secret.expose().to_owned() };
+    let res = t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "2");
+    assert!(res.headers().contains_key("x-ratelimit-reset"));
+    let token = json(res).await["access_token"].as_str().unwrap().to_owned();
+    let res = t.get_with_token("/api/v1/me", &token).await;
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "1");
+    let res = t.get_with_token("/api/v1/me", &token).await;
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    let res = t.get_with_token("/api/v1/me", &token).await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers()[header::RETRY_AFTER].to_str().unwrap().parse::<i64>().unwrap() >= 1);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    let body = json(res).await;
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["error_description"].as_str().unwrap().contains("hourly quota"));
+    let res = t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 429, "the token endpoint shares the quota");
+
+    let mut s = keygate::ApplicationSettings::new("per-second");
+    s.rate_per_second = 1;
+    let (app, secret) = t.store.create_application(s, keygate_server::now()).await.unwrap();
+    let c = Created { app, secret: secret.expose().to_owned() };
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn failed_client_authentication_is_limited_and_deduplicated_in_the_audit_log() {
+    let t = test_app().await;
+    let c = t.create_app("target", "").await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let res = t.token_request(Some((&c.app.client_id, "kgs_guess")), "grant_type=client_credentials").await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(&statuses[10..], &[429, 429]);
+    // Even the right secret waits out the minute for this client ID.
+    let res = t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 429);
+    t.state.flush().await;
+    let events: Vec<Value> = t.audit_actions().await.into_iter().filter(|(a, _)| a == "client.authentication_failed").map(|(_, d)| d).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["count"], 10);
+    assert_eq!(events[0]["reason"], "wrong_secret");
+}
+
+#[tokio::test]
+async fn refused_token_uses_are_audited_once_per_minute_with_a_count() {
+    let t = test_app().await;
+    let (bot, token) = admin_bot(&t).await;
+    t.store.regenerate_secret(bot.app.id, keygate_server::now()).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 401);
+    }
+    t.state.flush().await;
+    let refused: Vec<Value> = t.audit_actions().await.into_iter().filter(|(a, _)| a == "token.refused").map(|(_, d)| d).collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["reason"], "revoked:secret_regenerated");
+    assert_eq!(refused[0]["count"], 5);
+}
+
+#[tokio::test]
+async fn metadata_names_introspection_and_revocation() {
+    let t = test_app().await;
+    let m = json(t.send(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap()).await).await;
+    assert_eq!(m["introspection_endpoint"], "http://127.0.0.1:3000/oauth2/introspect");
+    assert_eq!(m["revocation_endpoint"], "http://127.0.0.1:3000/oauth2/revoke");
+}

@@ -1,0 +1,116 @@
+//! The real `keygate` binary: last-used times are flushed within seconds and
+//! at SIGTERM, and an acknowledged token survives SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start(db: &str, flush_seconds: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", db])
+        .env("KEYGATE_USAGE_FLUSH_SECONDS", flush_seconds)
+        .env("KEYGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start keygate");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("keygate printed its address").unwrap();
+        if let Some(rest) = line.strip_prefix("Keygate listening on ") {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+fn signal(server: &mut Server, sig: &str) {
+    let status = Command::new("kill").args([sig, &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    server.child.wait().unwrap();
+}
+
+fn cli(db: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN).args(args).args(["--database-url", db]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let res = http
+        .post(format!("{base}/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn last_used(db: &str, display_prefix: &str) -> Option<i64> {
+    let store = keygate::store::Store::open(db).await.unwrap();
+    let v: Option<i64> = sqlx::query_scalar("SELECT last_used_at FROM tokens WHERE display_prefix = ?")
+        .bind(display_prefix)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_flush_sigterm_and_sigkill_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("k.db").display());
+    let created = cli(&db, &["app", "create", "--name", "bin-test", "--json"]);
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let listed = cli(&db, &["app", "list", "--json"]);
+    assert_eq!(listed[0]["name"], "bin-test");
+    assert!(!listed.to_string().contains(secret), "app list never shows a secret");
+    let http = reqwest::Client::new();
+
+    // 1. The periodic flush writes last-used within 5 seconds.
+    let mut server = start(&db, "2");
+    let t1 = token(&http, &server.base, id, secret).await;
+    let me = http.get(format!("{}/api/v1/me", server.base)).bearer_auth(&t1).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let used = Instant::now();
+    loop {
+        if last_used(&db, &t1[..12]).await.is_some() {
+            break;
+        }
+        assert!(used.elapsed() < Duration::from_secs(5), "last_used_at not written within 5 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("last_used_at written {} ms after the use", used.elapsed().as_millis());
+    signal(&mut server, "-TERM");
+
+    // 2. With the periodic flush an hour away, only the SIGTERM flush can write it.
+    let mut server = start(&db, "3600");
+    let t2 = token(&http, &server.base, id, secret).await;
+    let me = http.get(format!("{}/api/v1/me", server.base)).bearer_auth(&t2).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    assert!(last_used(&db, &t2[..12]).await.is_none());
+    signal(&mut server, "-TERM");
+    assert!(last_used(&db, &t2[..12]).await.is_some(), "SIGTERM flushed the pending use");
+
+    // 3. A token the server acknowledged survives SIGKILL.
+    let mut server = start(&db, "3600");
+    let t3 = token(&http, &server.base, id, secret).await;
+    signal(&mut server, "-KILL");
+    let server = start(&db, "3600");
+    let me = http.get(format!("{}/api/v1/me", server.base)).bearer_auth(&t3).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let mut server = server;
+    signal(&mut server, "-TERM");
+}
