@@ -7,6 +7,7 @@
 //! that depends on the clock takes `now` as an argument.
 
 pub mod audit_dedup;
+pub mod audit_text;
 pub mod error;
 pub mod grant;
 pub mod model;

@@ -461,6 +461,51 @@ impl Store {
         .collect())
     }
 
+    /// Changes a role, refusing to demote the last owner.
+    pub async fn set_admin_role(&self, id: AdminId, role: Role) -> Result<AdminView, CoreError> {
+        let done = sqlx::query(
+            "UPDATE administrators SET role = ?1 WHERE id = ?2 AND (role != 'owner' OR ?1 = 'owner' \
+             OR (SELECT COUNT(*) FROM administrators WHERE role = 'owner') > 1)",
+        )
+        .bind(role.as_str())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return match self.admin(id).await? {
+                None => Err(CoreError::NotFound("administrator")),
+                Some(_) => Err(CoreError::Refused("the last owner cannot be demoted; make someone else owner first".into())),
+            };
+        }
+        self.admin(id).await?.ok_or(CoreError::NotFound("administrator"))
+    }
+
+    /// Removes an administrator, refusing to remove the last owner.
+    pub async fn remove_admin(&self, id: AdminId) -> Result<String, CoreError> {
+        let name: Option<String> = sqlx::query_scalar(
+            "DELETE FROM administrators WHERE id = ?1 AND (role != 'owner' \
+             OR (SELECT COUNT(*) FROM administrators WHERE role = 'owner') > 1) RETURNING username",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        match name {
+            Some(n) => Ok(n),
+            None => match self.admin(id).await? {
+                None => Err(CoreError::NotFound("administrator")),
+                Some(_) => Err(CoreError::Refused("the last owner cannot be removed".into())),
+            },
+        }
+    }
+
+    pub async fn application_id_by_name(&self, name: &str) -> Result<Option<ApplicationId>, CoreError> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT id FROM applications WHERE name = ?")
+            .bind(name.trim())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ApplicationId))
+    }
+
     pub async fn record_sign_in(&self, id: AdminId, now: i64) -> Result<(), CoreError> {
         sqlx::query("UPDATE administrators SET last_sign_in_at = ? WHERE id = ?")
             .bind(now)

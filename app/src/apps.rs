@@ -50,7 +50,7 @@ async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApplicationsPage {
+pub struct ApplicationsData {
     pub me: AdminView,
     pub items: Vec<ApplicationView>,
     pub total: i64,
@@ -59,14 +59,14 @@ pub struct ApplicationsPage {
 }
 
 #[server(prefix = "/console/fn", endpoint = "applications")]
-pub async fn applications(q: String, sort: String, page: i64) -> Result<ApplicationsPage, AppError> {
+pub async fn applications(q: String, sort: String, page: i64) -> Result<ApplicationsData, AppError> {
     use keygate::store::{ApplicationQuery, ApplicationSort};
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let sort = if sort == "newest" { ApplicationSort::Newest } else { ApplicationSort::Name };
     let query = ApplicationQuery { search: Some(q), sort, page, per_page: PER_PAGE };
     let p = ctx.store.list_applications(&query, crate::server::now()).await?;
-    Ok(ApplicationsPage { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page })
+    Ok(ApplicationsData { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,7 +76,7 @@ pub struct NewApplicationData {
 }
 
 #[server(prefix = "/console/fn", endpoint = "new_application_data")]
-pub async fn new_application_data() -> Result<NewApplicationData, AppError> {
+pub async fn load_new_application() -> Result<NewApplicationData, AppError> {
     let me = crate::server::require_admin().await?;
     let catalogue = crate::server::context()?.store.list_scopes().await?;
     Ok(NewApplicationData { me, catalogue })
@@ -149,7 +149,7 @@ pub struct ApplicationDetail {
 }
 
 #[server(prefix = "/console/fn", endpoint = "application_detail")]
-pub async fn application_detail(id: i64) -> Result<ApplicationDetail, AppError> {
+pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
@@ -358,7 +358,7 @@ pub fn ApplicationsPage() -> impl IntoView {
 }
 
 #[component]
-fn ApplicationsList(p: ApplicationsPage) -> impl IntoView {
+fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
     let query = use_query_map();
     let q = query.with_untracked(|m| m.get("q").unwrap_or_default());
     let sort = query.with_untracked(|m| m.get("sort").unwrap_or_else(|| "name".into()));
@@ -504,7 +504,7 @@ fn SettingsFields(
 
 #[component]
 pub fn NewApplicationPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| new_application_data());
+    let data = Resource::new(|| (), |_| load_new_application());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || data.get().map(|r| loaded(r, |d| view! { <NewApplicationForm d=d/> }.into_any()))}
@@ -558,7 +558,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
                 revoke.version().get(),
             )
         },
-        |(id, ..)| application_detail(id),
+        |(id, ..)| load_application(id),
     );
     let actions = DetailActions { update, enable, regenerate, mint, revoke, delete };
     view! {
@@ -590,6 +590,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let revoke_error = form_error(revoke.value(), <RevokeToken as ServerFn>::PATH);
     let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
     let now = d.now;
+    let confirm_label = format!("Type \"{}\" to confirm", app.name);
     view! {
         <Frame me=d.me.clone()>
             <div class="page-head">
@@ -694,7 +695,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                         <input type="hidden" name="id" value=app.id.0.to_string()/>
                         <h3>"Delete application"</h3>
                         <p>"Deleting removes the application and all of its tokens. It cannot be undone."</p>
-                        <label for="confirm_name">{format!("Type \"{}\" to confirm", app.name)}</label>
+                        <label for="confirm_name">{confirm_label}</label>
                         <input id="confirm_name" name="confirm_name" type="text" required autocomplete="off"/>
                         <FieldMessage error=delete_error field="confirm_name"/>
                         <FormMessage error=delete_error/>

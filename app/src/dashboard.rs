@@ -1,7 +1,7 @@
 //! The signed-in landing page: counts of applications and active tokens,
 //! and the latest audit events.
 
-use crate::auth::SignOutButton;
+use crate::layout::Frame;
 use crate::components::RelTime;
 use crate::error::AppError;
 use keygate::{AdminView, AuditEventView, DashboardStats};
@@ -47,16 +47,7 @@ pub fn DashboardPage() -> impl IntoView {
 fn DashboardView(d: DashboardData) -> impl IntoView {
     let DashboardData { admin, stats, recent } = d;
     view! {
-        <header class="topbar">
-            <a class="brand" href="/">"Keygate"</a>
-            <span class="who">
-                <span data-testid="signed-in-as">{admin.username.clone()}</span>
-                " · "
-                <span class="role">{admin.role.to_string()}</span>
-            </span>
-            <SignOutButton/>
-        </header>
-        <main>
+        <Frame me=admin>
             <h1>"Overview"</h1>
             <section class="stats" aria-label="Counts">
                 <div class="stat">
@@ -86,10 +77,9 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                                     <li>
                                         <RelTime at=e.at/>
                                         " "
-                                        <strong>{e.actor.clone()}</strong>
+                                        <span class="sentence">{keygate::audit_text::describe(&e)}</span>
                                         " "
-                                        <code>{e.action.clone()}</code>
-                                        {e.target.clone().map(|t| format!(" → {t}"))}
+                                        <code class="action">{e.action.clone()}</code>
                                     </li>
                                 }
                             })
@@ -98,6 +88,7 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                 }
                     .into_any()
             }}
-        </main>
+            <p><a href="/audit">"The whole audit log →"</a></p>
+        </Frame>
     }
 }

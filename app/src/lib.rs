@@ -5,10 +5,14 @@
 
 #![recursion_limit = "256"]
 
+pub mod admins;
+pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod dashboard;
 pub mod error;
+pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod server;
 
@@ -58,6 +62,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=auth::SignInPage ssr=SsrMode::Async/>
                 <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/applications") view=apps::ApplicationsPage ssr=SsrMode::Async/>
+                <Route path=path!("/applications/new") view=apps::NewApplicationPage ssr=SsrMode::Async/>
+                <Route path=path!("/applications/:id") view=apps::ApplicationDetailPage ssr=SsrMode::Async/>
+                <Route path=path!("/audit") view=audit::AuditLogPage ssr=SsrMode::Async/>
+                <Route path=path!("/admins") view=admins::AdminsPage ssr=SsrMode::Async/>
+                <Route path=path!("/scopes") view=admins::ScopesPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -223,3 +223,16 @@ async fn application_search_and_paging() {
     let q = ApplicationQuery { search: Some("0%".into()), page: 1, per_page: 10, ..Default::default() };
     assert_eq!(store.list_applications(&q, T0).await.unwrap().total, 1);
 }
+
+#[tokio::test]
+async fn the_last_owner_stays() {
+    let (store, _d) = fresh().await;
+    let alice = store.create_admin("alice", "h", Role::Owner, T0).await.unwrap();
+    let bob = store.create_admin("bob", "h", Role::Admin, T0).await.unwrap();
+    assert!(matches!(store.set_admin_role(alice.id, Role::Admin).await, Err(CoreError::Refused(_))));
+    assert!(matches!(store.remove_admin(alice.id).await, Err(CoreError::Refused(_))));
+    store.set_admin_role(bob.id, Role::Owner).await.unwrap();
+    assert_eq!(store.set_admin_role(alice.id, Role::Viewer).await.unwrap().role, Role::Viewer);
+    assert_eq!(store.remove_admin(alice.id).await.unwrap(), "alice");
+    assert!(matches!(store.remove_admin(AdminId(999)).await, Err(CoreError::NotFound(_))));
+}

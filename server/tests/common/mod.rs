@@ -96,3 +96,51 @@ pub async fn json(res: Response<Body>) -> serde_json::Value {
     let bytes = body_bytes(res).await;
     serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
 }
+
+// ------------------------------------------------------------ console helpers
+
+pub fn form_post(path: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, "http://127.0.0.1:3000/login");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+pub fn session_cookie(res: &Response<Body>) -> Option<(String, String)> {
+    res.headers().get_all(header::SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.starts_with("keygate_session=").then(|| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
+    })
+}
+
+pub async fn page(t: &TestApp, path: &str, cookie: Option<&str>) -> Response<Body> {
+    // As a browser navigates: Accept names text/html.
+    let mut b = Request::get(path).header(header::ACCEPT, "text/html,application/xhtml+xml");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    t.send(b.body(Body::empty()).unwrap()).await
+}
+
+pub async fn setup_owner(t: &TestApp) -> String {
+    *t.state.console.setup_code.lock().unwrap() = Some("the-setup-code".into());
+    let res = t
+        .send(form_post(
+            "/console/fn/create_owner",
+            "code=the-setup-code&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery",
+            None,
+        ))
+        .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    let (cookie, full) = session_cookie(&res).expect("a session cookie");
+    assert!(full.contains("HttpOnly"), "{full}");
+    assert!(full.contains("SameSite=Strict"), "{full}");
+    assert!(!full.contains("Secure"), "plain http issuer: no Secure flag: {full}");
+    cookie
+}
+

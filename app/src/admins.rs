@@ -1,0 +1,240 @@
+//! Administrators (owner only) and the scope catalogue.
+
+use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
+use crate::error::AppError;
+use crate::layout::{loaded, Frame};
+use keygate::{AdminView, ScopeView};
+#[cfg(feature = "ssr")]
+use keygate::Role;
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminsData {
+    pub me: AdminView,
+    pub admins: Vec<AdminView>,
+}
+
+#[cfg(feature = "ssr")]
+async fn require_owner() -> Result<AdminView, AppError> {
+    let me = crate::server::require_admin().await?;
+    if me.role != Role::Owner {
+        return Err(AppError::Forbidden("only owners manage administrators".into()));
+    }
+    Ok(me)
+}
+
+#[server(prefix = "/console/fn", endpoint = "admins")]
+pub async fn admins() -> Result<AdminsData, AppError> {
+    let me = require_owner().await?;
+    let admins = crate::server::context()?.store.list_admins().await?;
+    Ok(AdminsData { me, admins })
+}
+
+#[cfg(feature = "ssr")]
+fn parse_role(role: &str) -> Result<Role, AppError> {
+    Role::parse(role).ok_or_else(|| AppError::invalid("role", "the role is owner, admin or viewer"))
+}
+
+#[cfg(feature = "ssr")]
+fn admin_audit(now: i64, me: &AdminView, action: &str, target: &AdminView) -> keygate::store::AuditRecord {
+    let mut r = keygate::store::AuditRecord::by_admin(now, me, action);
+    r.target_kind = Some("administrator");
+    r.target_id = Some(target.id.0);
+    r.target_name = Some(target.username.clone());
+    r.details = serde_json::json!({ "role": target.role });
+    r
+}
+
+#[server(prefix = "/console/fn", endpoint = "add_admin")]
+pub async fn add_admin(username: String, password: String, role: String) -> Result<(), AppError> {
+    let me = require_owner().await?;
+    let ctx = crate::server::context()?;
+    let role = parse_role(&role)?;
+    keygate::validate_username(&username)?;
+    keygate::validate_password(&password)?;
+    let hash = tokio::task::spawn_blocking(move || keygate::secret::hash_password(&password))
+        .await
+        .map_err(|_| AppError::Internal)??;
+    let now = crate::server::now();
+    let admin = ctx.store.create_admin(&username, &hash, role, now).await?;
+    crate::server::audit(admin_audit(now, &me, "admin.created", &admin)).await;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "change_role")]
+pub async fn change_role(id: i64, role: String) -> Result<(), AppError> {
+    let me = require_owner().await?;
+    let ctx = crate::server::context()?;
+    let admin = ctx.store.set_admin_role(keygate::AdminId(id), parse_role(&role)?).await?;
+    crate::server::audit(admin_audit(crate::server::now(), &me, "admin.role_changed", &admin)).await;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "remove_admin")]
+pub async fn remove_admin(id: i64) -> Result<(), AppError> {
+    let me = require_owner().await?;
+    let ctx = crate::server::context()?;
+    let target = ctx.store.admin(keygate::AdminId(id)).await?.ok_or_else(|| AppError::NotFound("administrator".into()))?;
+    ctx.store.remove_admin(target.id).await?;
+    crate::server::audit(admin_audit(crate::server::now(), &me, "admin.removed", &target)).await;
+    Ok(())
+}
+
+#[component]
+pub fn AdminsPage() -> impl IntoView {
+    let add = ServerAction::<AddAdmin>::new();
+    let change = ServerAction::<ChangeRole>::new();
+    let remove = ServerAction::<RemoveAdmin>::new();
+    let data = Resource::new(move || (add.version().get(), change.version().get(), remove.version().get()), |_| admins());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, move |d| view! { <AdminsView d=d add=add change=change remove=remove/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AdminsView(d: AdminsData, add: ServerAction<AddAdmin>, change: ServerAction<ChangeRole>, remove: ServerAction<RemoveAdmin>) -> impl IntoView {
+    let add_error = form_error(add.value(), <AddAdmin as ServerFn>::PATH);
+    let change_error = form_error(change.value(), <ChangeRole as ServerFn>::PATH);
+    let remove_error = form_error(remove.value(), <RemoveAdmin as ServerFn>::PATH);
+    view! {
+        <Frame me=d.me.clone()>
+            <h1>"Administrators"</h1>
+            <FormMessage error=change_error/>
+            <FormMessage error=remove_error/>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th scope="col">"Username"</th><th scope="col">"Role"</th><th scope="col">"Last sign-in"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <tbody>
+                        {d.admins.into_iter().map(|a| {
+                            let role_id = format!("role-{}", a.id);
+                            let role_label = format!("Role of {}", a.username);
+                            let remove_label = format!("Confirm removing {}", a.username);
+                            view! {
+                                <tr>
+                                    <td data-label="Username">{a.username.clone()}</td>
+                                    <td data-label="Role">
+                                        <ActionForm action=change attr:class="inline-form">
+                                            <input type="hidden" name="id" value=a.id.0.to_string()/>
+                                            <label for=role_id.clone() class="sr-only">{role_label}</label>
+                                            <select id=role_id name="role">
+                                                {["owner", "admin", "viewer"].into_iter().map(|r| view! { <option value=r selected=a.role.as_str() == r>{r}</option> }).collect_view()}
+                                            </select>
+                                            <button type="submit" class="secondary">"Change"</button>
+                                        </ActionForm>
+                                    </td>
+                                    <td data-label="Last sign-in">{match a.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</td>
+                                    <td>
+                                        <details class="confirm">
+                                            <summary>"Remove"</summary>
+                                            <ActionForm action=remove attr:class="inline-form">
+                                                <input type="hidden" name="id" value=a.id.0.to_string()/>
+                                                <button type="submit" class="danger">{remove_label}</button>
+                                            </ActionForm>
+                                        </details>
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <h2>"Add an administrator"</h2>
+            <ActionForm action=add attr:class="card form">
+                <label for="new-username">"Username"</label>
+                <input id="new-username" name="username" type="text" required autocomplete="off"/>
+                <FieldMessage error=add_error field="username"/>
+                <label for="new-password">"Initial password (at least 12 characters)"</label>
+                <input id="new-password" name="password" type="password" required minlength="12" autocomplete="new-password"/>
+                <FieldMessage error=add_error field="password"/>
+                <label for="new-role">"Role"</label>
+                <select id="new-role" name="role">
+                    <option value="viewer">"viewer — sees everything, changes nothing"</option>
+                    <option value="admin" selected=true>"admin — manages applications and tokens"</option>
+                    <option value="owner">"owner — also manages administrators"</option>
+                </select>
+                <FormMessage error=add_error/>
+                <button type="submit">"Add administrator"</button>
+            </ActionForm>
+        </Frame>
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScopesData {
+    pub me: AdminView,
+    pub scopes: Vec<ScopeView>,
+}
+
+#[server(prefix = "/console/fn", endpoint = "scopes")]
+pub async fn scopes() -> Result<ScopesData, AppError> {
+    let me = crate::server::require_admin().await?;
+    let scopes = crate::server::context()?.store.list_scopes().await?;
+    Ok(ScopesData { me, scopes })
+}
+
+#[server(prefix = "/console/fn", endpoint = "add_scope")]
+pub async fn add_scope(name: String, description: String) -> Result<(), AppError> {
+    let me = crate::server::require_writer().await?;
+    let ctx = crate::server::context()?;
+    let now = crate::server::now();
+    let scope = ctx.store.add_scope(&name, &description, now).await?;
+    let mut r = keygate::store::AuditRecord::by_admin(now, &me, "scope.created");
+    r.target_kind = Some("scope");
+    r.target_name = Some(scope.name);
+    crate::server::audit(r).await;
+    Ok(())
+}
+
+#[component]
+pub fn ScopesPage() -> impl IntoView {
+    let add = ServerAction::<AddScope>::new();
+    let data = Resource::new(move || add.version().get(), |_| scopes());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, move |d| view! { <ScopesView d=d add=add/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ScopesView(d: ScopesData, add: ServerAction<AddScope>) -> impl IntoView {
+    let error = form_error(add.value(), <AddScope as ServerFn>::PATH);
+    let can_write = d.me.role.can_write();
+    view! {
+        <Frame me=d.me.clone()>
+            <h1>"Scopes"</h1>
+            <p class="muted">"Applications are allowed scopes from this catalogue; their tokens carry a subset. Keygate's own API uses the built-in ones; add scopes for your own services."</p>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Kind"</th></tr></thead>
+                    <tbody>
+                        {d.scopes.into_iter().map(|s| view! {
+                            <tr>
+                                <td data-label="Scope"><code>{s.name.clone()}</code></td>
+                                <td data-label="Description">{s.description.clone()}</td>
+                                <td data-label="Kind">{if s.builtin { "built-in" } else { "custom" }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            {can_write.then(|| view! {
+                <h2>"Add a scope"</h2>
+                <ActionForm action=add attr:class="card form">
+                    <label for="scope-name">"Name"</label>
+                    <input id="scope-name" name="name" type="text" required placeholder="billing:read"/>
+                    <FieldMessage error=error field="name"/>
+                    <label for="scope-description">"Description"</label>
+                    <input id="scope-description" name="description" type="text" required/>
+                    <FieldMessage error=error field="description"/>
+                    <FormMessage error=error/>
+                    <button type="submit">"Add scope"</button>
+                </ActionForm>
+            })}
+        </Frame>
+    }
+}

@@ -1,0 +1,160 @@
+//! The audit log page: newest first, filters, pages, readable sentences.
+
+use crate::components::RelTime;
+use crate::error::AppError;
+use crate::layout::{loaded, Frame};
+use keygate::{AdminView, AuditEventView};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+const PER_PAGE: i64 = 50;
+
+/// Families and actions offered in the filter.
+pub const ACTIONS: &[(&str, &str)] = &[
+    ("", "All actions"),
+    ("application", "Applications (all)"),
+    ("application.secret_regenerated", "Secret regenerated"),
+    ("token", "Tokens (all)"),
+    ("token.refused", "Refused token uses"),
+    ("client.authentication_failed", "Failed client authentication"),
+    ("admin", "Administrators and sign-ins"),
+    ("scope", "Scopes"),
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub me: AdminView,
+    pub items: Vec<AuditEventView>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+    /// Set when the application filter named no application.
+    pub unknown_application: bool,
+}
+
+#[server(prefix = "/console/fn", endpoint = "audit_events")]
+pub async fn audit_events(application: String, action: String, from: String, to: String, page: i64) -> Result<AuditPage, AppError> {
+    use keygate::store::AuditQuery;
+    let me = crate::server::require_admin().await?;
+    let ctx = crate::server::context()?;
+    let day = |raw: &str, field: &str| -> Result<Option<i64>, AppError> {
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(raw.trim(), &format)
+            .map(|d| Some(d.midnight().assume_utc().unix_timestamp()))
+            .map_err(|_| AppError::invalid(field, "dates are YYYY-MM-DD"))
+    };
+    let since = day(&from, "from")?;
+    let until = day(&to, "to")?.map(|t| t + 86_400);
+    let (application_id, unknown_application) = if application.trim().is_empty() {
+        (None, false)
+    } else {
+        match ctx.store.application_id_by_name(&application).await? {
+            Some(id) => (Some(id), false),
+            None => (Some(keygate::ApplicationId(-1)), true),
+        }
+    };
+    let q = AuditQuery {
+        application_id,
+        action: Some(action).filter(|a| !a.is_empty()),
+        since,
+        until,
+        page,
+        per_page: PER_PAGE,
+    };
+    let p = ctx.store.list_audit_events(&q).await?;
+    Ok(AuditPage { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page, unknown_application })
+}
+
+#[component]
+pub fn AuditLogPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = move || {
+        query.with(|q| {
+            (
+                q.get("application").unwrap_or_default(),
+                q.get("action").unwrap_or_default(),
+                q.get("from").unwrap_or_default(),
+                q.get("to").unwrap_or_default(),
+                q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1),
+            )
+        })
+    };
+    let data = Resource::new(params, |(a, act, f, t, p)| audit_events(a, act, f, t, p));
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, |p| view! { <AuditView p=p/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AuditView(p: AuditPage) -> impl IntoView {
+    let query = use_query_map();
+    let get = move |k: &str| query.with_untracked(|m| m.get(k).unwrap_or_default());
+    let (application, action, from, to) = (get("application"), get("action"), get("from"), get("to"));
+    let pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
+    let link = {
+        let base = format!(
+            "/audit?application={}&action={}&from={}&to={}",
+            enc(&application),
+            enc(&action),
+            enc(&from),
+            enc(&to)
+        );
+        move |page: i64| format!("{base}&page={page}")
+    };
+    view! {
+        <Frame me=p.me.clone()>
+            <h1>"Audit log"</h1>
+            <form method="get" action="/audit" class="filters" role="search">
+                <label for="f-application">"Application"</label>
+                <input id="f-application" name="application" type="text" placeholder="Exact name" value=application.clone()/>
+                <label for="f-action">"Action"</label>
+                <select id="f-action" name="action">
+                    {ACTIONS.iter().map(|(v, l)| view! { <option value=*v selected=action == *v>{*l}</option> }).collect_view()}
+                </select>
+                <label for="f-from">"From"</label>
+                <input id="f-from" name="from" type="date" value=from.clone()/>
+                <label for="f-to">"To"</label>
+                <input id="f-to" name="to" type="date" value=to.clone()/>
+                <button type="submit">"Filter"</button>
+            </form>
+            {p.unknown_application.then(|| view! { <p class="form-error" role="alert">{format!("No application is named \"{application}\".")}</p> })}
+            <p class="muted">{format!("{} event(s)", p.total)}</p>
+            <ul class="events" data-testid="audit-events">
+                {p.items.into_iter().map(|e| {
+                    let sentence = keygate::audit_text::describe(&e);
+                    view! {
+                        <li>
+                            <RelTime at=e.at/>
+                            " "
+                            <span class="sentence">{sentence}</span>
+                            " "
+                            <code class="action">{e.action.clone()}</code>
+                            {e.client_ip.clone().map(|ip| view! { <span class="muted small">{format!(" from {ip}")}</span> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <nav class="pager" aria-label="Pages">
+                {(p.page > 1).then(|| view! { <a href=link(p.page - 1) rel="prev">"← Newer"</a> })}
+                <span>{format!("Page {} of {}", p.page, pages)}</span>
+                {(p.page < pages).then(|| view! { <a href=link(p.page + 1) rel="next">"Older →"</a> })}
+            </nav>
+        </Frame>
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,168 @@
+//! Console pages and their server functions as a browser without
+//! JavaScript uses them: form posts, redirects, one-time secrets, roles.
+
+mod common;
+
+use axum::http::header;
+use common::*;
+
+async fn html(t: &TestApp, path: &str, cookie: &str) -> String {
+    let res = page(t, path, Some(cookie)).await;
+    assert_eq!(res.status(), 200, "{path}");
+    String::from_utf8(body_bytes(res).await).unwrap()
+}
+
+async fn sign_in_as(t: &TestApp, username: &str, role: keygate::Role) -> String {
+    let hash = keygate::secret::hash_password("long enough password").unwrap();
+    t.store.create_admin(username, &hash, role, 0).await.unwrap();
+    let res = t
+        .send(form_post("/console/fn/sign_in", &format!("username={username}&password=long+enough+password"), None))
+        .await;
+    session_cookie(&res).expect("signed in").0
+}
+
+fn extract_value(html: &str, testid: &str) -> String {
+    let marker = format!("data-testid=\"{testid}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("{testid} not in page"));
+    let tag_start = html[..at].rfind('<').unwrap();
+    let tag = &html[tag_start..at + html[at..].find('>').unwrap()];
+    let v = tag.find("value=\"").unwrap() + 7;
+    tag[v..v + tag[v..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn create_application_shows_the_secret_once_and_it_works() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let body = "name=billing-sync&notes=nightly&scopes%5B%5D=applications%3Aread&scopes%5B%5D=tokens%3Aread\
+                &token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000";
+    let res = t.send(form_post("/console/fn/create_application", body, Some(&cookie))).await;
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/applications/"), "{location}");
+    let detail = html(&t, &location, &cookie).await;
+    assert!(detail.contains("shown only this once"));
+    let secret = extract_value(&detail, "new-secret");
+    let client_id = extract_value(&detail, "client-id");
+    assert!(secret.starts_with("kgs_"));
+    // A reload does not show it again.
+    let again = html(&t, &location, &cookie).await;
+    assert!(!again.contains(&secret));
+    assert!(!again.contains("data-testid=\"new-secret\""));
+    // The secret works at the token endpoint, with both scopes.
+    let res = t.token_request(Some((&client_id, &secret)), "grant_type=client_credentials").await;
+    assert_eq!(json(res).await["scope"], "applications:read tokens:read");
+    // The list shows it.
+    let list = html(&t, "/applications?q=billing", &cookie).await;
+    assert!(list.contains("billing-sync") && list.contains(&client_id));
+    let audit = html(&t, "/audit?action=application", &cookie).await;
+    assert!(audit.contains("alice created the application billing-sync"), "{audit}");
+}
+
+#[tokio::test]
+async fn refusals_say_why_beside_the_field() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let body = "name=x&notes=&token_ttl_seconds=5&max_tokens=30&rate_per_second=20&rate_per_hour=15000";
+    let mut req = form_post("/console/fn/create_application", body, Some(&cookie));
+    req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/applications/new".parse().unwrap());
+    let res = t.send(req).await;
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("__err="));
+    let page = html(&t, &location["http://127.0.0.1:3000".len()..], &cookie).await;
+    assert!(page.contains("id=\"token_ttl_seconds-error\""), "the error sits beside its field");
+    assert!(page.contains("token lifetime must be between 60 and 86400 seconds"));
+    assert_eq!(t.store.list_applications(&Default::default(), 0).await.unwrap().total, 0);
+}
+
+#[tokio::test]
+async fn viewers_see_everything_and_change_nothing() {
+    let t = test_app().await;
+    let c = t.create_app("billing-sync", "tokens:read").await;
+    let viewer = sign_in_as(&t, "victor", keygate::Role::Viewer).await;
+    let detail = html(&t, &format!("/applications/{}", c.app.id), &viewer).await;
+    assert!(detail.contains("billing-sync"));
+    for control in ["Regenerate secret", "Delete application", "Save settings", "Create token", "Confirm revoke"] {
+        assert!(!detail.contains(control), "a viewer sees {control}");
+    }
+    let list = html(&t, "/applications", &viewer).await;
+    assert!(!list.contains("New application"));
+    let id = c.app.id.0;
+    let attempts = [
+        ("/console/fn/create_application", "name=x&notes=&token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000".to_owned()),
+        ("/console/fn/regenerate_secret", format!("id={id}&confirm=yes")),
+        ("/console/fn/delete_application", format!("id={id}&confirm_name=billing-sync")),
+        ("/console/fn/set_enabled", format!("id={id}&enabled=false")),
+        ("/console/fn/mint_token", format!("id={id}&name=x&expiry=7&expires_on=")),
+        ("/console/fn/add_scope", "name=x&description=y".to_owned()),
+        ("/console/fn/add_admin", "username=eve&password=long+enough+password&role=owner".to_owned()),
+    ];
+    for (path, body) in attempts {
+        let res = t.send(form_post(path, &body, Some(&viewer))).await;
+        let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+        assert!(loc.contains("__err="), "{path} was not refused");
+    }
+    let app = t.store.application(c.app.id, 0).await.unwrap().unwrap();
+    assert!(app.enabled && app.secret_regenerated_at.is_none());
+    assert!(t.store.list_tokens(c.app.id).await.unwrap().is_empty());
+    assert_eq!(t.store.list_applications(&Default::default(), 0).await.unwrap().total, 1);
+    assert_eq!(t.store.list_admins().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn mint_revoke_regenerate_and_delete_from_the_console() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let c = t.create_app("svc", "tokens:read").await;
+    let id = c.app.id.0;
+    let detail_path = format!("/applications/{id}");
+    let mut req = form_post("/console/fn/mint_token", &format!("id={id}&name=deploy&scopes%5B%5D=tokens%3Aread&expiry=7&expires_on="), Some(&cookie));
+    req.headers_mut().insert(header::REFERER, format!("http://127.0.0.1:3000{detail_path}").parse().unwrap());
+    let res = t.send(req).await;
+    assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err"));
+    let page = html(&t, &detail_path, &cookie).await;
+    let token = extract_value(&page, "new-token");
+    assert!(token.starts_with("kgt_"));
+    assert!(page.contains("expires soon"), "a 7-day token is flagged");
+    assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 200);
+
+    let minted = t.store.list_tokens(c.app.id).await.unwrap()[0].id.0;
+    t.send(form_post("/console/fn/revoke_token", &format!("token_id={minted}"), Some(&cookie))).await;
+    assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 401);
+
+    let endpoint_token = t.obtain_token(&c, None).await;
+    let page = html(&t, &detail_path, &cookie).await;
+    assert!(page.contains("1 active token(s) will be revoked"), "the confirmation states the count");
+    let res = t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}"), Some(&cookie))).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="), "unconfirmed regeneration is refused");
+    t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}&confirm=yes"), Some(&cookie))).await;
+    assert_eq!(t.get_with_token("/api/v1/me", &endpoint_token).await.status(), 401);
+    let page = html(&t, &detail_path, &cookie).await;
+    let new_secret = extract_value(&page, "new-secret");
+    let res = t.token_request(Some((&c.app.client_id, &new_secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 200);
+
+    let res = t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=wrong"), Some(&cookie))).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let res = t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=svc"), Some(&cookie))).await;
+    assert_eq!(res.headers()[header::LOCATION], "/applications");
+    assert!(t.store.application(c.app.id, 0).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn owners_manage_administrators_but_not_away_the_last_owner() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let admin_cookie = sign_in_as(&t, "ann", keygate::Role::Admin).await;
+    let res = page(&t, "/admins", Some(&admin_cookie)).await;
+    let body = String::from_utf8(body_bytes(res).await).unwrap();
+    assert!(body.contains("only owners manage administrators"));
+    t.send(form_post("/console/fn/add_admin", "username=vera&password=long+enough+password&role=viewer", Some(&cookie))).await;
+    let list = html(&t, "/admins", &cookie).await;
+    assert!(list.contains("vera"));
+    let alice = t.store.admin_credentials("alice").await.unwrap().unwrap().0;
+    let res = t.send(form_post("/console/fn/remove_admin", &format!("id={}", alice.id), Some(&cookie))).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let res = t.send(form_post("/console/fn/change_role", &format!("id={}&role=viewer", alice.id), Some(&cookie))).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert_eq!(t.store.admin(alice.id).await.unwrap().unwrap().role, keygate::Role::Owner);
+}
