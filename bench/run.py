@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Keygate benchmark: token issuance, validation, introspection and /healthz
+(the ceiling of this machine and HTTP stack), driven by wrk against the
+release binary on a fresh SQLite database; then the same issuance and
+validation runs with 1,000,000 tokens and 10,000 applications seeded.
+
+Prints requests/s, p50/p99 latency, errors, peak server RSS, and every
+figure as a ratio to the ceiling measured in the same run. Also prints the
+wasm bundle size and the server's start-up time on an existing database.
+"""
+import base64, hashlib, json, os, re, secrets, sqlite3, string, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "keygate")
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+THREADS = 2
+PORT = int(os.environ.get("BENCH_PORT", "3291"))
+BASE = f"http://127.0.0.1:{PORT}"
+HIGH = ["--rate-per-second", "100000", "--rate-per-hour", "100000000"]
+
+
+def cli(db, *args):
+    out = subprocess.run([BIN, *args, "--database-url", db], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout) if "--json" in args else out.stdout
+
+
+def rss_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    def __init__(self, db):
+        self.db = db
+        env = dict(os.environ, KEYGATE_LOG="warn")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([BIN, "serve", "--addr", f"127.0.0.1:{PORT}", "--database-url", db],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        while True:
+            try:
+                with urllib.request.urlopen(f"{BASE}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except Exception:
+                time.sleep(0.005)
+            if time.perf_counter() - t0 > 10:
+                raise SystemExit("server did not start within 10 s")
+        self.startup_ms = (time.perf_counter() - t0) * 1000
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def token(client_id, secret):
+    req = urllib.request.Request(f"{BASE}/oauth2/token", data=b"grant_type=client_credentials", method="POST")
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode())
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)["access_token"]
+
+
+def wrk(name, path, script, server):
+    lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    lua.write(script)
+    lua.close()
+    out = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", DURATION, "--latency", "-s", lua.name,
+                          BASE + path], check=True, capture_output=True, text=True).stdout
+    os.unlink(lua.name)
+    def lat(label):
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockerr = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sockerr.groups())) if sockerr else 0)
+    return {"name": name, "rps": rps, "p50": lat("50"), "p99": lat("99"), "errors": errors, "requests": total,
+            "peak_rss_mb": rss_kb(server.proc.pid, "VmHWM") / 1024}
+
+
+def scripts(client_id, secret, bearer, introspector):
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    ibasic = base64.b64encode(f"{introspector[0]}:{introspector[1]}".encode()).decode()
+    return {
+        "issuance": ("/oauth2/token", f'''wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic {basic}"
+'''),
+        "validation": ("/api/v1/me", f'wrk.headers["Authorization"] = "Bearer {bearer}"\n'),
+        "introspection": ("/oauth2/introspect", f'''wrk.method = "POST"
+wrk.body = "token={bearer}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic {ibasic}"
+'''),
+        "ceiling": ("/healthz", ""),
+    }
+
+
+def seed(db, apps=10_000, tokens=1_000_000):
+    """Inserts applications and tokens straight into SQLite (not through HTTP)."""
+    con = sqlite3.connect(db.removeprefix("sqlite:"))
+    now = int(time.time())
+    alphabet = string.ascii_letters + string.digits
+    con.execute("BEGIN")
+    first = con.execute("SELECT COALESCE(MAX(id), 0) FROM applications").fetchone()[0] + 1
+    con.executemany(
+        "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, max_tokens, "
+        "rate_per_second, rate_per_hour, created_at, updated_at) VALUES (?, '', ?, ?, 'applications:read', 1, 3600, 30, 20, 15000, ?, ?)",
+        ((f"seeded-{i:05}", "kgc_" + "".join(secrets.choice(alphabet) for _ in range(22)), os.urandom(32), now, now)
+         for i in range(apps)))
+    per_app = tokens // apps
+    def rows():
+        for a in range(apps):
+            for j in range(per_app):
+                # A mix of live, expired and revoked tokens, as a real database has.
+                expires = now + 3600 if j % 3 else now - 86_400
+                revoked = now - 10 if j % 7 == 0 else None
+                yield (first + a, os.urandom(32), "kgt_seeded", "token_endpoint", now - 100, expires, revoked)
+    con.executemany(
+        "INSERT INTO tokens (application_id, token_hash, display_prefix, scopes, source, created_at, expires_at, revoked_at) "
+        "VALUES (?, ?, ?, '', ?, ?, ?, ?)", rows())
+    con.commit()
+    con.close()
+
+
+def run_suite(db, creds, introspector, server, only=None):
+    bearer = token(*creds)
+    results = {}
+    for name, (path, script) in scripts(*creds, bearer, introspector).items():
+        if only and name not in only:
+            continue
+        results[name] = wrk(name, path, script, server)
+    return results
+
+
+def show(title, results, ceiling):
+    print(f"\n{title}")
+    print(f"{'run':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'peak RSS MB':>13}{'vs ceiling':>12}")
+    for r in results.values():
+        print(f"{r['name']:<14}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['errors']:>8}{r['peak_rss_mb']:>13.1f}"
+              f"{r['rps'] / ceiling:>11.0%}")
+
+
+def main():
+    if not os.path.exists(BIN):
+        raise SystemExit("build first: cargo leptos build --release")
+    work = tempfile.mkdtemp(prefix="keygate-bench-")
+    db = f"sqlite:{work}/bench.db"
+    app = cli(db, "app", "create", "--name", "bench-client", "--scope", "applications:read", *HIGH, "--json")
+    rs = cli(db, "app", "create", "--name", "bench-resource-server", "--scope", "introspect", *HIGH, "--json")
+    creds, introspector = (app["client_id"], app["client_secret"]), (rs["client_id"], rs["client_secret"])
+
+    server = Server(db)
+    first_start = server.startup_ms
+    idle_rss = rss_kb(server.proc.pid, "VmRSS") / 1024
+    small = run_suite(db, creds, introspector, server)
+    server.stop()
+
+    # Start-up on an existing database (migrations already applied).
+    starts = []
+    for _ in range(3):
+        s = Server(db)
+        starts.append(s.startup_ms)
+        s.stop()
+
+    print(f"seeding 10,000 applications and 1,000,000 tokens …", flush=True)
+    t0 = time.perf_counter()
+    seed(db)
+    seed_s = time.perf_counter() - t0
+    server = Server(db)
+    big_start = server.startup_ms
+    big = run_suite(db, creds, introspector, server, only={"issuance", "validation", "ceiling"})
+    big_idle_peak = rss_kb(server.proc.pid, "VmHWM") / 1024
+    server.stop()
+
+    ceiling = small["ceiling"]["rps"]
+    print(f"\nKeygate benchmark — wrk, {THREADS} threads, {CONNECTIONS} connections, {DURATION} per run, {os.cpu_count()} cores")
+    show("Fresh database", small, ceiling)
+    show(f"With 1,000,000 tokens and 10,000 applications (seeded in {seed_s:.1f} s)", big, big["ceiling"]["rps"])
+    print("\nScale: figure with the large database as a share of the fresh one")
+    for name in ("issuance", "validation"):
+        print(f"  {name:<12} {big[name]['rps'] / small[name]['rps']:.0%}")
+    print(f"\nIdle RSS after start: {idle_rss:.1f} MB; peak RSS over all runs: "
+          f"{max(r['peak_rss_mb'] for r in list(small.values()) + list(big.values())):.1f} MB")
+    print(f"Start-up to first healthy answer: fresh database {first_start:.0f} ms (runs migrations); "
+          f"existing database {min(starts):.0f}–{max(starts):.0f} ms; with 1M tokens {big_start:.0f} ms")
+    wasm = os.path.join(ROOT, "target", "site", "pkg", "keygate.wasm")
+    if os.path.exists(wasm):
+        raw = os.path.getsize(wasm)
+        try:
+            br = len(subprocess.run(["brotli", "-c", wasm], check=True, capture_output=True).stdout)
+            print(f"Wasm bundle: {raw / 1024:.0f} KB raw, {br / 1024:.0f} KB brotli")
+        except FileNotFoundError:
+            print(f"Wasm bundle: {raw / 1024:.0f} KB raw (install brotli for the compressed size)")
+    targets = [
+        ("issuance >= 25% of ceiling", small["issuance"]["rps"] / ceiling >= 0.25),
+        ("validation >= 60% of ceiling", small["validation"]["rps"] / ceiling >= 0.60),
+        ("introspection >= 60% of ceiling", small["introspection"]["rps"] / ceiling >= 0.60),
+        ("idle RSS < 50 MB", idle_rss < 50),
+        ("RSS during runs < 150 MB", max(r["peak_rss_mb"] for r in small.values()) < 150),
+        ("start-up < 1 s", max(starts) < 1000),
+        ("issuance with 1M tokens >= 90% of fresh", big["issuance"]["rps"] >= 0.9 * small["issuance"]["rps"]),
+        ("validation with 1M tokens >= 90% of fresh", big["validation"]["rps"] >= 0.9 * small["validation"]["rps"]),
+    ]
+    print("\nTargets")
+    for label, ok in targets:
+        print(f"  [{'met' if ok else 'MISSED'}] {label}")
+
+
+if __name__ == "__main__":
+    main()
