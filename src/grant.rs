@@ -182,10 +182,10 @@ impl TokenRejection {
     }
 }
 
-/// How many of the newest valid endpoint tokens may stay when one more is
-/// issued, so that afterwards at most `max_tokens` are valid.
-pub fn tokens_kept_before_issue(max_tokens: i64) -> i64 {
-    (max_tokens - 1).max(0)
+/// How many of the newest valid endpoint tokens stay once a new one is in:
+/// the cap, and never fewer than the one just issued.
+pub fn tokens_kept_after_issue(max_tokens: i64) -> i64 {
+    max_tokens.max(1)
 }
 
 /// When a token issued at `now` with lifetime `ttl` expires.
@@ -251,8 +251,8 @@ mod tests {
 
     #[test]
     fn cap_arithmetic() {
-        assert_eq!(tokens_kept_before_issue(30), 29);
-        assert_eq!(tokens_kept_before_issue(1), 0);
+        assert_eq!(tokens_kept_after_issue(30), 30);
+        assert_eq!(tokens_kept_after_issue(0), 1);
         assert_eq!(expiry(1000, 3600), 4600);
     }
 }

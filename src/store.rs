@@ -21,7 +21,31 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqli
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Readers: WAL lets them run beside the writer.
     pool: SqlitePool,
+    /// The one connection that writes. Queuing writers here (an async
+    /// wait) instead of letting several connections contend for SQLite's
+    /// write lock (a sleeping busy handler) keeps issuance fast and its
+    /// tail latency low.
+    writer: SqlitePool,
+    /// Token requests for the group-committing issuer task.
+    issuer: tokio::sync::mpsc::Sender<IssueJob>,
+    /// Client records by client ID, kept briefly so client authentication
+    /// (token endpoint, introspection, revocation) costs no query. Any
+    /// change to an application through this store clears it at once; a
+    /// change made by another process (the CLI) is seen within
+    /// [`CLIENT_CACHE_TTL`]. Issuance re-checks the secret in its write
+    /// transaction regardless.
+    clients: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (ClientRecord, std::time::Instant)>>>,
+}
+
+pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(2);
+const CLIENT_CACHE_MAX: usize = 50_000;
+
+impl std::fmt::Debug for IssueJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssueJob").field("application", &self.client.id).finish_non_exhaustive()
+    }
 }
 
 /// Everything the token endpoint needs to know about a client.
@@ -336,18 +360,42 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
+        // The writer never checkpoints: copying WAL pages back (and the fsync
+        // that goes with it) would stall every queued write. A background
+        // task checkpoints passively from a reader connection instead.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
-        Ok(Store { pool })
+        let checkpoint_pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                if checkpoint_pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoint_pool).await {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+        });
+        let (issuer, jobs) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(run_issuer(writer.clone(), jobs));
+        Ok(Store { pool, writer, issuer, clients: Default::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), CoreError> {
         MIGRATOR
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
     }
@@ -357,6 +405,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        // A last full checkpoint so the database file alone is current.
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -386,7 +437,7 @@ impl Store {
         .bind(password_hash)
         .bind(role.as_str())
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match CoreError::from(e) {
             CoreError::Conflict(_) => CoreError::invalid("username", format!("the username \"{username}\" is taken")),
@@ -411,7 +462,7 @@ impl Store {
         .bind(&username)
         .bind(password_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         Ok(id.map(|id| AdminView { id: AdminId(id), username, role: Role::Owner, created_at: now, last_sign_in_at: None }))
     }
@@ -469,7 +520,7 @@ impl Store {
         )
         .bind(role.as_str())
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return match self.admin(id).await? {
@@ -487,7 +538,7 @@ impl Store {
              OR (SELECT COUNT(*) FROM administrators WHERE role = 'owner') > 1) RETURNING username",
         )
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         match name {
             Some(n) => Ok(n),
@@ -510,7 +561,7 @@ impl Store {
         sqlx::query("UPDATE administrators SET last_sign_in_at = ? WHERE id = ?")
             .bind(now)
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -543,7 +594,7 @@ impl Store {
             .bind(name.as_str())
             .bind(description)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| match CoreError::from(e) {
                 CoreError::Conflict(_) => CoreError::invalid("name", format!("the scope \"{name}\" already exists")),
@@ -557,7 +608,7 @@ impl Store {
         if scopes.is_empty() {
             return Ok(());
         }
-        let known: Vec<String> = sqlx::query_scalar("SELECT name FROM scopes").fetch_all(&self.pool).await?;
+        let known: Vec<String> = sqlx::query_scalar("SELECT name FROM scopes").fetch_all(&self.writer).await?;
         let unknown: Vec<&str> =
             scopes.iter().map(|s| s.as_str()).filter(|s| !known.iter().any(|k| k == s)).collect();
         if unknown.is_empty() {
@@ -598,7 +649,7 @@ impl Store {
         .bind(s.rate_per_hour)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| match CoreError::from(e) {
             CoreError::Conflict(_) => {
@@ -634,7 +685,7 @@ impl Store {
         .bind(s.rate_per_hour)
         .bind(now)
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|e| match CoreError::from(e) {
             CoreError::Conflict(_) => {
@@ -642,6 +693,7 @@ impl Store {
             }
             other => other,
         })?;
+        self.forget_clients();
         if done.rows_affected() == 0 {
             return Err(CoreError::NotFound("application"));
         }
@@ -652,8 +704,9 @@ impl Store {
     pub async fn delete_application(&self, id: ApplicationId) -> Result<String, CoreError> {
         let name: Option<String> = sqlx::query_scalar("DELETE FROM applications WHERE id = ? RETURNING name")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
+        self.forget_clients();
         name.ok_or(CoreError::NotFound("application"))
     }
 
@@ -705,6 +758,31 @@ impl Store {
         Ok(Page { items, total, page, per_page })
     }
 
+    /// Like [`Store::client_by_client_id`], from the short-lived cache when it can.
+    pub async fn client_for_authentication(&self, client_id: &str) -> Result<Option<ClientRecord>, CoreError> {
+        if let Ok(cache) = self.clients.lock() {
+            if let Some((record, at)) = cache.get(client_id) {
+                if at.elapsed() < CLIENT_CACHE_TTL {
+                    return Ok(Some(record.clone()));
+                }
+            }
+        }
+        let found = self.client_by_client_id(client_id).await?;
+        if let (Some(record), Ok(mut cache)) = (&found, self.clients.lock()) {
+            if cache.len() >= CLIENT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(client_id.to_owned(), (record.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
+    }
+
+    fn forget_clients(&self) {
+        if let Ok(mut cache) = self.clients.lock() {
+            cache.clear();
+        }
+    }
+
     pub async fn client_by_client_id(&self, client_id: &str) -> Result<Option<ClientRecord>, CoreError> {
         let row = sqlx::query(
             "SELECT id, client_id, name, secret_hash, enabled, scopes, token_ttl_seconds, max_tokens, \
@@ -735,7 +813,7 @@ impl Store {
     /// secret. Returns the new secret (shown once) and how many tokens died.
     pub async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError> {
         let secret = ClientSecret::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let updated = sqlx::query(
             "UPDATE applications SET secret_hash = ?, secret_regenerated_at = ?, updated_at = ? WHERE id = ?",
         )
@@ -758,6 +836,7 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
+        self.forget_clients();
         Ok((secret, revoked))
     }
 
@@ -765,64 +844,29 @@ impl Store {
 
     /// Issues a token from the token endpoint for an authenticated client.
     ///
-    /// In one write transaction: revoke all but the newest `max_tokens - 1`
-    /// valid endpoint tokens, re-check that the secret the client proved is
+    /// Requests are handed to one issuing task that commits them in groups
+    /// (group commit): each request costs two statements inside a shared
+    /// write transaction instead of a transaction of its own. Per request,
+    /// in order: insert the token only if the secret the client proved is
     /// still current and the application enabled (a regeneration may have
-    /// committed since), then insert. SQLite serialises write transactions,
-    /// so concurrent requests cannot leave more than `max_tokens` valid.
+    /// committed since), then revoke all but the newest `max_tokens` valid
+    /// endpoint tokens. One writer and one order mean concurrent requests
+    /// never leave more than `max_tokens` valid.
     pub async fn issue_endpoint_token(
         &self,
         client: &ClientRecord,
         scopes: ScopeSet,
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
-        let token = AccessToken::generate();
-        let expires_at = grant::expiry(now, client.token_ttl_seconds);
-        let mut tx = self.pool.begin().await.map_err(CoreError::from)?;
-        let evicted = sqlx::query(
-            "UPDATE tokens SET revoked_at = ?1, revoked_reason = 'token_cap' WHERE id IN ( \
-               SELECT id FROM tokens WHERE application_id = ?2 AND source = 'token_endpoint' \
-               AND revoked_at IS NULL AND expires_at > ?1 ORDER BY id DESC LIMIT -1 OFFSET ?3)",
-        )
-        .bind(now)
-        .bind(client.id.0)
-        .bind(grant::tokens_kept_before_issue(client.max_tokens))
-        .execute(&mut *tx)
-        .await
-        .map_err(CoreError::from)?
-        .rows_affected();
-        let current = sqlx::query("SELECT secret_hash, enabled FROM applications WHERE id = ?")
-            .bind(client.id.0)
-            .fetch_optional(&mut *tx)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = IssueJob { client: client.clone(), scopes, now, token: AccessToken::generate(), reply };
+        self.issuer
+            .send(job)
             .await
-            .map_err(CoreError::from)?;
-        let still_valid = match current {
-            Some(r) => {
-                let hash: Vec<u8> = r.try_get("secret_hash").map_err(CoreError::from)?;
-                let enabled: bool = r.try_get("enabled").map_err(CoreError::from)?;
-                enabled && SecretDigest::from_slice(&hash).is_some_and(|h| h.matches(&client.secret_hash))
-            }
-            None => false,
-        };
-        if !still_valid {
-            // Dropping the transaction rolls back the evictions.
-            return Err(IssueError::ClientChanged);
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
-             VALUES (?, ?, ?, NULL, ?, 'token_endpoint', ?, ?) RETURNING id",
-        )
-        .bind(client.id.0)
-        .bind(token.digest().as_bytes().to_vec())
-        .bind(token.display_prefix())
-        .bind(scopes.to_string())
-        .bind(now)
-        .bind(expires_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(CoreError::from)?;
-        tx.commit().await.map_err(CoreError::from)?;
-        Ok(IssuedToken { id: TokenId(id), token, scopes, created_at: now, expires_at, evicted })
+            .map_err(|_| IssueError::Core(CoreError::Internal("the token issuer has stopped".into())))?;
+        answer
+            .await
+            .map_err(|_| IssueError::Core(CoreError::Internal("the token issuer dropped a request".into())))?
     }
 
     /// Mints a named token (console or API). Named tokens do not count
@@ -868,7 +912,7 @@ impl Store {
         .bind(source.as_str())
         .bind(now)
         .bind(expires_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(IssuedToken { id: TokenId(id), token, scopes, created_at: now, expires_at, evicted: 0 })
     }
@@ -876,7 +920,7 @@ impl Store {
     async fn client_by_id(&self, id: ApplicationId) -> Result<Option<ClientRecord>, CoreError> {
         let client_id: Option<String> = sqlx::query_scalar("SELECT client_id FROM applications WHERE id = ?")
             .bind(id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         match client_id {
             Some(c) => self.client_by_client_id(&c).await,
@@ -969,7 +1013,7 @@ impl Store {
             .bind(now)
             .bind(reason)
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -980,7 +1024,7 @@ impl Store {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for (id, at, ip) in uses {
             sqlx::query(
                 "UPDATE tokens SET last_used_at = ?1, last_used_ip = COALESCE(?2, last_used_ip) \
@@ -1014,7 +1058,7 @@ impl Store {
         .bind(e.application_id.map(|a| a.0))
         .bind(&e.client_ip)
         .bind(e.details.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(AuditEventId(id))
     }
@@ -1024,7 +1068,7 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for (id, count) in counts {
             sqlx::query("UPDATE audit_events SET details = json_set(details, '$.count', ?) WHERE id = ?")
                 .bind(count)
@@ -1083,12 +1127,12 @@ impl Store {
         let cutoff = now - token_retention;
         let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < ?1 OR revoked_at < ?1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         let events = sqlx::query("DELETE FROM audit_events WHERE at < ?")
             .bind(now - audit_retention)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok((tokens, events))
@@ -1138,6 +1182,90 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     pub page: i64,
     pub per_page: i64,
+}
+
+/// One token request waiting for the issuing task.
+struct IssueJob {
+    client: ClientRecord,
+    scopes: ScopeSet,
+    now: i64,
+    token: AccessToken,
+    reply: tokio::sync::oneshot::Sender<Result<IssuedToken, IssueError>>,
+}
+
+/// Most requests committed in one transaction.
+const MAX_ISSUE_BATCH: usize = 128;
+
+/// The issuing task: takes every request waiting, runs them in one write
+/// transaction on the writer connection, commits once, answers each.
+async fn run_issuer(writer: SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<IssueJob>) {
+    let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
+    while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
+        match issue_batch(&writer, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
+                        id,
+                        token: job.token,
+                        scopes: job.scopes,
+                        created_at: job.now,
+                        expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
+                        evicted,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = batch.len(), "token issuance batch failed");
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(IssueError::Core(CoreError::Internal(
+                        "token issuance failed; see the server log".into(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+type IssueOutcome = Result<(TokenId, u64), IssueError>;
+
+async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let c = &job.client;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
+             SELECT id, ?, ?, NULL, ?, 'token_endpoint', ?, ? FROM applications \
+             WHERE id = ? AND enabled = 1 AND secret_hash = ? RETURNING id",
+        )
+        .bind(job.token.digest().as_bytes().to_vec())
+        .bind(job.token.display_prefix())
+        .bind(job.scopes.to_string())
+        .bind(job.now)
+        .bind(grant::expiry(job.now, c.token_ttl_seconds))
+        .bind(c.id.0)
+        .bind(c.secret_hash.as_bytes().to_vec())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            outcomes.push(Err(IssueError::ClientChanged));
+            continue;
+        };
+        let evicted = sqlx::query(
+            "UPDATE tokens SET revoked_at = ?1, revoked_reason = 'token_cap' WHERE id IN ( \
+               SELECT id FROM tokens WHERE application_id = ?2 AND source = 'token_endpoint' \
+               AND revoked_at IS NULL AND expires_at > ?1 ORDER BY id DESC LIMIT -1 OFFSET ?3)",
+        )
+        .bind(job.now)
+        .bind(c.id.0)
+        .bind(grant::tokens_kept_after_issue(c.max_tokens))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        outcomes.push(Ok((TokenId(id), evicted)));
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 /// Why issuing a token failed.

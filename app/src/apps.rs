@@ -1,6 +1,6 @@
 //! Applications: list, create, detail (settings, secret, tokens).
 
-use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
+use crate::components::{form_error, url_encode, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
 use keygate::{AdminView, ApplicationView, ScopeView, TokenState, TokenView};
@@ -365,7 +365,7 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
     let pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
     let link = {
         let (q, sort) = (q.clone(), sort.clone());
-        move |page: i64| format!("/applications?q={}&sort={}&page={page}", urlencode(&q), sort)
+        move |page: i64| format!("/applications?q={}&sort={}&page={page}", url_encode(&q), sort)
     };
     let can_write = p.me.role.can_write();
     view! {
@@ -424,15 +424,6 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
             </nav>
         </Frame>
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn status_badge(enabled: bool) -> AnyView {

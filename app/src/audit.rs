@@ -1,6 +1,6 @@
 //! The audit log page: newest first, filters, pages, readable sentences.
 
-use crate::components::RelTime;
+use crate::components::{url_encode, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, Frame};
 use keygate::{AdminView, AuditEventView};
@@ -101,10 +101,10 @@ fn AuditView(p: AuditPage) -> impl IntoView {
     let link = {
         let base = format!(
             "/audit?application={}&action={}&from={}&to={}",
-            enc(&application),
-            enc(&action),
-            enc(&from),
-            enc(&to)
+            url_encode(&application),
+            url_encode(&action),
+            url_encode(&from),
+            url_encode(&to)
         );
         move |page: i64| format!("{base}&page={page}")
     };
@@ -148,13 +148,4 @@ fn AuditView(p: AuditPage) -> impl IntoView {
             </nav>
         </Frame>
     }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -91,7 +91,7 @@ pub async fn authenticate_client(
         .into_response());
     }
     let found = if client_id.len() <= 64 {
-        state.store.client_by_client_id(client_id).await.map_err(|e| HttpError::from(e).into_response())?
+        state.store.client_for_authentication(client_id).await.map_err(|e| HttpError::from(e).into_response())?
     } else {
         None
     };
