@@ -69,6 +69,9 @@ mod tests {
             describe(&ev("token.refused", serde_json::json!({"reason": "revoked:secret_regenerated", "count": 4}))),
             "billing-sync used a refused token: revoked (secret regenerated) (4 times)"
         );
-        assert_eq!(describe(&ev("token.refused", serde_json::json!({"reason": "expired", "count": 1}))), "billing-sync used a refused token: expired");
+        assert_eq!(
+            describe(&ev("token.refused", serde_json::json!({"reason": "expired", "count": 1}))),
+            "billing-sync used a refused token: expired"
+        );
     }
 }

@@ -240,7 +240,10 @@ mod tests {
             select_client_credentials(None, Some("id".into()), Some("s".into())).unwrap().method,
             ClientAuthMethod::ClientSecretPost
         );
-        assert_eq!(select_client_credentials(None, Some("id".into()), None).unwrap_err().code, OAuthErrorCode::InvalidClient);
+        assert_eq!(
+            select_client_credentials(None, Some("id".into()), None).unwrap_err().code,
+            OAuthErrorCode::InvalidClient
+        );
     }
 
     #[test]

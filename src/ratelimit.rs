@@ -61,7 +61,13 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             w.in_hour = 0;
         }
         if w.in_hour >= per_hour {
-            return RateDecision { allowed: false, limit: per_hour, remaining: 0, reset_at, retry_after: (reset_at - sec).max(1) };
+            return RateDecision {
+                allowed: false,
+                limit: per_hour,
+                remaining: 0,
+                reset_at,
+                retry_after: (reset_at - sec).max(1),
+            };
         }
         if w.in_second >= per_second {
             let retry = ((sec + 1) * 1000 - now_ms + 999) / 1000;
@@ -75,7 +81,13 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
         w.in_second += 1;
         w.in_hour += 1;
-        RateDecision { allowed: true, limit: per_hour, remaining: (per_hour - w.in_hour).max(0), reset_at, retry_after: 0 }
+        RateDecision {
+            allowed: true,
+            limit: per_hour,
+            remaining: (per_hour - w.in_hour).max(0),
+            reset_at,
+            retry_after: 0,
+        }
     }
 
     /// Drops counters of windows that have passed, so memory stays bounded.

@@ -36,9 +36,8 @@ impl ScopeName {
         }
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        let rest_ok = s
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '.' | '_' | '-'));
+        let rest_ok =
+            s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '.' | '_' | '-'));
         if !first_ok || !rest_ok {
             return Err(format!(
                 "\"{s}\" is not a valid scope name: use lower-case letters, digits and : . _ -, starting with a letter or digit"

@@ -320,7 +320,8 @@ fn scope_set(s: &str) -> ScopeSet {
 
 const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
      a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
-     (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id AND t.revoked_at IS NULL AND t.expires_at > ?1) AS active_tokens, \
+     (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
+     AND t.source IN ('token_endpoint', 'console', 'api') AND t.revoked_at IS NULL AND t.expires_at > ?1) AS active_tokens, \
      (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
 
 const TOKEN_COLUMNS: &str = "id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
@@ -394,10 +395,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), CoreError> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
+        MIGRATOR.run(&self.writer).await.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -464,7 +462,13 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
-        Ok(id.map(|id| AdminView { id: AdminId(id), username, role: Role::Owner, created_at: now, last_sign_in_at: None }))
+        Ok(id.map(|id| AdminView {
+            id: AdminId(id),
+            username,
+            role: Role::Owner,
+            created_at: now,
+            last_sign_in_at: None,
+        }))
     }
 
     /// The administrator and their password hash, for sign-in.
@@ -525,7 +529,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return match self.admin(id).await? {
                 None => Err(CoreError::NotFound("administrator")),
-                Some(_) => Err(CoreError::Refused("the last owner cannot be demoted; make someone else owner first".into())),
+                Some(_) => {
+                    Err(CoreError::Refused("the last owner cannot be demoted; make someone else owner first".into()))
+                }
             };
         }
         self.admin(id).await?.ok_or(CoreError::NotFound("administrator"))
@@ -609,8 +615,7 @@ impl Store {
             return Ok(());
         }
         let known: Vec<String> = sqlx::query_scalar("SELECT name FROM scopes").fetch_all(&self.writer).await?;
-        let unknown: Vec<&str> =
-            scopes.iter().map(|s| s.as_str()).filter(|s| !known.iter().any(|k| k == s)).collect();
+        let unknown: Vec<&str> = scopes.iter().map(|s| s.as_str()).filter(|s| !known.iter().any(|k| k == s)).collect();
         if unknown.is_empty() {
             Ok(())
         } else {
@@ -737,14 +742,13 @@ impl Store {
             ApplicationSort::Name => "a.name COLLATE NOCASE ASC",
             ApplicationSort::Newest => "a.id DESC",
         };
-        let total: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM applications a {}",
-            filter.replace("?2", "?1")
-        ))
-        .bind(&pattern)
-        .fetch_one(&self.pool)
-        .await?;
-        let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications a {filter} ORDER BY {order} LIMIT ?3 OFFSET ?4");
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM applications a {}", filter.replace("?2", "?1")))
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await?;
+        let sql =
+            format!("SELECT {APPLICATION_COLUMNS} FROM applications a {filter} ORDER BY {order} LIMIT ?3 OFFSET ?4");
         let items = sqlx::query_as::<_, ApplicationRow>(&sql)
             .bind(now)
             .bind(&pattern)
@@ -864,9 +868,7 @@ impl Store {
             .send(job)
             .await
             .map_err(|_| IssueError::Core(CoreError::Internal("the token issuer has stopped".into())))?;
-        answer
-            .await
-            .map_err(|_| IssueError::Core(CoreError::Internal("the token issuer dropped a request".into())))?
+        answer.await.map_err(|_| IssueError::Core(CoreError::Internal("the token issuer dropped a request".into())))?
     }
 
     /// Mints a named token (console or API). Named tokens do not count
@@ -894,10 +896,7 @@ impl Store {
         let outside = scopes.not_in(&app.scopes);
         if !outside.is_empty() {
             let list: Vec<&str> = outside.iter().map(|s| s.as_str()).collect();
-            return Err(CoreError::invalid(
-                "scopes",
-                format!("the application is not allowed: {}", list.join(", ")),
-            ));
+            return Err(CoreError::invalid("scopes", format!("the application is not allowed: {}", list.join(", "))));
         }
         let token = AccessToken::generate();
         let id: i64 = sqlx::query_scalar(
@@ -930,7 +929,11 @@ impl Store {
 
     /// Checks a bearer token with one indexed lookup (by digest) joined to
     /// its application.
-    pub async fn check_token(&self, token: &AccessToken, now: i64) -> Result<Result<TokenContext, RejectedToken>, CoreError> {
+    pub async fn check_token(
+        &self,
+        token: &AccessToken,
+        now: i64,
+    ) -> Result<Result<TokenContext, RejectedToken>, CoreError> {
         let unknown = RejectedToken {
             rejection: TokenRejection::Unknown,
             token_id: None,
@@ -1009,12 +1012,13 @@ impl Store {
 
     /// Revokes one token; `false` when it was already revoked or does not exist.
     pub async fn revoke_token(&self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
-        let done = sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(reason)
-            .bind(id.0)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(reason)
+                .bind(id.0)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1095,7 +1099,8 @@ impl Store {
     pub async fn list_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEventView>, CoreError> {
         let per_page = q.per_page.clamp(1, 500);
         let page = q.page.max(1);
-        let filter = "WHERE (?1 IS NULL OR application_id = ?1) AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%') \
+        let filter =
+            "WHERE (?1 IS NULL OR application_id = ?1) AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%') \
                       AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)";
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
             .bind(q.application_id.map(|a| a.0))

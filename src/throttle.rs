@@ -34,7 +34,11 @@ impl SignInThrottle {
                 let exp = (f.count - FREE_FAILURES).min(16);
                 let delay = (BASE_DELAY_SECONDS << exp).min(MAX_DELAY_SECONDS);
                 let wait = f.last_at + delay - now;
-                if wait > 0 { Err(wait) } else { Ok(()) }
+                if wait > 0 {
+                    Err(wait)
+                } else {
+                    Ok(())
+                }
             }
             _ => Ok(()),
         }

@@ -3,9 +3,9 @@
 use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, Frame};
-use keygate::{AdminView, ScopeView};
 #[cfg(feature = "ssr")]
 use keygate::Role;
+use keygate::{AdminView, ScopeView};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,8 @@ pub async fn change_role(id: i64, role: String) -> Result<(), AppError> {
 pub async fn remove_admin(id: i64) -> Result<(), AppError> {
     let me = require_owner().await?;
     let ctx = crate::server::context()?;
-    let target = ctx.store.admin(keygate::AdminId(id)).await?.ok_or_else(|| AppError::NotFound("administrator".into()))?;
+    let target =
+        ctx.store.admin(keygate::AdminId(id)).await?.ok_or_else(|| AppError::NotFound("administrator".into()))?;
     ctx.store.remove_admin(target.id).await?;
     crate::server::audit(admin_audit(crate::server::now(), &me, "admin.removed", &target)).await;
     Ok(())
@@ -87,7 +88,8 @@ pub fn AdminsPage() -> impl IntoView {
     let add = ServerAction::<AddAdmin>::new();
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveAdmin>::new();
-    let data = Resource::new(move || (add.version().get(), change.version().get(), remove.version().get()), |_| admins());
+    let data =
+        Resource::new(move || (add.version().get(), change.version().get(), remove.version().get()), |_| admins());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || data.get().map(|r| loaded(r, move |d| view! { <AdminsView d=d add=add change=change remove=remove/> }.into_any()))}
@@ -96,7 +98,12 @@ pub fn AdminsPage() -> impl IntoView {
 }
 
 #[component]
-fn AdminsView(d: AdminsData, add: ServerAction<AddAdmin>, change: ServerAction<ChangeRole>, remove: ServerAction<RemoveAdmin>) -> impl IntoView {
+fn AdminsView(
+    d: AdminsData,
+    add: ServerAction<AddAdmin>,
+    change: ServerAction<ChangeRole>,
+    remove: ServerAction<RemoveAdmin>,
+) -> impl IntoView {
     let add_error = form_error(add.value(), <AddAdmin as ServerFn>::PATH);
     let change_error = form_error(change.value(), <ChangeRole as ServerFn>::PATH);
     let remove_error = form_error(remove.value(), <RemoveAdmin as ServerFn>::PATH);

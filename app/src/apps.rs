@@ -97,7 +97,8 @@ fn settings_from_form(
     rate_per_second: String,
     rate_per_hour: String,
 ) -> Result<keygate::ApplicationSettings, AppError> {
-    let scopes = keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
+    let scopes =
+        keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
     Ok(keygate::ApplicationSettings {
         name,
         notes,
@@ -123,10 +124,12 @@ pub async fn create_application(
     use keygate::store::AuditRecord;
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
-    let settings = settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let settings =
+        settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
     let now = crate::server::now();
     let (app, secret) = ctx.store.create_application(settings, now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.created").on_application(app.id, &app.name)).await;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.created").on_application(app.id, &app.name))
+        .await;
     put_flash(Flash {
         application_id: app.id.0,
         kind: FlashKind::ClientSecret,
@@ -180,10 +183,12 @@ pub async fn update_application(
     use keygate::store::AuditRecord;
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
-    let settings = settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let settings =
+        settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
     let now = crate::server::now();
     let app = ctx.store.update_application(keygate::ApplicationId(id), settings, enabled.is_some(), now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.updated").on_application(app.id, &app.name)).await;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.updated").on_application(app.id, &app.name))
+        .await;
     Ok(())
 }
 
@@ -193,7 +198,11 @@ pub async fn set_enabled(id: i64, enabled: bool) -> Result<(), AppError> {
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx
+        .store
+        .application(keygate::ApplicationId(id), now)
+        .await?
+        .ok_or_else(|| AppError::NotFound("application".into()))?;
     let settings = keygate::ApplicationSettings {
         name: app.name.clone(),
         notes: app.notes.clone(),
@@ -214,11 +223,18 @@ pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), A
     use keygate::store::AuditRecord;
     let me = crate::server::require_writer().await?;
     if confirm.is_none() {
-        return Err(AppError::invalid("confirm", "tick the box to confirm that every token of this application will stop working"));
+        return Err(AppError::invalid(
+            "confirm",
+            "tick the box to confirm that every token of this application will stop working",
+        ));
     }
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx
+        .store
+        .application(keygate::ApplicationId(id), now)
+        .await?
+        .ok_or_else(|| AppError::NotFound("application".into()))?;
     let (secret, revoked) = ctx.store.regenerate_secret(app.id, now).await?;
     crate::server::audit(
         AuditRecord::by_admin(now, &me, "application.secret_regenerated")
@@ -242,19 +258,30 @@ pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), App
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx
+        .store
+        .application(keygate::ApplicationId(id), now)
+        .await?
+        .ok_or_else(|| AppError::NotFound("application".into()))?;
     if confirm_name.trim() != app.name {
         return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
     }
     ctx.store.delete_application(app.id).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.deleted").on_application(app.id, &app.name)).await;
+    crate::server::audit(AuditRecord::by_admin(now, &me, "application.deleted").on_application(app.id, &app.name))
+        .await;
     leptos_axum::redirect("/applications");
     Ok(())
 }
 
 /// Expiry choices for a new token, in days.
-pub const EXPIRY_CHOICES: &[(&str, &str)] =
-    &[("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("custom", "On a date…")];
+pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
+    ("1", "1 day"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+    ("custom", "On a date…"),
+];
 
 #[server(prefix = "/console/fn", endpoint = "mint_token")]
 pub async fn mint_token(
@@ -277,12 +304,15 @@ pub async fn mint_token(
         let days: i64 = expiry.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?;
         now + days * 86_400
     };
-    let scopes = keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
-    let app = ctx.store.application(keygate::ApplicationId(id), now).await?.ok_or_else(|| AppError::NotFound("application".into()))?;
-    let issued = ctx
+    let scopes =
+        keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
+    let app = ctx
         .store
-        .mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now)
-        .await?;
+        .application(keygate::ApplicationId(id), now)
+        .await?
+        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let issued =
+        ctx.store.mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now).await?;
     crate::server::audit(
         AuditRecord::by_admin(now, &me, "token.minted")
             .on_application(app.id, &app.name)

@@ -35,7 +35,13 @@ pub struct AuditPage {
 }
 
 #[server(prefix = "/console/fn", endpoint = "audit_events")]
-pub async fn audit_events(application: String, action: String, from: String, to: String, page: i64) -> Result<AuditPage, AppError> {
+pub async fn audit_events(
+    application: String,
+    action: String,
+    from: String,
+    to: String,
+    page: i64,
+) -> Result<AuditPage, AppError> {
     use keygate::store::AuditQuery;
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;

@@ -20,9 +20,9 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 
 #[server(prefix = "/console/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), AppError> {
+    use crate::server::{audit, client_ip, context, now, sign_in_session};
     use keygate::secret::{dummy_password_hash, verify_password};
     use keygate::store::{ActorKind, AuditRecord};
-    use crate::server::{audit, client_ip, context, now, sign_in_session};
 
     let ctx = context()?;
     let ip = client_ip().await;
@@ -110,9 +110,8 @@ pub async fn create_owner(
     if password != password_confirm {
         return Err(AppError::invalid("password_confirm", "the two passwords differ"));
     }
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|_| AppError::Internal)??;
+    let hash =
+        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|_| AppError::Internal)??;
     let t = now();
     let Some(owner) = ctx.store.create_first_owner(&username, &hash, t).await? else {
         return Err(AppError::Refused("an administrator already exists; sign in instead".into()));

@@ -1,9 +1,9 @@
 //! The signed-in landing page: counts of applications and active tokens,
 //! and the latest audit events.
 
-use crate::layout::Frame;
 use crate::components::RelTime;
 use crate::error::AppError;
+use crate::layout::Frame;
 use keygate::{AdminView, AuditEventView, DashboardStats};
 use leptos::prelude::*;
 use leptos_router::components::Redirect;

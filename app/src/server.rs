@@ -40,10 +40,7 @@ pub async fn session() -> Result<Session, AppError> {
 }
 
 pub async fn client_ip() -> Option<String> {
-    leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>()
-        .await
-        .ok()
-        .map(|c| c.0.ip().to_string())
+    leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string())
 }
 
 fn session_error(e: tower_sessions::session::Error) -> AppError {
@@ -75,10 +72,7 @@ pub async fn require_admin() -> Result<AdminView, AppError> {
 pub async fn require_writer() -> Result<AdminView, AppError> {
     let admin = require_admin().await?;
     if !admin.role.can_write() {
-        return Err(AppError::Forbidden(format!(
-            "{} is a viewer; viewers cannot change anything",
-            admin.username
-        )));
+        return Err(AppError::Forbidden(format!("{} is a viewer; viewers cannot change anything", admin.username)));
     }
     Ok(admin)
 }

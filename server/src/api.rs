@@ -205,7 +205,10 @@ struct BearerSecurity;
 impl Modify for BearerSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -311,7 +314,10 @@ async fn create_application(
     let now = crate::now();
     let (app, secret) = state.store.create_application(s, now).await?;
     audit(&state, caller.audit(now, "application.created").on_application(app.id, &app.name)).await;
-    let mut r = (StatusCode::CREATED, Json(ApplicationWithSecret { application: app, client_secret: secret.expose().to_owned() }))
+    let mut r = (
+        StatusCode::CREATED,
+        Json(ApplicationWithSecret { application: app, client_secret: secret.expose().to_owned() }),
+    )
         .into_response();
     crate::http_error::no_store(&mut r);
     Ok(r)
@@ -320,7 +326,11 @@ async fn create_application(
 /// One application (scope `applications:read`).
 #[utoipa::path(get, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = i64, Path)),
     responses((status = 200, body = ApplicationView), (status = 404, body = ErrorBody)))]
-async fn get_application(State(state): State<AppState>, caller: Bearer, Path(id): Path<String>) -> Result<Json<ApplicationView>, HttpError> {
+async fn get_application(
+    State(state): State<AppState>,
+    caller: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<ApplicationView>, HttpError> {
     caller.require_scope("applications:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let app = state.store.application(id, crate::now()).await?.ok_or_else(|| HttpError::not_found("application"))?;
@@ -366,7 +376,11 @@ async fn update_application(
 /// Delete an application and its tokens (scope `applications:write`).
 #[utoipa::path(delete, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn delete_application(State(state): State<AppState>, caller: Bearer, Path(id): Path<String>) -> Result<StatusCode, HttpError> {
+async fn delete_application(
+    State(state): State<AppState>,
+    caller: Bearer,
+    Path(id): Path<String>,
+) -> Result<StatusCode, HttpError> {
     caller.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
@@ -379,7 +393,11 @@ async fn delete_application(State(state): State<AppState>, caller: Bearer, Path(
 /// and the new secret is in this response only (scope `applications:write`).
 #[utoipa::path(post, path = "/api/v1/applications/{id}/secret", tag = "applications", params(("id" = i64, Path)),
     responses((status = 200, body = RegeneratedSecret), (status = 404, body = ErrorBody)))]
-async fn regenerate_secret(State(state): State<AppState>, caller: Bearer, Path(id): Path<String>) -> Result<Response, HttpError> {
+async fn regenerate_secret(
+    State(state): State<AppState>,
+    caller: Bearer,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     caller.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
@@ -388,8 +406,12 @@ async fn regenerate_secret(State(state): State<AppState>, caller: Bearer, Path(i
     let mut rec = caller.audit(now, "application.secret_regenerated").on_application(id, &app.name);
     rec.details["tokens_revoked"] = json!(revoked);
     audit(&state, rec).await;
-    let mut r = Json(RegeneratedSecret { client_id: app.client_id, client_secret: secret.expose().to_owned(), tokens_revoked: revoked })
-        .into_response();
+    let mut r = Json(RegeneratedSecret {
+        client_id: app.client_id,
+        client_secret: secret.expose().to_owned(),
+        tokens_revoked: revoked,
+    })
+    .into_response();
     crate::http_error::no_store(&mut r);
     Ok(r)
 }
@@ -397,7 +419,11 @@ async fn regenerate_secret(State(state): State<AppState>, caller: Bearer, Path(i
 /// The tokens of an application, newest first (scope `tokens:read`).
 #[utoipa::path(get, path = "/api/v1/applications/{id}/tokens", tag = "tokens", params(("id" = i64, Path)),
     responses((status = 200, body = TokenList), (status = 404, body = ErrorBody)))]
-async fn list_tokens(State(state): State<AppState>, caller: Bearer, Path(id): Path<String>) -> Result<Json<TokenList>, HttpError> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<TokenList>, HttpError> {
     caller.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
@@ -451,7 +477,8 @@ async fn mint_token(
     rec.details["name"] = json!(body.name.trim());
     audit(&state, rec).await;
     let token = state.store.token(issued.id).await?.ok_or_else(|| HttpError::not_found("token"))?;
-    let mut r = (StatusCode::CREATED, Json(MintedToken { token, access_token: issued.token.expose().to_owned() })).into_response();
+    let mut r = (StatusCode::CREATED, Json(MintedToken { token, access_token: issued.token.expose().to_owned() }))
+        .into_response();
     crate::http_error::no_store(&mut r);
     Ok(r)
 }
@@ -459,7 +486,11 @@ async fn mint_token(
 /// Revoke a token (scope `tokens:write`). Revoking a revoked token is 204 too.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn revoke_token(State(state): State<AppState>, caller: Bearer, Path(id): Path<String>) -> Result<StatusCode, HttpError> {
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Bearer,
+    Path(id): Path<String>,
+) -> Result<StatusCode, HttpError> {
     caller.require_scope("tokens:write")?;
     let id = TokenId(parse_id(&id, "token")?);
     let now = crate::now();
@@ -513,13 +544,11 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn routes(state: &AppState) -> Router<AppState> {
     let (protected, openapi) = protected();
     let document = openapi.to_json().unwrap_or_else(|_| "{}".into());
-    protected
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_bearer))
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], Body::from(document)) }
-            }),
-        )
+    protected.route_layer(axum::middleware::from_fn_with_state(state.clone(), require_bearer)).route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let document = document.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], Body::from(document)) }
+        }),
+    )
 }

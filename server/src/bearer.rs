@@ -41,8 +41,11 @@ fn missing_token() -> HttpError {
 }
 
 pub fn invalid_token(description: &str) -> HttpError {
-    HttpError::oauth(OAuthError::new(OAuthErrorCode::InvalidToken, description))
-        .with_challenge(challenge(Some(OAuthErrorCode::InvalidToken), description, None))
+    HttpError::oauth(OAuthError::new(OAuthErrorCode::InvalidToken, description)).with_challenge(challenge(
+        Some(OAuthErrorCode::InvalidToken),
+        description,
+        None,
+    ))
 }
 
 impl Bearer {
@@ -91,8 +94,9 @@ async fn verify(state: &AppState, headers: &HeaderMap, ip: Option<String>) -> Re
                 (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
             {
                 let name = rejected.application_name.clone().unwrap_or_default();
-                let mut rec =
-                    AuditRecord::new(now, ActorKind::Application, "token.refused").on_application(app, &name).from_ip(ip);
+                let mut rec = AuditRecord::new(now, ActorKind::Application, "token.refused")
+                    .on_application(app, &name)
+                    .from_ip(ip);
                 rec.actor_id = Some(app.0);
                 rec.actor_name = Some(name);
                 rec.details = json!({ "reason": reason, "token_id": token_id.0 });

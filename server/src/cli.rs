@@ -11,7 +11,11 @@ use std::net::SocketAddr;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/keygate.db";
 
 #[derive(Parser, Debug)]
-#[command(name = "keygate", version, about = "Keygate: admin console and OAuth 2.0 authorization server for machine-to-machine API access")]
+#[command(
+    name = "keygate",
+    version,
+    about = "Keygate: admin console and OAuth 2.0 authorization server for machine-to-machine API access"
+)]
 pub struct Cli {
     /// Database URL (SQLite: `sqlite:PATH`).
     #[arg(long, global = true, env = "KEYGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -132,8 +136,7 @@ pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Serve { addr, public_url, token_retention_days, audit_retention_days } => {
             let store = Store::open(&cli.database_url).await?;
-            let config =
-                crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
+            let config = crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
             crate::serve::run(store, config).await
         }
         Command::Migrate => {
@@ -222,9 +225,13 @@ pub async fn run(cli: Cli) -> CliResult {
             let store = open(&cli.database_url).await?;
             let app = store.application(ApplicationId(id), now).await?.ok_or("no application with that id")?;
             let (secret, revoked) = store.regenerate_secret(app.id, now).await?;
-            let rec = keygate::store::AuditRecord::new(now, keygate::store::ActorKind::System, "application.secret_regenerated")
-                .on_application(app.id, &app.name)
-                .details(json!({ "via": "cli", "tokens_revoked": revoked }));
+            let rec = keygate::store::AuditRecord::new(
+                now,
+                keygate::store::ActorKind::System,
+                "application.secret_regenerated",
+            )
+            .on_application(app.id, &app.name)
+            .details(json!({ "via": "cli", "tokens_revoked": revoked }));
             store.record_audit(&rec).await?;
             if as_json {
                 print_json(&json!({

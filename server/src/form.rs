@@ -33,8 +33,8 @@ impl FormParams {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            let key = decode_component(k)
-                .ok_or_else(|| HttpError::invalid_request("the request body is not valid UTF-8"))?;
+            let key =
+                decode_component(k).ok_or_else(|| HttpError::invalid_request("the request body is not valid UTF-8"))?;
             let value = decode_component(v)
                 .ok_or_else(|| HttpError::invalid_request(format!("parameter {key} is not valid UTF-8")))?;
             if map.insert(key.clone(), value).is_some() {
@@ -58,9 +58,7 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<FormParams, Ht
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(HttpError::invalid_request(
-            "the request body must be application/x-www-form-urlencoded",
-        ));
+        return Err(HttpError::invalid_request("the request body must be application/x-www-form-urlencoded"));
     }
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
         HttpError::invalid_request(format!("the request body is larger than {MAX_FORM_BYTES} bytes"))

@@ -12,11 +12,23 @@ use serde_json::json;
 /// An error as the HTTP layer answers it.
 #[derive(Debug)]
 pub enum HttpError {
-    OAuth { status: StatusCode, error: OAuthError, challenge: Option<String> },
+    OAuth {
+        status: StatusCode,
+        error: OAuthError,
+        challenge: Option<String>,
+    },
     /// A management API refusal: `{"error": code, "error_description", "field"?}`.
-    Api { status: StatusCode, code: &'static str, description: String, field: Option<&'static str> },
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        description: String,
+        field: Option<&'static str>,
+    },
     /// 429, with `Retry-After`.
-    RateLimited { retry_after: i64, description: String },
+    RateLimited {
+        retry_after: i64,
+        description: String,
+    },
     Internal,
 }
 
@@ -68,9 +80,12 @@ impl HttpError {
 impl From<CoreError> for HttpError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::Invalid { field, message } => {
-                HttpError::Api { status: StatusCode::BAD_REQUEST, code: "invalid_request", description: message, field: Some(field) }
-            }
+            CoreError::Invalid { field, message } => HttpError::Api {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_request",
+                description: message,
+                field: Some(field),
+            },
             CoreError::NotFound(what) => HttpError::not_found(what),
             CoreError::Conflict(m) | CoreError::Refused(m) => HttpError::api(StatusCode::CONFLICT, "conflict", m),
             CoreError::Storage(err) => {

@@ -54,7 +54,12 @@ pub fn rate_headers(response: &mut Response, d: &RateDecision) {
 }
 
 /// Counts one request of an identified application; 429 past its limits.
-pub fn count_request(state: &AppState, app: keygate::ApplicationId, per_second: i64, per_hour: i64) -> Result<RateDecision, Response> {
+pub fn count_request(
+    state: &AppState,
+    app: keygate::ApplicationId,
+    per_second: i64,
+    per_hour: i64,
+) -> Result<RateDecision, Response> {
     let d = state.rate.check(&app, per_second, per_hour, now_ms());
     if d.allowed {
         return Ok(d);
@@ -105,7 +110,8 @@ pub async fn authenticate_client(
             let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
             state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
             let shown_id: String = client_id.chars().take(64).collect();
-            let mut rec = AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip.clone());
+            let mut rec =
+                AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip.clone());
             if let Some(c) = &found {
                 rec.actor_kind = ActorKind::Application;
                 rec.actor_id = Some(c.id.0);
@@ -152,7 +158,8 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         rate_headers(&mut r, &quota);
         r
     };
-    let scopes = grant::resolve_scopes(form.get("scope"), &client.scopes).map_err(|e| with_quota(HttpError::oauth(e)))?;
+    let scopes =
+        grant::resolve_scopes(form.get("scope"), &client.scopes).map_err(|e| with_quota(HttpError::oauth(e)))?;
     let issued = match state.store.issue_endpoint_token(&client, scopes, now).await {
         Ok(t) => t,
         Err(IssueError::ClientChanged) => return Err(with_quota(HttpError::oauth(OAuthError::invalid_client()))),
@@ -239,7 +246,12 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
             Err(e) => return Err(HttpError::from(e).into_response()),
         };
         if let Some(ctx) = owned {
-            if state.store.revoke_token(ctx.token_id, "revoked_by_client", now).await.map_err(|e| HttpError::from(e).into_response())? {
+            if state
+                .store
+                .revoke_token(ctx.token_id, "revoked_by_client", now)
+                .await
+                .map_err(|e| HttpError::from(e).into_response())?
+            {
                 let mut rec = AuditRecord::new(now, ActorKind::Application, "token.revoked")
                     .on_application(client.id, &client.name)
                     .from_ip(ip)

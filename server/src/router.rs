@@ -95,9 +95,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn api_not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "not_found", "error_description": "no such API route" })),
-    )
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found", "error_description": "no such API route" })))
         .into_response()
 }

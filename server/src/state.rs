@@ -2,10 +2,10 @@
 
 use app::server::ConsoleContext;
 use axum::extract::FromRef;
-use keygate::store::Store;
-use keygate::throttle::SignInThrottle;
 use keygate::audit_dedup::AuditDeduper;
 use keygate::ratelimit::{FailedAuthLimiter, RateLimiter};
+use keygate::store::Store;
+use keygate::throttle::SignInThrottle;
 use keygate::usage::UsageTracker;
 use keygate::ApplicationId;
 use leptos::config::LeptosOptions;

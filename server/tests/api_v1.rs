@@ -40,8 +40,14 @@ fn form(path: &str, auth: (&str, &str), body: &str) -> Request<Body> {
 async fn applications_crud_with_audit_by_the_calling_application() {
     let t = test_app().await;
     let (_bot, token) = admin_bot(&t).await;
-    let res = call(&t, Method::POST, "/api/v1/applications", &token,
-        Some(json!({"name": "billing-sync", "notes": "nightly", "scopes": ["tokens:read"], "max_tokens": 5}))).await;
+    let res = call(
+        &t,
+        Method::POST,
+        "/api/v1/applications",
+        &token,
+        Some(json!({"name": "billing-sync", "notes": "nightly", "scopes": ["tokens:read"], "max_tokens": 5})),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
     let created = json(res).await;
@@ -58,15 +64,22 @@ async fn applications_crud_with_audit_by_the_calling_application() {
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], id);
 
-    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{id}"), &token,
-        Some(json!({"enabled": false, "notes": "paused"}))).await;
+    let res = call(
+        &t,
+        Method::PATCH,
+        &format!("/api/v1/applications/{id}"),
+        &token,
+        Some(json!({"enabled": false, "notes": "paused"})),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let patched = json(res).await;
     assert_eq!(patched["enabled"], false);
     assert_eq!(patched["notes"], "paused");
     assert_eq!(patched["scopes"], json!(["tokens:read"]));
 
-    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{id}"), &token, Some(json!({"colour": "red"}))).await;
+    let res =
+        call(&t, Method::PATCH, &format!("/api/v1/applications/{id}"), &token, Some(json!({"colour": "red"}))).await;
     assert_eq!(res.status(), 400);
     assert!(json(res).await["error_description"].as_str().unwrap().contains("unknown field"));
     let res = call(&t, Method::POST, "/api/v1/applications", &token, Some(json!({"name": "  "}))).await;
@@ -75,8 +88,13 @@ async fn applications_crud_with_audit_by_the_calling_application() {
     let res = call(&t, Method::POST, "/api/v1/applications", &token, Some(json!({"name": "billing-sync"}))).await;
     assert_eq!(res.status(), 400);
     let res = t
-        .send(Request::post("/api/v1/applications").header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "text/plain").body(Body::from("{}")).unwrap())
+        .send(
+            Request::post("/api/v1/applications")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
         .await;
     assert_eq!(res.status(), 400);
     let res = call(&t, Method::GET, "/api/v1/applications?page=abc", &token, None).await;
@@ -89,7 +107,8 @@ async fn applications_crud_with_audit_by_the_calling_application() {
     assert_eq!(call(&t, Method::GET, "/api/v1/applications/nope", &token, None).await.status(), 404);
 
     let events = json(call(&t, Method::GET, "/api/v1/audit-events?action=application", &token, None).await).await;
-    let actions: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["application.deleted", "application.updated", "application.created"]);
     assert!(events["items"].as_array().unwrap().iter().all(|e| e["actor"] == "admin-bot"));
 }
@@ -100,7 +119,11 @@ async fn scopes_are_checked_per_route_and_cannot_be_widened() {
     let reader = t.create_app("reader", "applications:read").await;
     let token = t.obtain_token(&reader, None).await;
     assert_eq!(call(&t, Method::GET, "/api/v1/applications", &token, None).await.status(), 200);
-    for (m, path) in [(Method::POST, "/api/v1/applications"), (Method::GET, "/api/v1/audit-events"), (Method::GET, "/api/v1/applications/1/tokens")] {
+    for (m, path) in [
+        (Method::POST, "/api/v1/applications"),
+        (Method::GET, "/api/v1/audit-events"),
+        (Method::GET, "/api/v1/applications/1/tokens"),
+    ] {
         let res = call(&t, m, path, &token, Some(json!({"name": "x"}))).await;
         assert_eq!(res.status(), 403, "{path}");
         let challenge = res.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
@@ -110,10 +133,18 @@ async fn scopes_are_checked_per_route_and_cannot_be_widened() {
     // A writer without audit:read cannot grant audit:read.
     let writer = t.create_app("writer", "applications:write").await;
     let wt = t.obtain_token(&writer, None).await;
-    let res = call(&t, Method::POST, "/api/v1/applications", &wt, Some(json!({"name": "sneaky", "scopes": ["audit:read"]}))).await;
+    let res =
+        call(&t, Method::POST, "/api/v1/applications", &wt, Some(json!({"name": "sneaky", "scopes": ["audit:read"]})))
+            .await;
     assert_eq!(res.status(), 403);
-    let res = call(&t, Method::PATCH, &format!("/api/v1/applications/{}", writer.app.id), &wt,
-        Some(json!({"scopes": ["applications:write", "audit:read"]}))).await;
+    let res = call(
+        &t,
+        Method::PATCH,
+        &format!("/api/v1/applications/{}", writer.app.id),
+        &wt,
+        Some(json!({"scopes": ["applications:write", "audit:read"]})),
+    )
+    .await;
     assert_eq!(res.status(), 403);
 }
 
@@ -123,7 +154,14 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
     let (bot, token) = admin_bot(&t).await;
     let target = t.create_app("target", "tokens:read").await;
     let path = format!("/api/v1/applications/{}/tokens", target.app.id);
-    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "ci deploy", "scopes": ["tokens:read"], "expires_in": 86400}))).await;
+    let res = call(
+        &t,
+        Method::POST,
+        &path,
+        &token,
+        Some(json!({"name": "ci deploy", "scopes": ["tokens:read"], "expires_in": 86400})),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     let minted = json(res).await;
     let named = minted["access_token"].as_str().unwrap().to_owned();
@@ -131,9 +169,12 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
     assert_eq!(minted["token"]["source"], "api");
     assert_eq!(call(&t, Method::GET, "/api/v1/me", &named, None).await.status(), 200);
 
-    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "expires_in": 10, "expires_at": 99}))).await;
+    let res =
+        call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "expires_in": 10, "expires_at": 99}))).await;
     assert_eq!(res.status(), 400);
-    let res = call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "scopes": ["audit:read"], "expires_in": 10}))).await;
+    let res =
+        call(&t, Method::POST, &path, &token, Some(json!({"name": "x", "scopes": ["audit:read"], "expires_in": 10})))
+            .await;
     assert_eq!(res.status(), 400, "audit:read is not among target's allowed scopes");
 
     let list = json(call(&t, Method::GET, &path, &token, None).await).await;
@@ -160,7 +201,10 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
     let res = t.token_request(Some((&target.app.client_id, &target.secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 401, "the old secret is dead");
     let res = t
-        .token_request(Some((&target.app.client_id, regen["client_secret"].as_str().unwrap())), "grant_type=client_credentials")
+        .token_request(
+            Some((&target.app.client_id, regen["client_secret"].as_str().unwrap())),
+            "grant_type=client_credentials",
+        )
         .await;
     assert_eq!(res.status(), 200);
     let _ = bot;
@@ -188,7 +232,10 @@ async fn openapi_document_lists_every_route() {
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the OpenAPI document");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(documented, routes.len(), "the document lists a route this test does not know");
@@ -196,7 +243,9 @@ async fn openapi_document_lists_every_route() {
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             let uri = path.replace("{id}", "999999");
-            let res = call(&t, Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &uri, &token, Some(json!({}))).await;
+            let res =
+                call(&t, Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &uri, &token, Some(json!({})))
+                    .await;
             assert_ne!(res.status(), 405, "{method} {path}");
             if res.status() == 404 {
                 assert_eq!(json(res).await["error"], "not_found", "{method} {path} must be a known route");
@@ -228,7 +277,8 @@ async fn introspection_own_tokens_or_with_the_introspect_scope() {
     assert_eq!(res.headers()["x-ratelimit-limit"], "15000");
     assert_eq!(json(res).await["active"], true);
 
-    let unknown = json(t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), "token=kgt_nothing")).await).await;
+    let unknown =
+        json(t.send(form("/oauth2/introspect", (&rs.app.client_id, &rs.secret), "token=kgt_nothing")).await).await;
     assert_eq!(unknown, json!({"active": false}));
     let res = t.send(form("/oauth2/introspect", (&rs.app.client_id, "kgs_wrong"), &body)).await;
     assert_eq!(res.status(), 401);
@@ -291,7 +341,12 @@ async fn rate_limit_headers_and_429() {
     let c = Created { app, secret: secret.expose().to_owned() };
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        statuses.push(t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await.status().as_u16());
+        statuses.push(
+            t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials")
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert!(statuses.contains(&429), "{statuses:?}");
 }
@@ -311,7 +366,13 @@ async fn failed_client_authentication_is_limited_and_deduplicated_in_the_audit_l
     let res = t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 429);
     t.state.flush().await;
-    let events: Vec<Value> = t.audit_actions().await.into_iter().filter(|(a, _)| a == "client.authentication_failed").map(|(_, d)| d).collect();
+    let events: Vec<Value> = t
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|(a, _)| a == "client.authentication_failed")
+        .map(|(_, d)| d)
+        .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["count"], 10);
     assert_eq!(events[0]["reason"], "wrong_secret");
@@ -326,7 +387,8 @@ async fn refused_token_uses_are_audited_once_per_minute_with_a_count() {
         assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 401);
     }
     t.state.flush().await;
-    let refused: Vec<Value> = t.audit_actions().await.into_iter().filter(|(a, _)| a == "token.refused").map(|(_, d)| d).collect();
+    let refused: Vec<Value> =
+        t.audit_actions().await.into_iter().filter(|(a, _)| a == "token.refused").map(|(_, d)| d).collect();
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["reason"], "revoked:secret_regenerated");
     assert_eq!(refused[0]["count"], 5);
@@ -335,7 +397,8 @@ async fn refused_token_uses_are_audited_once_per_minute_with_a_count() {
 #[tokio::test]
 async fn metadata_names_introspection_and_revocation() {
     let t = test_app().await;
-    let m = json(t.send(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap()).await).await;
+    let m =
+        json(t.send(Request::get("/.well-known/oauth-authorization-server").body(Body::empty()).unwrap()).await).await;
     assert_eq!(m["introspection_endpoint"], "http://127.0.0.1:3000/oauth2/introspect");
     assert_eq!(m["revocation_endpoint"], "http://127.0.0.1:3000/oauth2/revoke");
 }

@@ -50,7 +50,9 @@ async fn wrong_setup_code_and_weak_password_are_refused_with_reasons() {
             Request::post("/console/fn/create_owner")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::ACCEPT, "application/json")
-                .body(Body::from("code=wrong&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery"))
+                .body(Body::from(
+                    "code=wrong&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery",
+                ))
                 .unwrap(),
         )
         .await;
@@ -81,7 +83,8 @@ async fn sign_in_cycles_the_session_and_failures_are_throttled_and_audited() {
     let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(loc.starts_with("http://127.0.0.1:3000/login?") && loc.contains("__err="), "{loc}");
     // The page shows the reason when the browser follows the redirect without JS.
-    let html = String::from_utf8(body_bytes(page(&t, &loc["http://127.0.0.1:3000".len()..], None).await).await).unwrap();
+    let html =
+        String::from_utf8(body_bytes(page(&t, &loc["http://127.0.0.1:3000".len()..], None).await).await).unwrap();
     assert!(html.contains("the username or password is wrong"), "{html}");
     for _ in 0..2 {
         t.send(form_post("/console/fn/sign_in", "username=alice&password=wrong-password!", None)).await;

@@ -88,7 +88,10 @@ async fn viewers_see_everything_and_change_nothing() {
     assert!(!list.contains("New application"));
     let id = c.app.id.0;
     let attempts = [
-        ("/console/fn/create_application", "name=x&notes=&token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000".to_owned()),
+        (
+            "/console/fn/create_application",
+            "name=x&notes=&token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000".to_owned(),
+        ),
         ("/console/fn/regenerate_secret", format!("id={id}&confirm=yes")),
         ("/console/fn/delete_application", format!("id={id}&confirm_name=billing-sync")),
         ("/console/fn/set_enabled", format!("id={id}&enabled=false")),
@@ -115,7 +118,11 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let c = t.create_app("svc", "tokens:read").await;
     let id = c.app.id.0;
     let detail_path = format!("/applications/{id}");
-    let mut req = form_post("/console/fn/mint_token", &format!("id={id}&name=deploy&scopes%5B%5D=tokens%3Aread&expiry=7&expires_on="), Some(&cookie));
+    let mut req = form_post(
+        "/console/fn/mint_token",
+        &format!("id={id}&name=deploy&scopes%5B%5D=tokens%3Aread&expiry=7&expires_on="),
+        Some(&cookie),
+    );
     req.headers_mut().insert(header::REFERER, format!("http://127.0.0.1:3000{detail_path}").parse().unwrap());
     let res = t.send(req).await;
     assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err"));
@@ -133,7 +140,10 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let page = html(&t, &detail_path, &cookie).await;
     assert!(page.contains("1 active token(s) will be revoked"), "the confirmation states the count");
     let res = t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}"), Some(&cookie))).await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="), "unconfirmed regeneration is refused");
+    assert!(
+        res.headers()[header::LOCATION].to_str().unwrap().contains("__err="),
+        "unconfirmed regeneration is refused"
+    );
     t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}&confirm=yes"), Some(&cookie))).await;
     assert_eq!(t.get_with_token("/api/v1/me", &endpoint_token).await.status(), 401);
     let page = html(&t, &detail_path, &cookie).await;
@@ -141,9 +151,12 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let res = t.token_request(Some((&c.app.client_id, &new_secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 200);
 
-    let res = t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=wrong"), Some(&cookie))).await;
+    let res = t
+        .send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=wrong"), Some(&cookie)))
+        .await;
     assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
-    let res = t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=svc"), Some(&cookie))).await;
+    let res =
+        t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=svc"), Some(&cookie))).await;
     assert_eq!(res.headers()[header::LOCATION], "/applications");
     assert!(t.store.application(c.app.id, 0).await.unwrap().is_none());
 }
@@ -156,13 +169,19 @@ async fn owners_manage_administrators_but_not_away_the_last_owner() {
     let res = page(&t, "/admins", Some(&admin_cookie)).await;
     let body = String::from_utf8(body_bytes(res).await).unwrap();
     assert!(body.contains("only owners manage administrators"));
-    t.send(form_post("/console/fn/add_admin", "username=vera&password=long+enough+password&role=viewer", Some(&cookie))).await;
+    t.send(form_post(
+        "/console/fn/add_admin",
+        "username=vera&password=long+enough+password&role=viewer",
+        Some(&cookie),
+    ))
+    .await;
     let list = html(&t, "/admins", &cookie).await;
     assert!(list.contains("vera"));
     let alice = t.store.admin_credentials("alice").await.unwrap().unwrap().0;
     let res = t.send(form_post("/console/fn/remove_admin", &format!("id={}", alice.id), Some(&cookie))).await;
     assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
-    let res = t.send(form_post("/console/fn/change_role", &format!("id={}&role=viewer", alice.id), Some(&cookie))).await;
+    let res =
+        t.send(form_post("/console/fn/change_role", &format!("id={}&role=viewer", alice.id), Some(&cookie))).await;
     assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
     assert_eq!(t.store.admin(alice.id).await.unwrap().unwrap().role, keygate::Role::Owner);
 }

@@ -23,10 +23,8 @@ async fn oauth2_crate_obtains_and_uses_a_token() {
     let t = test_app().await;
     let c = t.create_app("reporting", "applications:read tokens:read").await;
     let addr = serve(&t).await;
-    let http = oauth2::reqwest::ClientBuilder::new()
-        .redirect(oauth2::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http =
+        oauth2::reqwest::ClientBuilder::new().redirect(oauth2::reqwest::redirect::Policy::none()).build().unwrap();
 
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
         let client = BasicClient::new(ClientId::new(c.app.client_id.clone()))

@@ -49,7 +49,8 @@ async fn body_client_id_beside_basic_must_match() {
     let c = t.create_app("a", "").await;
     let ok = format!("grant_type=client_credentials&client_id={}", c.app.client_id);
     assert_eq!(t.token_request(Some((&c.app.client_id, &c.secret)), &ok).await.status(), 200);
-    let res = t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials&client_id=kgc_other").await;
+    let res =
+        t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials&client_id=kgc_other").await;
     assert_eq!(res.status(), 400);
     assert_eq!(json(res).await["error"], "invalid_request");
     let both = format!("grant_type=client_credentials&client_secret={}", c.secret);
@@ -62,9 +63,8 @@ async fn body_client_id_beside_basic_must_match() {
 async fn scope_outside_the_allowed_set_is_invalid_scope() {
     let t = test_app().await;
     let c = t.create_app("a", "tokens:read").await;
-    let res = t
-        .token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials&scope=audit%3Aread")
-        .await;
+    let res =
+        t.token_request(Some((&c.app.client_id, &c.secret)), "grant_type=client_credentials&scope=audit%3Aread").await;
     assert_eq!(res.status(), 400);
     let body = json(res).await;
     assert_eq!(body["error"], "invalid_scope");
@@ -110,7 +110,11 @@ async fn malformed_requests_get_invalid_request_never_415_422_or_5xx() {
     let cases: Vec<(Option<&str>, Vec<u8>, u16)> = vec![
         (Some("application/json"), br#"{"grant_type":"client_credentials"}"#.to_vec(), 400),
         (None, b"grant_type=client_credentials".to_vec(), 400),
-        (Some("application/x-www-form-urlencoded"), b"grant_type=client_credentials&grant_type=client_credentials".to_vec(), 400),
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=client_credentials&grant_type=client_credentials".to_vec(),
+            400,
+        ),
         (Some("application/x-www-form-urlencoded"), b"grant_type=client_credentials&scope=%FF%FE".to_vec(), 400),
         (Some("application/x-www-form-urlencoded"), b"grant_type=\xff\xfe".to_vec(), 400),
         (Some("application/x-www-form-urlencoded"), b"scope=a".to_vec(), 400),

@@ -26,7 +26,8 @@ async fn application_roundtrip_never_stores_the_secret() {
     assert_eq!(view.name, "billing-sync");
     assert!(view.client_id.starts_with("kgc_"));
     assert_eq!(view.scopes, vec!["applications:read", "tokens:read"]);
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(store.pool()).await.unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(store.pool()).await.unwrap();
     assert_eq!(stored, secret.digest().as_bytes());
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     assert!(client.authenticate(&secret).is_ok());
@@ -97,7 +98,14 @@ async fn named_tokens_do_not_count_against_the_cap() {
     let (view, _) = app_with(&store, "a", 1).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let named = store
-        .mint_named_token(view.id, "deploy bot", ScopeSet::parse("tokens:read").unwrap(), T0 + 86_400, TokenSource::Console, T0)
+        .mint_named_token(
+            view.id,
+            "deploy bot",
+            ScopeSet::parse("tokens:read").unwrap(),
+            T0 + 86_400,
+            TokenSource::Console,
+            T0,
+        )
         .await
         .unwrap();
     store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
@@ -118,10 +126,8 @@ async fn regenerating_the_secret_revokes_every_token_and_the_old_secret() {
     let (view, old_secret) = app_with(&store, "a", 30).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let t1 = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
-    let t2 = store
-        .mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, TokenSource::Api, T0)
-        .await
-        .unwrap();
+    let t2 =
+        store.mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, TokenSource::Api, T0).await.unwrap();
     let (new_secret, revoked) = store.regenerate_secret(view.id, T0 + 5).await.unwrap();
     assert_eq!(revoked, 2);
     for t in [&t1, &t2] {
@@ -235,4 +241,27 @@ async fn the_last_owner_stays() {
     assert_eq!(store.set_admin_role(alice.id, Role::Viewer).await.unwrap().role, Role::Viewer);
     assert_eq!(store.remove_admin(alice.id).await.unwrap(), "alice");
     assert!(matches!(store.remove_admin(AdminId(999)).await, Err(CoreError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn prune_deletes_only_past_retention() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let old = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    let recent = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
+    let revoked = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
+    store.revoke_token(revoked.id, "test", T0 + 8 * 86_400).await.unwrap();
+    store.record_audit(&AuditRecord::new(T0, ActorKind::System, "old.event")).await.unwrap();
+    store.record_audit(&AuditRecord::new(T0 + 80 * 86_400, ActorKind::System, "new.event")).await.unwrap();
+    // At day 9 with 7 days of token retention: the token that expired on
+    // day 0 goes; the live one and the one revoked a day ago stay.
+    let now = T0 + 9 * 86_400;
+    let (tokens, events) = store.prune(now, 7 * 86_400, 90 * 86_400).await.unwrap();
+    assert_eq!((tokens, events), (1, 0));
+    assert!(store.token(old.id).await.unwrap().is_none());
+    assert!(store.token(recent.id).await.unwrap().is_some());
+    assert!(store.token(revoked.id).await.unwrap().is_some());
+    let (_, events) = store.prune(T0 + 91 * 86_400, 7 * 86_400, 90 * 86_400).await.unwrap();
+    assert_eq!(events, 1);
 }

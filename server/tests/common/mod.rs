@@ -143,4 +143,3 @@ pub async fn setup_owner(t: &TestApp) -> String {
     assert!(!full.contains("Secure"), "plain http issuer: no Secure flag: {full}");
     cookie
 }
-
