@@ -85,7 +85,11 @@ pub async fn sign_in_session(admin: &AdminView) -> Result<(), AppError> {
     Ok(())
 }
 
-pub async fn audit(record: AuditRecord) {
+/// Records an audit event, with the caller's address when the record has none.
+pub async fn audit(mut record: AuditRecord) {
+    if record.client_ip.is_none() {
+        record.client_ip = client_ip().await;
+    }
     if let Ok(ctx) = context() {
         if let Err(e) = ctx.store.record_audit(&record).await {
             tracing::error!(error = %e, action = %record.action, "could not record an audit event");

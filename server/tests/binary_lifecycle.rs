@@ -10,6 +10,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_keygate");
 struct Server {
     child: Child,
     base: String,
+    /// The one-time setup link, when the server printed one.
+    setup: Option<String>,
 }
 
 fn start(db: &str, flush_seconds: &str) -> Server {
@@ -22,15 +24,19 @@ fn start(db: &str, flush_seconds: &str) -> Server {
         .spawn()
         .expect("start keygate");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut setup = None;
     let base = loop {
         let line = lines.next().expect("keygate printed its address").unwrap();
+        if line.contains("/setup?code=") {
+            setup = Some(line.trim().to_owned());
+        }
         if let Some(rest) = line.strip_prefix("Keygate listening on ") {
             break rest.trim().to_owned();
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    Server { child, base, setup }
 }
 
 fn signal(server: &mut Server, sig: &str) {
@@ -112,5 +118,44 @@ async fn last_used_flush_sigterm_and_sigkill_durability() {
     let me = http.get(format!("{}/api/v1/me", server.base)).bearer_auth(&t3).send().await.unwrap();
     assert_eq!(me.status(), 200);
     let mut server = server;
+    signal(&mut server, "-TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("k.db").display());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut server = start(&db, "2");
+    let link = server.setup.clone().expect("a first start prints the setup link");
+    let code = link.split("code=").nth(1).unwrap().to_owned();
+    let res = http
+        .post(format!("{}/console/fn/create_owner", server.base))
+        .header("accept", "text/html")
+        .header("referer", format!("{}/setup", server.base))
+        .form(&[
+            ("code", code.as_str()),
+            ("username", "alice"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["location"], "/");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    signal(&mut server, "-TERM");
+
+    let mut server = start(&db, "2");
+    assert!(server.setup.is_none(), "no setup link once an administrator exists");
+    let page = http
+        .get(format!("{}/", server.base))
+        .header("accept", "text/html")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("signed-in-as\">alice"));
     signal(&mut server, "-TERM");
 }
