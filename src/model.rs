@@ -150,6 +150,20 @@ impl ApplicationSettings {
         }
     }
 
+    /// The current settings of an application, as a starting point for a change.
+    pub fn of(view: &ApplicationView) -> Self {
+        ApplicationSettings {
+            name: view.name.clone(),
+            notes: view.notes.clone(),
+            // Stored scopes were validated on the way in.
+            scopes: ScopeSet::from_names(&view.scopes).unwrap_or_default(),
+            token_ttl_seconds: view.token_ttl_seconds,
+            max_tokens: view.max_tokens,
+            rate_per_second: view.rate_per_second,
+            rate_per_hour: view.rate_per_hour,
+        }
+    }
+
     /// Trims the name and checks every field, naming the first bad one.
     pub fn validated(mut self) -> Result<Self, CoreError> {
         self.name = validate_name(&self.name)?;

@@ -725,6 +725,11 @@ impl Store {
             .map(Into::into))
     }
 
+    /// The application, or `NotFound`.
+    pub async fn require_application(&self, id: ApplicationId, now: i64) -> Result<ApplicationView, CoreError> {
+        self.application(id, now).await?.ok_or(CoreError::NotFound("application"))
+    }
+
     pub async fn list_applications(&self, q: &ApplicationQuery, now: i64) -> Result<Page<ApplicationView>, CoreError> {
         let per_page = q.per_page.clamp(1, 200);
         let page = q.page.max(1);

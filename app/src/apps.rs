@@ -156,11 +156,7 @@ pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx
-        .store
-        .application(keygate::ApplicationId(id), now)
-        .await?
-        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let tokens = ctx.store.list_tokens(app.id).await?;
     let catalogue = ctx.store.list_scopes().await?;
     let flash = take_flash(id).await?;
@@ -198,20 +194,8 @@ pub async fn set_enabled(id: i64, enabled: bool) -> Result<(), AppError> {
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx
-        .store
-        .application(keygate::ApplicationId(id), now)
-        .await?
-        .ok_or_else(|| AppError::NotFound("application".into()))?;
-    let settings = keygate::ApplicationSettings {
-        name: app.name.clone(),
-        notes: app.notes.clone(),
-        scopes: keygate::ScopeSet::from_names(&app.scopes).map_err(|_| AppError::Internal)?,
-        token_ttl_seconds: app.token_ttl_seconds,
-        max_tokens: app.max_tokens,
-        rate_per_second: app.rate_per_second,
-        rate_per_hour: app.rate_per_hour,
-    };
+    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
+    let settings = keygate::ApplicationSettings::of(&app);
     ctx.store.update_application(app.id, settings, enabled, now).await?;
     let action = if enabled { "application.enabled" } else { "application.disabled" };
     crate::server::audit(AuditRecord::by_admin(now, &me, action).on_application(app.id, &app.name)).await;
@@ -230,11 +214,7 @@ pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), A
     }
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx
-        .store
-        .application(keygate::ApplicationId(id), now)
-        .await?
-        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let (secret, revoked) = ctx.store.regenerate_secret(app.id, now).await?;
     crate::server::audit(
         AuditRecord::by_admin(now, &me, "application.secret_regenerated")
@@ -258,11 +238,7 @@ pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), App
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
-    let app = ctx
-        .store
-        .application(keygate::ApplicationId(id), now)
-        .await?
-        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     if confirm_name.trim() != app.name {
         return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
     }
@@ -306,11 +282,7 @@ pub async fn mint_token(
     };
     let scopes =
         keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
-    let app = ctx
-        .store
-        .application(keygate::ApplicationId(id), now)
-        .await?
-        .ok_or_else(|| AppError::NotFound("application".into()))?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let issued =
         ctx.store.mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now).await?;
     crate::server::audit(

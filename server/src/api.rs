@@ -333,7 +333,7 @@ async fn get_application(
 ) -> Result<Json<ApplicationView>, HttpError> {
     caller.require_scope("applications:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let app = state.store.application(id, crate::now()).await?.ok_or_else(|| HttpError::not_found("application"))?;
+    let app = state.store.require_application(id, crate::now()).await?;
     Ok(Json(app))
 }
 
@@ -349,24 +349,19 @@ async fn update_application(
     caller.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
-    let current = state.store.application(id, now).await?.ok_or_else(|| HttpError::not_found("application"))?;
-    let scopes = match &body.scopes {
-        Some(names) => {
-            let set = scope_set(names)?;
-            check_grantable(&caller, &set)?;
-            set
-        }
-        None => scope_set(&current.scopes)?,
-    };
-    let settings = ApplicationSettings {
-        name: body.name.unwrap_or(current.name),
-        notes: body.notes.unwrap_or(current.notes),
-        scopes,
-        token_ttl_seconds: body.token_ttl_seconds.unwrap_or(current.token_ttl_seconds),
-        max_tokens: body.max_tokens.unwrap_or(current.max_tokens),
-        rate_per_second: body.rate_per_second.unwrap_or(current.rate_per_second),
-        rate_per_hour: body.rate_per_hour.unwrap_or(current.rate_per_hour),
-    };
+    let current = state.store.require_application(id, now).await?;
+    let mut settings = ApplicationSettings::of(&current);
+    if let Some(names) = &body.scopes {
+        let set = scope_set(names)?;
+        check_grantable(&caller, &set)?;
+        settings.scopes = set;
+    }
+    settings.name = body.name.unwrap_or(settings.name);
+    settings.notes = body.notes.unwrap_or(settings.notes);
+    settings.token_ttl_seconds = body.token_ttl_seconds.unwrap_or(settings.token_ttl_seconds);
+    settings.max_tokens = body.max_tokens.unwrap_or(settings.max_tokens);
+    settings.rate_per_second = body.rate_per_second.unwrap_or(settings.rate_per_second);
+    settings.rate_per_hour = body.rate_per_hour.unwrap_or(settings.rate_per_hour);
     let enabled = body.enabled.unwrap_or(current.enabled);
     let app = state.store.update_application(id, settings, enabled, now).await?;
     audit(&state, caller.audit(now, "application.updated").on_application(app.id, &app.name)).await;
@@ -401,7 +396,7 @@ async fn regenerate_secret(
     caller.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
-    let app = state.store.application(id, now).await?.ok_or_else(|| HttpError::not_found("application"))?;
+    let app = state.store.require_application(id, now).await?;
     let (secret, revoked) = state.store.regenerate_secret(id, now).await?;
     let mut rec = caller.audit(now, "application.secret_regenerated").on_application(id, &app.name);
     rec.details["tokens_revoked"] = json!(revoked);
@@ -427,7 +422,7 @@ async fn list_tokens(
     caller.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
-    state.store.application(id, now).await?.ok_or_else(|| HttpError::not_found("application"))?;
+    state.store.require_application(id, now).await?;
     let items = state
         .store
         .list_tokens(id)
@@ -456,7 +451,7 @@ async fn mint_token(
     caller.require_scope("tokens:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
-    let app = state.store.application(id, now).await?.ok_or_else(|| HttpError::not_found("application"))?;
+    let app = state.store.require_application(id, now).await?;
     let scopes = scope_set(&body.scopes)?;
     check_grantable(&caller, &scopes)?;
     let expires_at = match (body.expires_in, body.expires_at) {
