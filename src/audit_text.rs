@@ -20,6 +20,14 @@ pub fn describe(e: &AuditEventView) -> String {
             let n = d.get("tokens_revoked").and_then(|v| v.as_i64()).unwrap_or(0);
             format!("{actor} regenerated the secret of {target} ({n} token(s) revoked)")
         }
+        "application.access_refused" => {
+            let missing = d
+                .get("missing_scopes")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            format!("{actor} was refused {} on {target}: its token lacks {missing}", s("operation").replace('_', " "))
+        }
         "token.minted" => format!("{actor} created the token \"{}\" for {target}", s("name")),
         "token.revoked" => format!("{actor} revoked a token of {target}"),
         "token.refused" => {

@@ -12,6 +12,8 @@ pub mod error;
 pub mod grant;
 pub mod model;
 #[cfg(feature = "ssr")]
+pub mod password_work;
+#[cfg(feature = "ssr")]
 pub mod ratelimit;
 pub mod scope;
 pub mod throttle;

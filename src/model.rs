@@ -189,6 +189,35 @@ impl ApplicationSettings {
     }
 }
 
+/// The longest text an audit event keeps of anything a caller sent
+/// (usernames tried, client IDs presented, names): enough to recognise it,
+/// too little to fill the database.
+pub const MAX_AUDIT_TEXT_LEN: usize = 128;
+
+/// `text` cut to `max` characters, control characters replaced, with an
+/// ellipsis when it was cut.
+pub fn bounded_text(text: &str, max: usize) -> String {
+    let mut out: String =
+        text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Every string inside an audit event's details, bounded as [`bounded_text`] does.
+pub fn bounded_json(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(bounded_text(s, MAX_AUDIT_TEXT_LEN)),
+        Value::Array(items) => Value::Array(items.iter().take(64).map(bounded_json).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().take(64).map(|(k, v)| (bounded_text(k, 64), bounded_json(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 pub fn validate_name(name: &str) -> Result<String, CoreError> {
     let name = name.trim();
     if name.is_empty() {

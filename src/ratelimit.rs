@@ -107,10 +107,14 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 }
 
-/// Failed client authentications allowed per minute for one client ID, and
-/// for one source address; past them the token endpoint answers 429 before
-/// looking at the secret, so a wrong-secret flood cannot burn the server.
-pub const FAILED_AUTH_PER_CLIENT_PER_MINUTE: i64 = 10;
+/// Failed client authentications allowed per minute for one client ID from
+/// one address, and for one address whatever client IDs it tries. Past
+/// them, a *wrong* secret is answered 429 instead of 401 and no longer
+/// audited one by one. There is no limit per client ID alone: anyone could
+/// then lock a client out by failing on purpose, and a correct secret is
+/// never refused because of failures (secrets carry 256 bits, so guessing
+/// is hopeless anyway; the limit only keeps floods out of the log).
+pub const FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE: i64 = 10;
 pub const FAILED_AUTH_PER_ADDRESS_PER_MINUTE: i64 = 30;
 
 #[derive(Debug, Default)]
@@ -127,8 +131,17 @@ impl FailedAuthLimiter {
         map.get(key).filter(|(m, _)| *m == minute).map(|(_, n)| *n).unwrap_or(0)
     }
 
-    /// `Err(retry_after_seconds)` when this client ID or address has failed
-    /// too often in the current minute.
+    fn keys(client_id: &str, ip: Option<&str>) -> Vec<(String, i64)> {
+        let ip = ip.unwrap_or("-");
+        let client: String = client_id.chars().take(64).collect();
+        vec![
+            (format!("ca:{client}|{ip}"), FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE),
+            (format!("a:{ip}"), FAILED_AUTH_PER_ADDRESS_PER_MINUTE),
+        ]
+    }
+
+    /// `Err(retry_after_seconds)` when this client ID from this address, or
+    /// this address, has failed too often in the current minute.
     pub fn check(&self, client_id: &str, ip: Option<&str>, now_ms: i64) -> Result<(), i64> {
         let sec = now_ms.div_euclid(1000);
         let minute = sec.div_euclid(60);
@@ -137,13 +150,8 @@ impl FailedAuthLimiter {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        if Self::count(&map, &format!("c:{client_id}"), minute) >= FAILED_AUTH_PER_CLIENT_PER_MINUTE {
+        if Self::keys(client_id, ip).iter().any(|(k, limit)| Self::count(&map, k, minute) >= *limit) {
             return Err(retry);
-        }
-        if let Some(ip) = ip {
-            if Self::count(&map, &format!("a:{ip}"), minute) >= FAILED_AUTH_PER_ADDRESS_PER_MINUTE {
-                return Err(retry);
-            }
         }
         Ok(())
     }
@@ -157,11 +165,7 @@ impl FailedAuthLimiter {
         if map.len() > 100_000 {
             map.retain(|_, (m, _)| *m == minute);
         }
-        let mut keys = vec![format!("c:{}", client_id.chars().take(64).collect::<String>())];
-        if let Some(ip) = ip {
-            keys.push(format!("a:{ip}"));
-        }
-        for k in keys {
+        for (k, _) in Self::keys(client_id, ip) {
             let e = map.entry(k).or_insert((minute, 0));
             if e.0 != minute {
                 *e = (minute, 0);
@@ -212,11 +216,13 @@ mod tests {
     fn failed_auth_limits_per_client_and_address() {
         let f = FailedAuthLimiter::new();
         let t = 1_800_000_000_000 / 60_000 * 60_000;
-        for _ in 0..FAILED_AUTH_PER_CLIENT_PER_MINUTE {
+        for _ in 0..FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE {
             assert!(f.check("kgc_x", Some("10.0.0.1"), t).is_ok());
             f.record_failure("kgc_x", Some("10.0.0.1"), t);
         }
-        assert_eq!(f.check("kgc_x", Some("10.0.0.9"), t + 1000), Err(59));
+        assert_eq!(f.check("kgc_x", Some("10.0.0.1"), t + 1000), Err(59));
+        // Someone else's failures never limit the client from another address.
+        assert!(f.check("kgc_x", Some("10.0.0.9"), t + 1000).is_ok());
         assert!(f.check("kgc_y", Some("10.0.0.9"), t).is_ok());
         for i in 0..FAILED_AUTH_PER_ADDRESS_PER_MINUTE {
             f.record_failure(&format!("kgc_{i}"), Some("10.0.0.2"), t);

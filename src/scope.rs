@@ -117,6 +117,11 @@ impl ScopeSet {
         self.0.is_subset(&other.0)
     }
 
+    /// The members of both sets.
+    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.intersection(&other.0).cloned().collect())
+    }
+
     /// The members of `self` that `allowed` does not contain.
     pub fn not_in(&self, allowed: &ScopeSet) -> Vec<ScopeName> {
         self.0.difference(&allowed.0).cloned().collect()

@@ -36,7 +36,12 @@ pub struct Store {
     /// change made by another process (the CLI) is seen within
     /// [`CLIENT_CACHE_TTL`]. Issuance re-checks the secret in its write
     /// transaction regardless.
-    clients: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (ClientRecord, std::time::Instant)>>>,
+    /// Unknown client IDs are cached too, so a wrong secret for a known
+    /// client and any secret for an unknown one cost the same (no timing
+    /// oracle for which client IDs exist).
+    #[allow(clippy::type_complexity)]
+    clients:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (Option<ClientRecord>, std::time::Instant)>>>,
 }
 
 pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -666,7 +671,9 @@ impl Store {
         Ok((view, secret))
     }
 
-    /// Changes an application's settings (not its secret).
+    /// Changes an application's settings (not its secret). Disabling it
+    /// revokes every token it holds, in the same transaction: re-enabling
+    /// an application later must not bring a leaked token back to life.
     pub async fn update_application(
         &self,
         id: ApplicationId,
@@ -676,9 +683,10 @@ impl Store {
     ) -> Result<ApplicationView, CoreError> {
         let s = settings.validated()?;
         self.check_known_scopes(&s.scopes).await?;
-        let done = sqlx::query(
+        let mut tx = self.writer.begin().await?;
+        let updated: Option<i64> = sqlx::query_scalar(
             "UPDATE applications SET name = ?, notes = ?, scopes = ?, enabled = ?, token_ttl_seconds = ?, \
-             max_tokens = ?, rate_per_second = ?, rate_per_hour = ?, updated_at = ? WHERE id = ?",
+             max_tokens = ?, rate_per_second = ?, rate_per_hour = ?, updated_at = ? WHERE id = ? RETURNING id",
         )
         .bind(&s.name)
         .bind(&s.notes)
@@ -690,7 +698,7 @@ impl Store {
         .bind(s.rate_per_hour)
         .bind(now)
         .bind(id.0)
-        .execute(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| match CoreError::from(e) {
             CoreError::Conflict(_) => {
@@ -698,10 +706,21 @@ impl Store {
             }
             other => other,
         })?;
-        self.forget_clients();
-        if done.rows_affected() == 0 {
+        if updated.is_none() {
             return Err(CoreError::NotFound("application"));
         }
+        if !enabled {
+            sqlx::query(
+                "UPDATE tokens SET revoked_at = ?, revoked_reason = 'application_disabled' \
+                 WHERE application_id = ? AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.forget_clients();
         self.application(id, now).await?.ok_or(CoreError::NotFound("application"))
     }
 
@@ -772,16 +791,19 @@ impl Store {
         if let Ok(cache) = self.clients.lock() {
             if let Some((record, at)) = cache.get(client_id) {
                 if at.elapsed() < CLIENT_CACHE_TTL {
-                    return Ok(Some(record.clone()));
+                    return Ok(record.clone());
                 }
             }
         }
         let found = self.client_by_client_id(client_id).await?;
-        if let (Some(record), Ok(mut cache)) = (&found, self.clients.lock()) {
+        if let Ok(mut cache) = self.clients.lock() {
             if cache.len() >= CLIENT_CACHE_MAX {
-                cache.clear();
+                cache.retain(|_, (_, at)| at.elapsed() < CLIENT_CACHE_TTL);
+                if cache.len() >= CLIENT_CACHE_MAX {
+                    cache.clear();
+                }
             }
-            cache.insert(client_id.to_owned(), (record.clone(), std::time::Instant::now()));
+            cache.insert(client_id.to_owned(), (found.clone(), std::time::Instant::now()));
         }
         Ok(found)
     }
@@ -898,6 +920,11 @@ impl Store {
             return Err(CoreError::invalid("expires_at", "a token lives at most two years"));
         }
         let app = self.client_by_id(application).await?.ok_or(CoreError::NotFound("application"))?;
+        if !app.enabled {
+            return Err(CoreError::Refused(
+                "the application is disabled; enable it before creating tokens for it".into(),
+            ));
+        }
         let outside = scopes.not_in(&app.scopes);
         if !outside.is_empty() {
             let list: Vec<&str> = outside.iter().map(|s| s.as_str()).collect();
@@ -951,8 +978,8 @@ impl Store {
         let digest = token.digest();
         let row = sqlx::query(
             "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
-             t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.rate_per_second, a.rate_per_hour \
-             FROM tokens t JOIN applications a ON a.id = t.application_id WHERE t.token_hash = ?",
+             t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
+             a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id WHERE t.token_hash = ?",
         )
         .bind(digest.as_bytes().to_vec())
         .fetch_optional(&self.pool)
@@ -990,7 +1017,10 @@ impl Store {
             application_id,
             client_id: r.try_get("client_id")?,
             application_name,
-            scopes: scope_set(&r.try_get::<String, _>("scopes")?),
+            // A scope the application has lost since the token was issued
+            // is gone from the token too, from this request on.
+            scopes: scope_set(&r.try_get::<String, _>("scopes")?)
+                .intersection(&scope_set(&r.try_get::<String, _>("app_scopes")?)),
             issued_at: r.try_get("created_at")?,
             expires_at,
             token_name: r.try_get("name")?,
@@ -1051,7 +1081,10 @@ impl Store {
 
     // ----------------------------------------------------------------- audit
 
+    /// Records an audit event. Every text in it is bounded here, whoever
+    /// wrote it, so no request can grow the log by more than a few KiB.
     pub async fn record_audit(&self, e: &AuditRecord) -> Result<AuditEventId, CoreError> {
+        let bound = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_AUDIT_TEXT_LEN));
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
              target_name, application_id, client_ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -1059,14 +1092,14 @@ impl Store {
         .bind(e.at)
         .bind(e.actor_kind.as_str())
         .bind(e.actor_id)
-        .bind(&e.actor_name)
+        .bind(bound(&e.actor_name))
         .bind(&e.action)
         .bind(e.target_kind)
         .bind(e.target_id)
-        .bind(&e.target_name)
+        .bind(bound(&e.target_name))
         .bind(e.application_id.map(|a| a.0))
-        .bind(&e.client_ip)
-        .bind(e.details.to_string())
+        .bind(bound(&e.client_ip))
+        .bind(bounded_json(&e.details).to_string())
         .fetch_one(&self.writer)
         .await?;
         Ok(AuditEventId(id))

@@ -54,9 +54,7 @@ pub async fn add_admin(username: String, password: String, role: String) -> Resu
     let role = parse_role(&role)?;
     keygate::validate_username(&username)?;
     keygate::validate_password(&password)?;
-    let hash = tokio::task::spawn_blocking(move || keygate::secret::hash_password(&password))
-        .await
-        .map_err(|_| AppError::Internal)??;
+    let hash = ctx.password_work.hash(password).await.map_err(crate::server::password_busy)??;
     let now = crate::server::now();
     let admin = ctx.store.create_admin(&username, &hash, role, now).await?;
     crate::server::audit(admin_audit(now, &me, "admin.created", &admin)).await;

@@ -11,15 +11,26 @@ use serde::{Deserialize, Serialize};
 
 pub const PER_PAGE: i64 = 25;
 
-/// A secret or token to show once: kept in the session by the action that
-/// created it and taken out by the next page load, so a reload never shows
-/// it again.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// A secret or token to show once: kept in this server's memory (never in
+/// the session table, where it would sit in clear) under a random key that
+/// the session holds, and taken out by the next page load, so a reload
+/// never shows it again.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Flash {
     pub application_id: i64,
     pub kind: FlashKind,
     pub value: String,
     pub note: String,
+}
+
+impl std::fmt::Debug for Flash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flash")
+            .field("application_id", &self.application_id)
+            .field("kind", &self.kind)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -29,24 +40,25 @@ pub enum FlashKind {
 }
 
 #[cfg(feature = "ssr")]
-const FLASH_KEY: &str = "flash";
+const FLASH_KEY: &str = "flash_id";
 
 #[cfg(feature = "ssr")]
 async fn put_flash(flash: Flash) -> Result<(), AppError> {
-    crate::server::session().await?.insert(FLASH_KEY, flash).await.map_err(|_| AppError::Internal)
+    let id = crate::server::context()?.flashes.put(flash);
+    crate::server::session().await?.insert(FLASH_KEY, id).await.map_err(|_| AppError::Internal)
 }
 
 #[cfg(feature = "ssr")]
 async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
     let session = crate::server::session().await?;
-    let flash: Option<Flash> = session.get(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
-    match flash {
-        Some(f) if f.application_id == application_id => {
-            session.remove::<Flash>(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
-            Ok(Some(f))
-        }
-        _ => Ok(None),
+    let Some(id) = session.get::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)? else {
+        return Ok(None);
+    };
+    let flash = crate::server::context()?.flashes.take(&id, application_id);
+    if flash.is_some() {
+        session.remove::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
     }
+    Ok(flash)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,7 +186,6 @@ pub async fn update_application(
     max_tokens: String,
     rate_per_second: String,
     rate_per_hour: String,
-    enabled: Option<String>,
 ) -> Result<(), AppError> {
     use keygate::store::AuditRecord;
     let me = crate::server::require_writer().await?;
@@ -182,19 +193,27 @@ pub async fn update_application(
     let settings =
         settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
     let now = crate::server::now();
-    let app = ctx.store.update_application(keygate::ApplicationId(id), settings, enabled.is_some(), now).await?;
+    // Enabling and disabling live in the danger zone, with their warning.
+    let current = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
+    let app = ctx.store.update_application(current.id, settings, current.enabled, now).await?;
     crate::server::audit(AuditRecord::by_admin(now, &me, "application.updated").on_application(app.id, &app.name))
         .await;
     Ok(())
 }
 
 #[server(prefix = "/console/fn", endpoint = "set_enabled")]
-pub async fn set_enabled(id: i64, enabled: bool) -> Result<(), AppError> {
+pub async fn set_enabled(id: i64, enabled: bool, confirm: Option<String>) -> Result<(), AppError> {
     use keygate::store::AuditRecord;
     let me = crate::server::require_writer().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
     let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
+    if !enabled && app.enabled && app.active_tokens > 0 && confirm.is_none() {
+        return Err(AppError::invalid(
+            "confirm_disable",
+            format!("tick the box to confirm that the {} active token(s) will be revoked", app.active_tokens),
+        ));
+    }
     let settings = keygate::ApplicationSettings::of(&app);
     ctx.store.update_application(app.id, settings, enabled, now).await?;
     let action = if enabled { "application.enabled" } else { "application.disabled" };
@@ -578,6 +597,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let can_write = d.me.role.can_write();
     let update_error = form_error(update.value(), <UpdateApplication as ServerFn>::PATH);
     let regen_error = form_error(regenerate.value(), <RegenerateSecret as ServerFn>::PATH);
+    let enable_error = form_error(enable.value(), <SetEnabled as ServerFn>::PATH);
     let mint_error = form_error(mint.value(), <MintToken as ServerFn>::PATH);
     let delete_error = form_error(delete.value(), <DeleteApplication as ServerFn>::PATH);
     let revoke_error = form_error(revoke.value(), <RevokeToken as ServerFn>::PATH);
@@ -654,19 +674,34 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <SettingsFields error=update_error catalogue=d.catalogue.clone() selected=app.scopes.clone()
                         name=app.name.clone() notes=app.notes.clone() ttl=app.token_ttl_seconds cap=app.max_tokens
                         per_second=app.rate_per_second per_hour=app.rate_per_hour/>
-                    <div class="check">
-                        <input type="checkbox" id="enabled" name="enabled" value="on" checked=app.enabled/>
-                        <label for="enabled">"Enabled (a disabled application cannot obtain or use tokens)"</label>
-                    </div>
                     <FormMessage error=update_error/>
                     <button type="submit">"Save settings"</button>
                 </ActionForm>
 
                 <h2>"Danger zone"</h2>
                 <div class="card danger">
-                    <ActionForm action=enable attr:class="inline-form">
+                    <ActionForm action=enable attr:class="form">
                         <input type="hidden" name="id" value=app.id.0.to_string()/>
                         <input type="hidden" name="enabled" value=(!app.enabled).to_string()/>
+                        <h3>{if app.enabled { "Disable application" } else { "Enable application" }}</h3>
+                        {if app.enabled {
+                            view! {
+                                <p>{format!(
+                                    "A disabled application cannot obtain tokens. Disabling revokes its {} active token(s) at once; enabling it again does not bring them back.",
+                                    app.active_tokens
+                                )}</p>
+                                {(app.active_tokens > 0).then(|| view! {
+                                    <div class="check">
+                                        <input type="checkbox" id="confirm-disable" name="confirm" value="yes" required/>
+                                        <label for="confirm-disable">{format!("Yes, revoke {} active token(s) and disable", app.active_tokens)}</label>
+                                    </div>
+                                })}
+                            }.into_any()
+                        } else {
+                            view! { <p>"Enabling lets the application obtain new tokens. Tokens revoked when it was disabled stay revoked."</p> }.into_any()
+                        }}
+                        <FieldMessage error=enable_error field="confirm_disable"/>
+                        <FormMessage error=enable_error/>
                         <button type="submit" class="secondary">{if app.enabled { "Disable application" } else { "Enable application" }}</button>
                     </ActionForm>
                     <ActionForm action=regenerate attr:class="form">

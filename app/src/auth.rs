@@ -20,40 +20,34 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 
 #[server(prefix = "/console/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), AppError> {
-    use crate::server::{audit, client_ip, context, now, sign_in_session};
-    use keygate::secret::{dummy_password_hash, verify_password};
+    use crate::server::{audit, client_ip, context, now, password_busy, sign_in_session, SignInAttempt};
     use keygate::store::{ActorKind, AuditRecord};
+    use keygate::throttle::AttemptOutcome;
 
     let ctx = context()?;
     let ip = client_ip().await;
-    let key = format!("{}|{}", username.trim().to_lowercase(), ip.as_deref().unwrap_or("-"));
     let t = now();
-    if let Ok(throttle) = ctx.sign_in_throttle.lock() {
-        if let Err(wait) = throttle.check(&key, t) {
-            return Err(AppError::Refused(format!(
-                "too many failed sign-ins for this account; try again in {wait} seconds"
-            )));
+    // Reserved before the password is checked, so parallel attempts count.
+    let attempt = SignInAttempt::reserve(&ctx, &username, ip.as_deref(), t)?;
+    // No account has a name this long or odd; skip the lookup, not the hash.
+    let found = match keygate::validate_username(&username) {
+        Ok(name) => ctx.store.admin_credentials(&name).await?,
+        Err(_) => None,
+    };
+    let (admin, stored) = match found {
+        Some((admin, hash)) => (Some(admin), Some(hash)),
+        None => (None, None),
+    };
+    let ok = match ctx.password_work.verify(password, stored).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            attempt.finish(AttemptOutcome::NotChecked);
+            return Err(password_busy(busy));
         }
-    }
-    let found = ctx.store.admin_credentials(&username).await?;
-    // Verify against a dummy hash when the user is unknown so both paths cost the same.
-    let (admin, ok) = tokio::task::spawn_blocking(move || match found {
-        Some((admin, hash)) => {
-            let ok = verify_password(&password, &hash);
-            (Some(admin), ok)
-        }
-        None => {
-            verify_password(&password, dummy_password_hash());
-            (None, false)
-        }
-    })
-    .await
-    .map_err(|_| AppError::Internal)?;
+    };
     match (admin, ok) {
         (Some(admin), true) => {
-            if let Ok(mut throttle) = ctx.sign_in_throttle.lock() {
-                throttle.record_success(&key);
-            }
+            attempt.finish(AttemptOutcome::Succeeded);
             sign_in_session(&admin).await?;
             ctx.store.record_sign_in(admin.id, t).await?;
             audit(AuditRecord::by_admin(t, &admin, "admin.sign_in").from_ip(ip)).await;
@@ -61,11 +55,9 @@ pub async fn sign_in(username: String, password: String) -> Result<(), AppError>
             Ok(())
         }
         _ => {
-            if let Ok(mut throttle) = ctx.sign_in_throttle.lock() {
-                throttle.record_failure(&key, t);
-            }
+            attempt.finish(AttemptOutcome::Failed);
             let mut rec = AuditRecord::new(t, ActorKind::Anonymous, "admin.sign_in_failed").from_ip(ip);
-            rec.details = serde_json::json!({ "username": username.trim() });
+            rec.details = serde_json::json!({ "username": keygate::bounded_text(username.trim(), keygate::MAX_AUDIT_TEXT_LEN) });
             audit(rec).await;
             Err(AppError::Refused("the username or password is wrong".into()))
         }
@@ -91,7 +83,6 @@ pub async fn create_owner(
     password_confirm: String,
 ) -> Result<(), AppError> {
     use crate::server::{audit, client_ip, context, now, sign_in_session};
-    use keygate::secret::hash_password;
     use keygate::store::AuditRecord;
 
     let ctx = context()?;
@@ -110,8 +101,7 @@ pub async fn create_owner(
     if password != password_confirm {
         return Err(AppError::invalid("password_confirm", "the two passwords differ"));
     }
-    let hash =
-        tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|_| AppError::Internal)??;
+    let hash = ctx.password_work.hash(password).await.map_err(crate::server::password_busy)??;
     let t = now();
     let Some(owner) = ctx.store.create_first_owner(&username, &hash, t).await? else {
         return Err(AppError::Refused("an administrator already exists; sign in instead".into()));
@@ -122,7 +112,7 @@ pub async fn create_owner(
     sign_in_session(&owner).await?;
     ctx.store.record_sign_in(owner.id, t).await?;
     audit(AuditRecord::by_admin(t, &owner, "admin.owner_created").from_ip(client_ip().await)).await;
-    tracing::info!(username = %owner.username, "first owner created through the setup link");
+    tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");
     Ok(())
 }

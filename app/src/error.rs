@@ -16,6 +16,9 @@ pub enum AppError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     Refused(String),
+    /// Too many attempts, or the server is busy: wait `retry_after` seconds.
+    #[error("{message}")]
+    Throttled { message: String, retry_after: i64 },
     #[error("{0} not found")]
     NotFound(String),
     #[error("something went wrong on the server; the details are in its log")]

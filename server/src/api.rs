@@ -12,6 +12,7 @@ use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use keygate::grant::{OAuthError, OAuthErrorCode};
 use keygate::store::{ApplicationQuery, ApplicationSort, AuditQuery};
 use keygate::{
     ApplicationId, ApplicationSettings, ApplicationView, AuditEventView, ScopeSet, TokenId, TokenSource, TokenState,
@@ -69,6 +70,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Paging parameters within the ranges the OpenAPI document states.
+fn paging(page: Option<i64>, per_page: Option<i64>, max_per_page: i64) -> Result<(i64, i64), HttpError> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(50);
+    if page < 1 {
+        return Err(HttpError::Api {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: "page starts at 1".into(),
+            field: Some("page"),
+        });
+    }
+    if !(1..=max_per_page).contains(&per_page) {
+        return Err(HttpError::Api {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: format!("per_page is between 1 and {max_per_page}"),
+            field: Some("per_page"),
+        });
+    }
+    Ok((page, per_page))
+}
+
 fn parse_id(raw: &str, what: &str) -> Result<i64, HttpError> {
     raw.parse::<i64>().map_err(|_| HttpError::not_found(what))
 }
@@ -85,40 +109,62 @@ pub struct ApplicationPage {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListApplicationsParams {
     /// Substring of the name or client ID.
+    #[param(max_length = 200)]
     pub search: Option<String>,
     /// `name` (default) or `newest`.
+    #[param(pattern = "^(name|newest)$")]
     pub sort: Option<String>,
+    /// From 1; a page past the end is empty.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub per_page: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApplication {
+    /// 1 to 100 characters, no control characters, unique.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub notes: String,
+    /// Names from the scope catalogue, each held by the calling token.
     #[serde(default)]
     pub scopes: Vec<String>,
+    #[schema(minimum = 60, maximum = 86400)]
     pub token_ttl_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_tokens: Option<i64>,
+    #[schema(minimum = 1, maximum = 100000)]
     pub rate_per_second: Option<i64>,
+    #[schema(minimum = 1, maximum = 100000000)]
     pub rate_per_hour: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApplication {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_length = 4000)]
     pub notes: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// `false` revokes every token of the application; `true` later does
+    /// not bring them back.
     pub enabled: Option<bool>,
+    #[schema(minimum = 60, maximum = 86400)]
     pub token_ttl_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_tokens: Option<i64>,
+    #[schema(minimum = 1, maximum = 100000)]
     pub rate_per_second: Option<i64>,
+    #[schema(minimum = 1, maximum = 100000000)]
     pub rate_per_hour: Option<i64>,
 }
 
@@ -152,6 +198,7 @@ pub struct TokenList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintToken {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// A subset of the application's allowed scopes (default: none).
     #[serde(default)]
@@ -179,16 +226,21 @@ pub struct AuditPage {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub application_id: Option<i64>,
     /// An action (`token.refused`) or a family (`token`).
+    #[param(max_length = 100)]
     pub action: Option<String>,
     /// Unix seconds, inclusive.
     pub since: Option<i64>,
     /// Unix seconds, exclusive.
     pub until: Option<i64>,
+    /// From 1; a page past the end is empty.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// 1 to 500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub per_page: Option<i64>,
 }
 
@@ -209,6 +261,37 @@ impl Modify for BearerSecurity {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The answers every protected route can give besides its own: no or a bad
+/// token, a missing scope, the rate limit, malformed input.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                let r = &mut op.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    r.entry(status.to_owned()).or_insert_with(|| error(description).into());
+                };
+                add("400", "Malformed input: the body, a parameter or a field (named in `field`)");
+                add("401", "No bearer token, or an unknown, expired or revoked one (`invalid_token`)");
+                add("403", "The token lacks a scope this route or this application needs (`insufficient_scope`)");
+                add("404", "No such resource");
+                add("413", "The body is larger than 64 KiB");
+                add("429", "The application's per-second or hourly rate limit; see `Retry-After`");
+            }
+        }
     }
 }
 
@@ -237,6 +320,41 @@ fn check_grantable(caller: &Bearer, scopes: &ScopeSet) -> Result<(), HttpError> 
         description: format!("the calling token does not hold, so cannot grant: {}", names.join(", ")),
         field: Some("scopes"),
     })
+}
+
+/// An API caller may act on an application only when that application's
+/// allowed scopes are all in the calling token: otherwise a token with
+/// `applications:write` could take over a more powerful application by
+/// regenerating its secret or minting a token for it. Refusals are audited.
+async fn check_ceiling(
+    state: &AppState,
+    caller: &Bearer,
+    target: &ApplicationView,
+    operation: &str,
+) -> Result<(), HttpError> {
+    // A stored scope list that does not parse is refused, never read as empty.
+    let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
+        tracing::error!(application = target.id.0, error = %e, "stored scopes do not parse");
+        HttpError::Internal
+    })?;
+    let beyond = target_scopes.not_in(&caller.0.scopes);
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = beyond.iter().map(|s| s.as_str()).collect();
+    let mut rec = caller.audit(crate::now(), "application.access_refused").on_application(target.id, &target.name);
+    rec.details["reason"] = json!("scope_ceiling");
+    rec.details["operation"] = json!(operation);
+    rec.details["missing_scopes"] = json!(names);
+    audit(state, rec).await;
+    let description = format!(
+        "the application holds scopes the calling token does not ({}); a token may act only on applications \
+         whose scopes it holds itself",
+        names.join(", ")
+    );
+    Err(HttpError::oauth(OAuthError::new(OAuthErrorCode::InsufficientScope, description.clone())).with_challenge(
+        crate::bearer::challenge(Some(OAuthErrorCode::InsufficientScope), &description, Some(&names.join(" "))),
+    ))
 }
 
 fn scope_set(names: &[String]) -> Result<ScopeSet, HttpError> {
@@ -287,7 +405,11 @@ async fn list_applications(
         Some("newest") => ApplicationSort::Newest,
         Some(other) => return Err(HttpError::bad_request(format!("sort must be name or newest, not {other}"))),
     };
-    let q = ApplicationQuery { search: p.search, sort, page: p.page.unwrap_or(1), per_page: p.per_page.unwrap_or(50) };
+    let (page, per_page) = paging(p.page, p.per_page, 200)?;
+    if p.search.as_ref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(HttpError::bad_request("search has at most 200 characters"));
+    }
+    let q = ApplicationQuery { search: p.search, sort, page, per_page };
     let page = state.store.list_applications(&q, crate::now()).await?;
     Ok(Json(ApplicationPage { items: page.items, total: page.total, page: page.page, per_page: page.per_page }))
 }
@@ -350,6 +472,7 @@ async fn update_application(
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
     let current = state.store.require_application(id, now).await?;
+    check_ceiling(&state, &caller, &current, "update").await?;
     let mut settings = ApplicationSettings::of(&current);
     if let Some(names) = &body.scopes {
         let set = scope_set(names)?;
@@ -379,6 +502,8 @@ async fn delete_application(
     caller.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
+    let current = state.store.require_application(id, now).await?;
+    check_ceiling(&state, &caller, &current, "delete").await?;
     let name = state.store.delete_application(id).await?;
     audit(&state, caller.audit(now, "application.deleted").on_application(id, &name)).await;
     Ok(StatusCode::NO_CONTENT)
@@ -397,6 +522,7 @@ async fn regenerate_secret(
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
     let app = state.store.require_application(id, now).await?;
+    check_ceiling(&state, &caller, &app, "regenerate_secret").await?;
     let (secret, revoked) = state.store.regenerate_secret(id, now).await?;
     let mut rec = caller.audit(now, "application.secret_regenerated").on_application(id, &app.name);
     rec.details["tokens_revoked"] = json!(revoked);
@@ -422,7 +548,8 @@ async fn list_tokens(
     caller.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
-    state.store.require_application(id, now).await?;
+    let app = state.store.require_application(id, now).await?;
+    check_ceiling(&state, &caller, &app, "list_tokens").await?;
     let items = state
         .store
         .list_tokens(id)
@@ -452,6 +579,7 @@ async fn mint_token(
     let id = ApplicationId(parse_id(&id, "application")?);
     let now = crate::now();
     let app = state.store.require_application(id, now).await?;
+    check_ceiling(&state, &caller, &app, "mint_token").await?;
     let scopes = scope_set(&body.scopes)?;
     check_grantable(&caller, &scopes)?;
     let expires_at = match (body.expires_in, body.expires_at) {
@@ -490,9 +618,10 @@ async fn revoke_token(
     let id = TokenId(parse_id(&id, "token")?);
     let now = crate::now();
     let token = state.store.token(id).await?.ok_or_else(|| HttpError::not_found("token"))?;
+    let app = state.store.require_application(token.application_id, now).await?;
+    check_ceiling(&state, &caller, &app, "revoke_token").await?;
     if state.store.revoke_token(id, "revoked_via_api", now).await? {
-        let app = state.store.application(token.application_id, now).await?;
-        let name = app.map(|a| a.name).unwrap_or_default();
+        let name = app.name.clone();
         let mut rec = caller.audit(now, "token.revoked").on_application(token.application_id, &name);
         rec.details["revoked_token_id"] = json!(id.0);
         audit(&state, rec).await;
@@ -509,13 +638,17 @@ async fn list_audit_events(
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, HttpError> {
     caller.require_scope("audit:read")?;
+    let (page, per_page) = paging(p.page, p.per_page, 500)?;
+    if p.action.as_ref().is_some_and(|a| a.chars().count() > 100) {
+        return Err(HttpError::bad_request("action has at most 100 characters"));
+    }
     let q = AuditQuery {
         application_id: p.application_id.map(ApplicationId),
         action: p.action.filter(|a| !a.is_empty()),
         since: p.since,
         until: p.until,
-        page: p.page.unwrap_or(1),
-        per_page: p.per_page.unwrap_or(50),
+        page,
+        per_page,
     };
     let page = state.store.list_audit_events(&q).await?;
     Ok(Json(AuditPage { items: page.items, total: page.total, page: page.page, per_page: page.per_page }))
@@ -523,7 +656,7 @@ async fn list_audit_events(
 
 /// The protected routes and their OpenAPI document, built together.
 pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(me))
         .routes(routes!(list_applications, create_application))
         .routes(routes!(get_application, update_application, delete_application))
@@ -531,7 +664,10 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_tokens, mint_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_audit_events))
-        .split_for_parts()
+        .split_for_parts();
+    // After the routes: the modifier walks the operations they declared.
+    CommonResponses.modify(&mut openapi);
+    (router, openapi)
 }
 
 /// `/api/v1`: the protected routes behind the bearer middleware, and the

@@ -22,7 +22,7 @@ pub struct Bearer(pub TokenContext);
 
 const REALM: &str = "keygate";
 
-fn challenge(code: Option<OAuthErrorCode>, description: &str, scope: Option<&str>) -> String {
+pub fn challenge(code: Option<OAuthErrorCode>, description: &str, scope: Option<&str>) -> String {
     let mut c = format!("Bearer realm=\"{REALM}\"");
     if let Some(code) = code {
         c.push_str(&format!(", error=\"{}\", error_description=\"{description}\"", code.as_str()));

@@ -4,8 +4,11 @@
 pub mod api;
 pub mod bearer;
 pub mod cli;
+pub mod console_guard;
 pub mod form;
 pub mod http_error;
+pub mod idle_io;
+pub mod logging;
 pub mod oauth;
 pub mod router;
 pub mod serve;

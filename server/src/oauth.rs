@@ -76,7 +76,10 @@ pub fn count_request(
 
 /// Authenticates the client of an OAuth request (Basic or body
 /// credentials), auditing failures with their reason while telling the
-/// client only `invalid_client`, and limiting repeated failures.
+/// client only `invalid_client`. Repeated failures from one address are
+/// answered 429 (and no longer audited one by one), but the secret is
+/// always checked first: a correct secret is never refused because of
+/// someone else's failures.
 pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
@@ -88,28 +91,34 @@ pub async fn authenticate_client(
     let presented = grant::select_client_credentials(basic, form.take("client_id"), form.take("client_secret"))
         .map_err(|e| HttpError::oauth(e).into_response())?;
     let client_id = presented.client_id.as_str();
-    if let Err(retry_after) = state.failed_auth.check(client_id, ip.as_deref(), now_ms()) {
-        return Err(HttpError::RateLimited {
-            retry_after,
-            description: "too many failed client authentications; wait before trying again".into(),
-        }
-        .into_response());
-    }
     let found = if client_id.len() <= 64 {
         state.store.client_for_authentication(client_id).await.map_err(|e| HttpError::from(e).into_response())?
     } else {
         None
     };
+    let secret = ClientSecret::from_presented(presented.client_secret.clone());
     let outcome = match &found {
-        None => Err(ClientAuthFailure::UnknownClient),
-        Some(c) => c.authenticate(&ClientSecret::from_presented(presented.client_secret.clone())),
+        // Hash and compare as for a known client, so both paths cost the same.
+        None => {
+            std::hint::black_box(unknown_client_digest().matches(&secret.digest()));
+            Err(ClientAuthFailure::UnknownClient)
+        }
+        Some(c) => c.authenticate(&secret),
     };
     match (found, outcome) {
         (Some(client), Ok(())) => Ok(client),
         (found, outcome) => {
+            if let Err(retry_after) = state.failed_auth.check(client_id, ip.as_deref(), now_ms()) {
+                return Err(HttpError::RateLimited {
+                    retry_after,
+                    description: "too many failed client authentications from this address; wait before trying again"
+                        .into(),
+                }
+                .into_response());
+            }
             let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
             state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
-            let shown_id: String = client_id.chars().take(64).collect();
+            let shown_id = keygate::bounded_text(client_id, 64);
             let mut rec =
                 AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip.clone());
             if let Some(c) = &found {
@@ -121,10 +130,18 @@ pub async fn authenticate_client(
             rec.details = json!({ "reason": reason.as_str(), "client_id": shown_id });
             let key = format!("auth:{shown_id}:{}:{}", ip.as_deref().unwrap_or("-"), reason.as_str());
             state.audit_deduplicated(&key, rec).await;
-            tracing::info!(client_id = %shown_id, reason = reason.as_str(), "client authentication failed");
+            // Debug formatting escapes control characters: a presented
+            // client ID cannot forge or break log lines.
+            tracing::info!(client_id = ?shown_id, reason = reason.as_str(), "client authentication failed");
             Err(HttpError::oauth(OAuthError::invalid_client()).into_response())
         }
     }
+}
+
+/// A digest no secret matches, compared against when the client is unknown.
+fn unknown_client_digest() -> &'static keygate::secret::SecretDigest {
+    static DIGEST: std::sync::OnceLock<keygate::secret::SecretDigest> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| ClientSecret::generate().digest())
 }
 
 pub async fn token(State(state): State<AppState>, req: Request) -> Response {

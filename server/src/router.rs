@@ -44,7 +44,8 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(sessions);
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::console_guard::guard));
 
     // Routes below are merged after the session layer, so they never read
     // or set the console's cookie.
@@ -57,9 +58,16 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         .merge(api::routes(&state))
         .route("/api/v1/{*rest}", any(api_not_found));
 
+    let hsts = state.is_https().then(|| {
+        SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
     Ok(machine
         .merge(console)
         .with_state(state)
+        .layer(tower::util::option_layer(hsts))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

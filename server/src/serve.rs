@@ -115,9 +115,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         "keygate listening"
     );
     println!("Keygate listening on http://{local}");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve_connections(listener, router, ConnectionLimits::from_env(), shutdown_signal()).await;
 
     flusher.abort();
     pruner.abort();
@@ -127,6 +125,137 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     store.close().await;
     tracing::info!("keygate stopped");
     Ok(())
+}
+
+/// Makes glibc serve every allocation of 1 MiB or more with its own mapping
+/// and unmap it when freed. Without this, glibc raises that threshold after
+/// the first 19 MiB argon2 block is freed and keeps every later block in
+/// its heaps: measured here, 12 sign-ins in a row left RSS at 270 MiB
+/// instead of 17 MiB. Call it first thing, before other threads start.
+pub fn return_freed_memory_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; called before any other
+    // thread allocates.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+/// What bounds each connection and their number.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this once they have begun.
+    pub header_read_timeout: Duration,
+    /// A connection with no byte in either direction for this long is
+    /// closed: idle keep-alive connections, and ones that never send.
+    pub idle_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's
+    /// backlog until one closes.
+    pub max_connections: usize,
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl ConnectionLimits {
+    /// The defaults, or `KEYGATE_HEADER_READ_TIMEOUT_SECONDS`,
+    /// `KEYGATE_IDLE_TIMEOUT_SECONDS` and `KEYGATE_MAX_CONNECTIONS`. Raises the soft open-file limit to the hard
+    /// one first, so the default cap (leaving room for the database and
+    /// logs) is as high as the system allows.
+    pub fn from_env() -> Self {
+        let files = raise_open_file_limit();
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
+        let default_cap = files.saturating_sub(128).clamp(64, 10_000) as usize;
+        ConnectionLimits {
+            header_read_timeout: env("KEYGATE_HEADER_READ_TIMEOUT_SECONDS")
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+            idle_timeout: env("KEYGATE_IDLE_TIMEOUT_SECONDS").map(Duration::from_secs).unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_connections: env("KEYGATE_MAX_CONNECTIONS").map(|n| n as usize).unwrap_or(default_cap),
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit; returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
+        }
+    }
+}
+
+/// Accepts and serves connections until `shutdown`, then lets requests in
+/// flight finish (up to 30 s). Unlike `axum::serve`, every connection has a
+/// header-read deadline (slowloris) and an idle deadline, and their number
+/// is capped, so idle sockets cannot exhaust descriptors.
+pub async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout))
+        .keep_alive_timeout(limits.header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        "connection limits"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = tower::ServiceExt::map_request(router.clone(), move |mut req: axum::http::Request<_>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(crate::idle_io::IdleTimeoutIo::new(stream, limits.idle_timeout)),
+                service,
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are clients going away or timing out.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still busy 30 s after shutdown began");
+    }
 }
 
 async fn shutdown_signal() {

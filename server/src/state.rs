@@ -21,10 +21,12 @@ pub struct AppState {
     pub console: ConsoleContext,
     /// Per-application request counters (token endpoint, API, introspection).
     pub rate: Arc<RateLimiter<ApplicationId>>,
-    /// Failed client authentication, per client ID and per address.
+    /// Failed client authentication, per client-and-address and per address.
     pub failed_auth: Arc<FailedAuthLimiter>,
     /// Folds repeated refusals into one audit event per minute.
     pub audit_dedup: Arc<AuditDeduper>,
+    /// Signs errors carried back in the URL after a no-JavaScript form post.
+    pub form_errors: crate::console_guard::FormErrorSigner,
 }
 
 impl AppState {
@@ -33,6 +35,8 @@ impl AppState {
             store: store.clone(),
             setup_code: Arc::new(Mutex::new(None)),
             sign_in_throttle: Arc::new(Mutex::new(SignInThrottle::new())),
+            password_work: keygate::password_work::PasswordWork::for_this_machine(),
+            flashes: Default::default(),
         };
         AppState {
             leptos_options,
@@ -43,6 +47,7 @@ impl AppState {
             rate: Arc::new(RateLimiter::new()),
             failed_auth: Arc::new(FailedAuthLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
+            form_errors: crate::console_guard::FormErrorSigner::new(),
         }
     }
 

@@ -157,8 +157,22 @@ async fn disabled_application_refuses_clients_and_tokens() {
     store.update_application(view.id, s, false, T0 + 1).await.unwrap();
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     assert_eq!(client.authenticate(&secret), Err(ClientAuthFailure::ApplicationDisabled));
+    // Disabling revoked the token, so re-enabling cannot revive it.
     let r = store.check_token(&t.token, T0 + 2).await.unwrap().unwrap_err();
-    assert_eq!(r.rejection, TokenRejection::ApplicationDisabled);
+    assert_eq!(r.rejection, TokenRejection::Revoked { reason: "application_disabled".into() });
+    let mut s = ApplicationSettings::new("a");
+    s.scopes = client.scopes.clone();
+    store.update_application(view.id, s, true, T0 + 3).await.unwrap();
+    let r = store.check_token(&t.token, T0 + 4).await.unwrap().unwrap_err();
+    assert_eq!(r.rejection, TokenRejection::Revoked { reason: "application_disabled".into() });
+    // A disabled application gets no named tokens either.
+    let mut s = ApplicationSettings::new("a");
+    s.scopes = client.scopes.clone();
+    store.update_application(view.id, s, false, T0 + 5).await.unwrap();
+    let minted = store
+        .mint_named_token(view.id, "x", ScopeSet::empty(), T0 + 3600, crate::model::TokenSource::Console, T0 + 6)
+        .await;
+    assert!(matches!(minted, Err(crate::CoreError::Refused(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
