@@ -8,6 +8,11 @@ const PASSWORD = 'correct horse battery staple';
 
 async function firstRun(page: Page, name: string, js: boolean) {
   const s = server(name);
+  // The Content-Security-Policy must not block anything the console needs.
+  const violations: string[] = [];
+  page.on('console', (msg) => {
+    if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text());
+  });
   await page.goto(s.setupURL);
   if (js) await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
 
@@ -51,6 +56,7 @@ async function firstRun(page: Page, name: string, js: boolean) {
   await page.getByLabel('Repeat the password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create owner and sign in' }).click();
   await expect(page.getByText('this setup link is not valid')).toBeVisible();
+  expect(violations).toEqual([]);
 }
 
 test.describe('with JavaScript', () => {

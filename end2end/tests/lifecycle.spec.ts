@@ -104,7 +104,7 @@ test('application and token lifecycle', async ({ browser }) => {
   // Regenerate the secret: the confirmation names the count; old tokens die.
   await page.reload();
   await expect(page.getByText('1 active token(s) will be revoked')).toBeVisible();
-  await page.getByLabel(/Yes, revoke 1 active token/).check();
+  await page.getByLabel(/Yes, revoke 1 active token.* and replace the secret/).check();
   await page.getByRole('button', { name: 'Regenerate secret' }).click();
   await expect(page.getByTestId('new-secret')).toBeVisible();
   const newSecret = await page.getByTestId('new-secret').inputValue();
