@@ -288,6 +288,7 @@ impl Modify for CommonResponses {
                 add("401", "No bearer token, or an unknown, expired or revoked one (`invalid_token`)");
                 add("403", "The token lacks a scope this route or this application needs (`insufficient_scope`)");
                 add("404", "No such resource");
+                add("409", "Refused by a rule, e.g. a token for a disabled application");
                 add("413", "The body is larger than 64 KiB");
                 add("429", "The application's per-second or hourly rate limit; see `Retry-After`");
             }
