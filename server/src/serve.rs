@@ -64,6 +64,8 @@ fn flush_interval() -> Duration {
 
 pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
+    // Raises the open-file limit before anything else opens files.
+    let limits = ConnectionLimits::from_env();
     store.migrate().await?;
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
@@ -115,7 +117,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         "keygate listening"
     );
     println!("Keygate listening on http://{local}");
-    serve_connections(listener, router, ConnectionLimits::from_env(), shutdown_signal()).await;
+    serve_connections(listener, router, limits, shutdown_signal()).await;
 
     flusher.abort();
     pruner.abort();

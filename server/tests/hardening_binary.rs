@@ -29,7 +29,10 @@ fn start(env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("k.db").display());
     let log = dir.path().join("stderr.log");
-    let mut child = Command::new(BIN)
+    // Started under the common soft limit of 1,024 open files, as the
+    // probe was; the server raises it to the hard limit itself.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\"", BIN])
         .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
@@ -90,6 +93,9 @@ fn idle_and_slowloris_connections_are_closed_and_capped() {
         ("KEYGATE_MAX_CONNECTIONS", "50"),
     ]);
     let pid = server.child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let files: Vec<&str> = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(files[3], files[4], "the soft open-file limit is raised to the hard one: {files:?}");
     let baseline = open_files(pid);
     // A keep-alive connection that made one request and then idles.
     let mut kept = TcpStream::connect(&server.addr).unwrap();
