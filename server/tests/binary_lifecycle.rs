@@ -1,48 +1,16 @@
 //! The real `keygate` binary: last-used times are flushed within seconds and
 //! at SIGTERM, and an acknowledged token survives SIGKILL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+mod process;
 
-struct Server {
-    child: Child,
-    base: String,
-    /// The one-time setup link, when the server printed one.
-    setup: Option<String>,
-}
+use process::{signal, Server, BIN};
 
 fn start(db: &str, flush_seconds: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", db])
-        .env("KEYGATE_USAGE_FLUSH_SECONDS", flush_seconds)
-        .env("KEYGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start keygate");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut setup = None;
-    let base = loop {
-        let line = lines.next().expect("keygate printed its address").unwrap();
-        if line.contains("/setup?code=") {
-            setup = Some(line.trim().to_owned());
-        }
-        if let Some(rest) = line.strip_prefix("Keygate listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base, setup }
-}
-
-fn signal(server: &mut Server, sig: &str) {
-    let status = Command::new("kill").args([sig, &server.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    server.child.wait().unwrap();
+    let log = std::path::PathBuf::from(db.trim_start_matches("sqlite:")).with_extension("log");
+    process::start(db, &[("KEYGATE_USAGE_FLUSH_SECONDS", flush_seconds), ("KEYGATE_LOG", "warn")], log)
 }
 
 fn cli(db: &str, args: &[&str]) -> serde_json::Value {

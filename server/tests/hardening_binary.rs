@@ -2,57 +2,20 @@
 //! loopback, idle and slowloris connections, a burst of parallel sign-ins,
 //! and hostile bytes aimed at the log. Each failed before its fix.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+mod process;
 
-struct Server {
-    child: Child,
-    base: String,
-    addr: String,
-    setup: Option<String>,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
+use process::Server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(env: &[(&str, &str)]) -> Server {
+/// A server on a fresh database in its own directory.
+fn start(env: &[(&str, &str)]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("k.db").display());
-    let log = dir.path().join("stderr.log");
-    // Started under the common soft limit of 1,024 open files, as the
-    // probe was; the server raises it to the hard limit itself.
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\"", BIN])
-        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start keygate");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut setup = None;
-    let base = loop {
-        let line = lines.next().expect("keygate printed its address").unwrap();
-        if line.contains("/setup?code=") {
-            setup = Some(line.trim().to_owned());
-        }
-        if let Some(rest) = line.strip_prefix("Keygate listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let addr = base.trim_start_matches("http://").to_owned();
-    Server { child, base, addr, setup, log, _dir: dir }
+    let server = process::start(&db, env, dir.path().join("stderr.log"));
+    (server, dir)
 }
 
 fn open_files(pid: u32) -> usize {
@@ -87,7 +50,7 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 
 #[test]
 fn idle_and_slowloris_connections_are_closed_and_capped() {
-    let server = start(&[
+    let (server, _dir) = start(&[
         ("KEYGATE_HEADER_READ_TIMEOUT_SECONDS", "1"),
         ("KEYGATE_IDLE_TIMEOUT_SECONDS", "1"),
         ("KEYGATE_MAX_CONNECTIONS", "50"),
@@ -131,7 +94,7 @@ fn idle_and_slowloris_connections_are_closed_and_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_sign_ins_is_refused_fast_and_memory_returns() {
-    let server = start(&[("KEYGATE_LOG", "info")]);
+    let (server, _dir) = start(&[("KEYGATE_LOG", "info")]);
     let pid = server.child.id();
     let http = reqwest::Client::new();
     // An owner exists, so the attackers guess at a real console.
