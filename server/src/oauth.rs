@@ -128,7 +128,14 @@ pub async fn authenticate_client(
                 rec = rec.on_application(c.id, &c.name);
             }
             rec.details = json!({ "reason": reason.as_str(), "client_id": shown_id });
-            let key = format!("auth:{shown_id}:{}:{}", ip.as_deref().unwrap_or("-"), reason.as_str());
+            // Unknown client IDs from one address fold into one event a
+            // minute (the first ID named, the rest counted): a scan of
+            // made-up IDs writes no more than a repeated wrong secret, so
+            // both cost the same and the log cannot be flooded.
+            let key = match &found {
+                Some(_) => format!("auth:{shown_id}:{}:{}", ip.as_deref().unwrap_or("-"), reason.as_str()),
+                None => format!("auth:unknown:{}", ip.as_deref().unwrap_or("-")),
+            };
             state.audit_deduplicated(&key, rec).await;
             // Debug formatting escapes control characters: a presented
             // client ID cannot forge or break log lines.
