@@ -1,7 +1,6 @@
 //! The core's error type. Its `Display` is safe to show to an administrator;
 //! storage failures keep their detail in `source` only, for the logs.
 
-use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -38,11 +37,4 @@ impl From<sqlx::Error> for CoreError {
         }
         CoreError::Storage(e)
     }
-}
-
-/// A validation error in a shape the UI can carry across the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
 }

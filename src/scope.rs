@@ -4,16 +4,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// Keygate's own API scopes, seeded into the catalogue by the first migration.
-pub const BUILTIN_SCOPES: &[(&str, &str)] = &[
-    ("applications:read", "Read API applications and their settings"),
-    ("applications:write", "Create, change, delete applications and regenerate secrets"),
-    ("tokens:read", "List the tokens of applications"),
-    ("tokens:write", "Mint and revoke tokens"),
-    ("audit:read", "Read the audit log"),
-    ("introspect", "Introspect the tokens of every application (for resource servers)"),
-];
-
 /// The scope that lets an application introspect every application's tokens.
 pub const INTROSPECT_SCOPE: &str = "introspect";
 
@@ -48,10 +38,6 @@ impl ScopeName {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn is_builtin(&self) -> bool {
-        BUILTIN_SCOPES.iter().any(|(n, _)| *n == self.0)
     }
 }
 

@@ -121,6 +121,11 @@ impl AccessToken {
     }
 }
 
+/// Compares two strings in constant time (for codes typed by people).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// A one-time setup code for creating the first owner.
 pub fn generate_setup_code() -> String {
     random_base62(SECRET_CHARS)

@@ -2,15 +2,9 @@
 
 use crate::components::{form_error, FieldMessage, FormMessage};
 use crate::error::AppError;
-use keygate::AdminView;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
-
-#[server(prefix = "/console/fn", endpoint = "whoami")]
-pub async fn whoami() -> Result<Option<AdminView>, AppError> {
-    crate::server::current_admin().await
-}
 
 #[server(prefix = "/console/fn", endpoint = "setup_needed")]
 pub async fn setup_needed() -> Result<bool, AppError> {
@@ -89,7 +83,7 @@ pub async fn create_owner(
     let code_ok = ctx
         .setup_code
         .lock()
-        .map(|c| c.as_deref().is_some_and(|c| constant_time_eq(c.as_bytes(), code.trim().as_bytes())))
+        .map(|c| c.as_deref().is_some_and(|c| keygate::secret::constant_time_eq(c, code.trim())))
         .unwrap_or(false);
     if !code_ok {
         return Err(AppError::Refused(
@@ -115,11 +109,6 @@ pub async fn create_owner(
     tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");
     Ok(())
-}
-
-#[cfg(feature = "ssr")]
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[component]
