@@ -1,6 +1,7 @@
 //! Audit events as sentences a person reads: "alice regenerated the secret
 //! of billing-sync".
 
+use crate::audit_action::AuditAction;
 use crate::model::AuditEventView;
 
 pub fn describe(e: &AuditEventView) -> String {
@@ -10,17 +11,21 @@ pub fn describe(e: &AuditEventView) -> String {
     let count = d.get("count").and_then(|c| c.as_i64()).filter(|c| *c > 1);
     let times = count.map(|c| format!(" ({c} times)")).unwrap_or_default();
     let s = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    match e.action.as_str() {
-        "application.created" => format!("{actor} created the application {target}"),
-        "application.updated" => format!("{actor} changed the settings of {target}"),
-        "application.enabled" => format!("{actor} enabled {target}"),
-        "application.disabled" => format!("{actor} disabled {target}"),
-        "application.deleted" => format!("{actor} deleted the application {target}"),
-        "application.secret_regenerated" => {
+    let Some(action) = AuditAction::parse(&e.action) else {
+        return format!("{actor}: {} {target}", e.action);
+    };
+    use AuditAction as A;
+    match action {
+        A::ApplicationCreated => format!("{actor} created the application {target}"),
+        A::ApplicationUpdated => format!("{actor} changed the settings of {target}"),
+        A::ApplicationEnabled => format!("{actor} enabled {target}"),
+        A::ApplicationDisabled => format!("{actor} disabled {target}"),
+        A::ApplicationDeleted => format!("{actor} deleted the application {target}"),
+        A::ApplicationSecretRegenerated => {
             let n = d.get("tokens_revoked").and_then(|v| v.as_i64()).unwrap_or(0);
             format!("{actor} regenerated the secret of {target} ({n} token(s) revoked)")
         }
-        "application.access_refused" => {
+        A::ApplicationAccessRefused => {
             let missing = d
                 .get("missing_scopes")
                 .and_then(|v| v.as_array())
@@ -28,25 +33,24 @@ pub fn describe(e: &AuditEventView) -> String {
                 .unwrap_or_default();
             format!("{actor} was refused {} on {target}: its token lacks {missing}", s("operation").replace('_', " "))
         }
-        "token.minted" => format!("{actor} created the token \"{}\" for {target}", s("name")),
-        "token.revoked" => format!("{actor} revoked a token of {target}"),
-        "token.refused" => {
+        A::TokenMinted => format!("{actor} created the token \"{}\" for {target}", s("name")),
+        A::TokenRevoked => format!("{actor} revoked a token of {target}"),
+        A::TokenRefused => {
             let reason = s("reason").replace("revoked:", "revoked (").replace('_', " ");
             let reason = if reason.contains('(') { format!("{reason})") } else { reason };
             format!("{target} used a refused token: {reason}{times}")
         }
-        "client.authentication_failed" => {
+        A::ClientAuthenticationFailed => {
             format!("Failed client authentication for {}: {}{times}", s("client_id"), s("reason").replace('_', " "))
         }
-        "admin.sign_in" => format!("{actor} signed in"),
-        "admin.sign_in_failed" => format!("Failed sign-in as \"{}\"", s("username")),
-        "admin.sign_out" => format!("{actor} signed out"),
-        "admin.owner_created" => format!("{actor} created the owner account through the setup link"),
-        "admin.created" => format!("{actor} added the administrator {target} as {}", s("role")),
-        "admin.role_changed" => format!("{actor} made {target} {}", s("role")),
-        "admin.removed" => format!("{actor} removed the administrator {target}"),
-        "scope.created" => format!("{actor} added the scope {target}"),
-        other => format!("{actor}: {other} {target}"),
+        A::AdminSignIn => format!("{actor} signed in"),
+        A::AdminSignInFailed => format!("Failed sign-in as \"{}\"", s("username")),
+        A::AdminSignOut => format!("{actor} signed out"),
+        A::AdminOwnerCreated => format!("{actor} created the owner account through the setup link"),
+        A::AdminCreated => format!("{actor} added the administrator {target} as {}", s("role")),
+        A::AdminRoleChanged => format!("{actor} made {target} {}", s("role")),
+        A::AdminRemoved => format!("{actor} removed the administrator {target}"),
+        A::ScopeCreated => format!("{actor} added the scope {target}"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! secret generation and hashing sit behind the `ssr` feature. Every rule
 //! that depends on the clock takes `now` as an argument.
 
+pub mod audit_action;
 pub mod audit_dedup;
 pub mod audit_text;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub mod usage;
 
+pub use audit_action::AuditAction;
 pub use error::CoreError;
 pub use model::*;
 pub use scope::{ScopeName, ScopeSet};

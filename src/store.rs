@@ -6,6 +6,7 @@
 //! statement so SQLite takes the write lock first and the busy timeout
 //! applies, rather than failing a read-then-write upgrade.
 
+use crate::audit_action::AuditAction;
 use crate::error::CoreError;
 use crate::grant::{self, ClientAuthFailure, TokenRejection};
 use crate::model::*;
@@ -143,7 +144,7 @@ pub struct AuditRecord {
     pub actor_kind: ActorKind,
     pub actor_id: Option<i64>,
     pub actor_name: Option<String>,
-    pub action: String,
+    pub action: AuditAction,
     pub target_kind: Option<&'static str>,
     pub target_id: Option<i64>,
     pub target_name: Option<String>,
@@ -153,13 +154,13 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub fn new(at: i64, actor_kind: ActorKind, action: impl Into<String>) -> Self {
+    pub fn new(at: i64, actor_kind: ActorKind, action: AuditAction) -> Self {
         AuditRecord {
             at,
             actor_kind,
             actor_id: None,
             actor_name: None,
-            action: action.into(),
+            action,
             target_kind: None,
             target_id: None,
             target_name: None,
@@ -168,7 +169,7 @@ impl AuditRecord {
             details: serde_json::Value::Object(Default::default()),
         }
     }
-    pub fn by_admin(at: i64, admin: &AdminView, action: impl Into<String>) -> Self {
+    pub fn by_admin(at: i64, admin: &AdminView, action: AuditAction) -> Self {
         let mut r = Self::new(at, ActorKind::Administrator, action);
         r.actor_id = Some(admin.id.0);
         r.actor_name = Some(admin.username.clone());
@@ -1093,7 +1094,7 @@ impl Store {
         .bind(e.actor_kind.as_str())
         .bind(e.actor_id)
         .bind(bound(&e.actor_name))
-        .bind(&e.action)
+        .bind(e.action.as_str())
         .bind(e.target_kind)
         .bind(e.target_id)
         .bind(bound(&e.target_name))

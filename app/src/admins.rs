@@ -38,7 +38,7 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
 }
 
 #[cfg(feature = "ssr")]
-fn admin_audit(now: i64, me: &AdminView, action: &str, target: &AdminView) -> keygate::store::AuditRecord {
+fn admin_audit(now: i64, me: &AdminView, action: keygate::AuditAction, target: &AdminView) -> keygate::store::AuditRecord {
     let mut r = keygate::store::AuditRecord::by_admin(now, me, action);
     r.target_kind = Some("administrator");
     r.target_id = Some(target.id.0);
@@ -57,7 +57,7 @@ pub async fn add_admin(username: String, password: String, role: String) -> Resu
     let hash = ctx.password_work.hash(password).await.map_err(crate::server::password_busy)??;
     let now = crate::server::now();
     let admin = ctx.store.create_admin(&username, &hash, role, now).await?;
-    crate::server::audit(admin_audit(now, &me, "admin.created", &admin)).await;
+    crate::server::audit(admin_audit(now, &me, keygate::AuditAction::AdminCreated, &admin)).await;
     Ok(())
 }
 
@@ -66,7 +66,7 @@ pub async fn change_role(id: i64, role: String) -> Result<(), AppError> {
     let me = require_owner().await?;
     let ctx = crate::server::context()?;
     let admin = ctx.store.set_admin_role(keygate::AdminId(id), parse_role(&role)?).await?;
-    crate::server::audit(admin_audit(crate::server::now(), &me, "admin.role_changed", &admin)).await;
+    crate::server::audit(admin_audit(crate::server::now(), &me, keygate::AuditAction::AdminRoleChanged, &admin)).await;
     Ok(())
 }
 
@@ -77,7 +77,7 @@ pub async fn remove_admin(id: i64) -> Result<(), AppError> {
     let target =
         ctx.store.admin(keygate::AdminId(id)).await?.ok_or_else(|| AppError::NotFound("administrator".into()))?;
     ctx.store.remove_admin(target.id).await?;
-    crate::server::audit(admin_audit(crate::server::now(), &me, "admin.removed", &target)).await;
+    crate::server::audit(admin_audit(crate::server::now(), &me, keygate::AuditAction::AdminRemoved, &target)).await;
     Ok(())
 }
 
@@ -187,7 +187,7 @@ pub async fn add_scope(name: String, description: String) -> Result<(), AppError
     let ctx = crate::server::context()?;
     let now = crate::server::now();
     let scope = ctx.store.add_scope(&name, &description, now).await?;
-    let mut r = keygate::store::AuditRecord::by_admin(now, &me, "scope.created");
+    let mut r = keygate::store::AuditRecord::by_admin(now, &me, keygate::AuditAction::ScopeCreated);
     r.target_kind = Some("scope");
     r.target_name = Some(scope.name);
     crate::server::audit(r).await;

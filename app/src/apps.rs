@@ -140,7 +140,7 @@ pub async fn create_application(
         settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
     let now = crate::server::now();
     let (app, secret) = ctx.store.create_application(settings, now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.created").on_application(app.id, &app.name))
+    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name))
         .await;
     put_flash(Flash {
         application_id: app.id.0,
@@ -196,7 +196,7 @@ pub async fn update_application(
     // Enabling and disabling live in the danger zone, with their warning.
     let current = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let app = ctx.store.update_application(current.id, settings, current.enabled, now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.updated").on_application(app.id, &app.name))
+    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name))
         .await;
     Ok(())
 }
@@ -216,7 +216,7 @@ pub async fn set_enabled(id: i64, enabled: bool, confirm: Option<String>) -> Res
     }
     let settings = keygate::ApplicationSettings::of(&app);
     ctx.store.update_application(app.id, settings, enabled, now).await?;
-    let action = if enabled { "application.enabled" } else { "application.disabled" };
+    let action = if enabled { keygate::AuditAction::ApplicationEnabled } else { keygate::AuditAction::ApplicationDisabled };
     crate::server::audit(AuditRecord::by_admin(now, &me, action).on_application(app.id, &app.name)).await;
     Ok(())
 }
@@ -236,7 +236,7 @@ pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), A
     let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let (secret, revoked) = ctx.store.regenerate_secret(app.id, now).await?;
     crate::server::audit(
-        AuditRecord::by_admin(now, &me, "application.secret_regenerated")
+        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationSecretRegenerated)
             .on_application(app.id, &app.name)
             .details(serde_json::json!({ "tokens_revoked": revoked })),
     )
@@ -262,7 +262,7 @@ pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), App
         return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
     }
     ctx.store.delete_application(app.id).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, "application.deleted").on_application(app.id, &app.name))
+    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationDeleted).on_application(app.id, &app.name))
         .await;
     leptos_axum::redirect("/applications");
     Ok(())
@@ -305,7 +305,7 @@ pub async fn mint_token(
     let issued =
         ctx.store.mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now).await?;
     crate::server::audit(
-        AuditRecord::by_admin(now, &me, "token.minted")
+        AuditRecord::by_admin(now, &me, keygate::AuditAction::TokenMinted)
             .on_application(app.id, &app.name)
             .details(serde_json::json!({ "minted_token_id": issued.id.0, "name": name.trim() })),
     )
@@ -331,7 +331,7 @@ pub async fn revoke_token(token_id: i64) -> Result<(), AppError> {
         let app = ctx.store.application(token.application_id, now).await?;
         let name = app.map(|a| a.name).unwrap_or_default();
         crate::server::audit(
-            AuditRecord::by_admin(now, &me, "token.revoked")
+            AuditRecord::by_admin(now, &me, keygate::AuditAction::TokenRevoked)
                 .on_application(token.application_id, &name)
                 .details(serde_json::json!({ "revoked_token_id": token_id, "token": token.name.unwrap_or(token.display_prefix) })),
         )

@@ -44,13 +44,13 @@ pub async fn sign_in(username: String, password: String) -> Result<(), AppError>
             attempt.finish(AttemptOutcome::Succeeded);
             sign_in_session(&admin).await?;
             ctx.store.record_sign_in(admin.id, t).await?;
-            audit(AuditRecord::by_admin(t, &admin, "admin.sign_in").from_ip(ip)).await;
+            audit(AuditRecord::by_admin(t, &admin, keygate::AuditAction::AdminSignIn).from_ip(ip)).await;
             leptos_axum::redirect("/");
             Ok(())
         }
         _ => {
             attempt.finish(AttemptOutcome::Failed);
-            let mut rec = AuditRecord::new(t, ActorKind::Anonymous, "admin.sign_in_failed").from_ip(ip);
+            let mut rec = AuditRecord::new(t, ActorKind::Anonymous, keygate::AuditAction::AdminSignInFailed).from_ip(ip);
             rec.details = serde_json::json!({ "username": keygate::bounded_text(username.trim(), keygate::MAX_AUDIT_TEXT_LEN) });
             audit(rec).await;
             Err(AppError::Refused("the username or password is wrong".into()))
@@ -62,7 +62,7 @@ pub async fn sign_in(username: String, password: String) -> Result<(), AppError>
 pub async fn sign_out() -> Result<(), AppError> {
     use crate::server::{audit, current_admin, now, session};
     if let Some(admin) = current_admin().await? {
-        audit(keygate::store::AuditRecord::by_admin(now(), &admin, "admin.sign_out")).await;
+        audit(keygate::store::AuditRecord::by_admin(now(), &admin, keygate::AuditAction::AdminSignOut)).await;
     }
     session().await?.flush().await.map_err(|_| AppError::Internal)?;
     leptos_axum::redirect("/login");
@@ -105,7 +105,7 @@ pub async fn create_owner(
     }
     sign_in_session(&owner).await?;
     ctx.store.record_sign_in(owner.id, t).await?;
-    audit(AuditRecord::by_admin(t, &owner, "admin.owner_created").from_ip(client_ip().await)).await;
+    audit(AuditRecord::by_admin(t, &owner, keygate::AuditAction::AdminOwnerCreated).from_ip(client_ip().await)).await;
     tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");
     Ok(())

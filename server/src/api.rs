@@ -229,7 +229,7 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub application_id: Option<i64>,
-    /// An action (`token.refused`) or a family (`token`).
+    /// An action (`token.refused`) or a family (`token`); anything else is 400.
     #[param(max_length = 100)]
     pub action: Option<String>,
     /// Unix seconds, inclusive.
@@ -343,7 +343,7 @@ async fn check_ceiling(
         return Ok(());
     }
     let names: Vec<&str> = beyond.iter().map(|s| s.as_str()).collect();
-    let mut rec = caller.audit(crate::now(), "application.access_refused").on_application(target.id, &target.name);
+    let mut rec = caller.audit(crate::now(), keygate::AuditAction::ApplicationAccessRefused).on_application(target.id, &target.name);
     rec.details["reason"] = json!("scope_ceiling");
     rec.details["operation"] = json!(operation);
     rec.details["missing_scopes"] = json!(names);
@@ -436,7 +436,7 @@ async fn create_application(
     s.rate_per_hour = body.rate_per_hour.unwrap_or(s.rate_per_hour);
     let now = crate::now();
     let (app, secret) = state.store.create_application(s, now).await?;
-    audit(&state, caller.audit(now, "application.created").on_application(app.id, &app.name)).await;
+    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name)).await;
     let mut r = (
         StatusCode::CREATED,
         Json(ApplicationWithSecret { application: app, client_secret: secret.expose().to_owned() }),
@@ -488,7 +488,7 @@ async fn update_application(
     settings.rate_per_hour = body.rate_per_hour.unwrap_or(settings.rate_per_hour);
     let enabled = body.enabled.unwrap_or(current.enabled);
     let app = state.store.update_application(id, settings, enabled, now).await?;
-    audit(&state, caller.audit(now, "application.updated").on_application(app.id, &app.name)).await;
+    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name)).await;
     Ok(Json(app))
 }
 
@@ -506,7 +506,7 @@ async fn delete_application(
     let current = state.store.require_application(id, now).await?;
     check_ceiling(&state, &caller, &current, "delete").await?;
     let name = state.store.delete_application(id).await?;
-    audit(&state, caller.audit(now, "application.deleted").on_application(id, &name)).await;
+    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationDeleted).on_application(id, &name)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -525,7 +525,7 @@ async fn regenerate_secret(
     let app = state.store.require_application(id, now).await?;
     check_ceiling(&state, &caller, &app, "regenerate_secret").await?;
     let (secret, revoked) = state.store.regenerate_secret(id, now).await?;
-    let mut rec = caller.audit(now, "application.secret_regenerated").on_application(id, &app.name);
+    let mut rec = caller.audit(now, keygate::AuditAction::ApplicationSecretRegenerated).on_application(id, &app.name);
     rec.details["tokens_revoked"] = json!(revoked);
     audit(&state, rec).await;
     let mut r = Json(RegeneratedSecret {
@@ -596,7 +596,7 @@ async fn mint_token(
         }
     };
     let issued = state.store.mint_named_token(id, &body.name, scopes, expires_at, TokenSource::Api, now).await?;
-    let mut rec = caller.audit(now, "token.minted").on_application(id, &app.name);
+    let mut rec = caller.audit(now, keygate::AuditAction::TokenMinted).on_application(id, &app.name);
     rec.details["minted_token_id"] = json!(issued.id.0);
     rec.details["name"] = json!(body.name.trim());
     audit(&state, rec).await;
@@ -623,7 +623,7 @@ async fn revoke_token(
     check_ceiling(&state, &caller, &app, "revoke_token").await?;
     if state.store.revoke_token(id, "revoked_via_api", now).await? {
         let name = app.name.clone();
-        let mut rec = caller.audit(now, "token.revoked").on_application(token.application_id, &name);
+        let mut rec = caller.audit(now, keygate::AuditAction::TokenRevoked).on_application(token.application_id, &name);
         rec.details["revoked_token_id"] = json!(id.0);
         audit(&state, rec).await;
     }
@@ -640,8 +640,16 @@ async fn list_audit_events(
 ) -> Result<Json<AuditPage>, HttpError> {
     caller.require_scope("audit:read")?;
     let (page, per_page) = paging(p.page, p.per_page, 500)?;
-    if p.action.as_ref().is_some_and(|a| a.chars().count() > 100) {
-        return Err(HttpError::bad_request("action has at most 100 characters"));
+    if let Some(action) = p.action.as_deref().filter(|a| !a.is_empty()) {
+        if !keygate::AuditAction::ALL.iter().any(|a| a.matches(action)) {
+            let known: Vec<&str> = keygate::AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+            return Err(HttpError::Api {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_request",
+                description: format!("unknown action; use a family or one of: {}", known.join(", ")),
+                field: Some("action"),
+            });
+        }
     }
     let q = AuditQuery {
         application_id: p.application_id.map(ApplicationId),

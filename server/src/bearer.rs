@@ -60,7 +60,7 @@ impl Bearer {
     }
 
     /// An audit record with this caller's application as the actor.
-    pub fn audit(&self, at: i64, action: &str) -> AuditRecord {
+    pub fn audit(&self, at: i64, action: keygate::AuditAction) -> AuditRecord {
         let mut r = AuditRecord::new(at, ActorKind::Application, action);
         r.actor_id = Some(self.0.application_id.0);
         r.actor_name = Some(self.0.application_name.clone());
@@ -94,7 +94,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, ip: Option<String>) -> Re
                 (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
             {
                 let name = rejected.application_name.clone().unwrap_or_default();
-                let mut rec = AuditRecord::new(now, ActorKind::Application, "token.refused")
+                let mut rec = AuditRecord::new(now, ActorKind::Application, keygate::AuditAction::TokenRefused)
                     .on_application(app, &name)
                     .from_ip(ip);
                 rec.actor_id = Some(app.0);

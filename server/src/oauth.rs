@@ -120,7 +120,7 @@ pub async fn authenticate_client(
             state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
             let shown_id = keygate::bounded_text(client_id, 64);
             let mut rec =
-                AuditRecord::new(now, ActorKind::Anonymous, "client.authentication_failed").from_ip(ip.clone());
+                AuditRecord::new(now, ActorKind::Anonymous, keygate::AuditAction::ClientAuthenticationFailed).from_ip(ip.clone());
             if let Some(c) = &found {
                 rec.actor_kind = ActorKind::Application;
                 rec.actor_id = Some(c.id.0);
@@ -276,7 +276,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
                 .await
                 .map_err(|e| HttpError::from(e).into_response())?
             {
-                let mut rec = AuditRecord::new(now, ActorKind::Application, "token.revoked")
+                let mut rec = AuditRecord::new(now, ActorKind::Application, keygate::AuditAction::TokenRevoked)
                     .on_application(client.id, &client.name)
                     .from_ip(ip)
                     .details(json!({ "token_id": ctx.token_id.0, "via": "oauth2/revoke" }));

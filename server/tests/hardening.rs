@@ -518,4 +518,6 @@ async fn the_openapi_document_declares_query_parameters_and_common_refusals() {
     assert_eq!(t.get_with_token("/api/v1/applications?per_page=201", &token).await.status(), 400);
     assert_eq!(t.get_with_token("/api/v1/applications?page=0", &token).await.status(), 400);
     assert_eq!(t.get_with_token("/api/v1/audit-events?per_page=0", &token).await.status(), 400);
+    assert_eq!(t.get_with_token("/api/v1/audit-events?action=token.stolen", &token).await.status(), 400);
+    assert_eq!(t.get_with_token("/api/v1/audit-events?action=token", &token).await.status(), 200);
 }
