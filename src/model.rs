@@ -229,6 +229,14 @@ pub fn validate_name(name: &str) -> Result<String, CoreError> {
     if name.chars().any(char::is_control) {
         return Err(CoreError::invalid("name", "a name cannot contain control characters"));
     }
+    // Zero-width and other invisible characters alone would make a name
+    // nobody can see or tell apart.
+    let invisible = |c: char| {
+        c.is_whitespace() || matches!(c, '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    };
+    if name.chars().all(invisible) {
+        return Err(CoreError::invalid("name", "a name needs at least one visible character"));
+    }
     Ok(name.to_owned())
 }
 

@@ -778,7 +778,7 @@ impl Store {
             .bind(now)
             .bind(&pattern)
             .bind(per_page)
-            .bind((page - 1) * per_page)
+            .bind((page - 1).saturating_mul(per_page))
             .fetch_all(&self.pool)
             .await?
             .into_iter()
@@ -1139,7 +1139,7 @@ impl Store {
         let per_page = q.per_page.clamp(1, 500);
         let page = q.page.max(1);
         let filter =
-            "WHERE (?1 IS NULL OR application_id = ?1) AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%') \
+            "WHERE (?1 IS NULL OR application_id = ?1) AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?2) + 1) = ?2 || '.') \
                       AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at < ?4)";
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
             .bind(q.application_id.map(|a| a.0))
@@ -1157,7 +1157,7 @@ impl Store {
         .bind(q.since)
         .bind(q.until)
         .bind(per_page)
-        .bind((page - 1) * per_page)
+        .bind((page - 1).saturating_mul(per_page))
         .fetch_all(&self.pool)
         .await?;
         let items = rows.into_iter().map(audit_view).collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -43,12 +43,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !essence.eq_ignore_ascii_case("application/json") {
             return Err(HttpError::bad_request("the request body must be application/json"));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BYTES).await.map_err(|_| {
-            HttpError::api(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                format!("the request body is larger than {MAX_JSON_BYTES} bytes"),
-            )
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BYTES).await.map_err(|e| {
+            match crate::idle_io::body_read_failure(&e) {
+                StatusCode::REQUEST_TIMEOUT => HttpError::api(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request",
+                    "the request body did not arrive in time",
+                ),
+                _ => HttpError::api(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    format!("the request body is larger than {MAX_JSON_BYTES} bytes"),
+                ),
+            }
         })?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
@@ -70,15 +77,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The highest page number (keeps the row offset far from overflowing).
+const MAX_PAGE: i64 = 1_000_000;
+
 /// Paging parameters within the ranges the OpenAPI document states.
 fn paging(page: Option<i64>, per_page: Option<i64>, max_per_page: i64) -> Result<(i64, i64), HttpError> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(50);
-    if page < 1 {
+    if !(1..=MAX_PAGE).contains(&page) {
         return Err(HttpError::Api {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_request",
-            description: "page starts at 1".into(),
+            description: format!("page is between 1 and {MAX_PAGE}"),
             field: Some("page"),
         });
     }
@@ -117,8 +127,8 @@ pub struct ListApplicationsParams {
     /// `name` (default) or `newest`.
     #[param(pattern = "^(name|newest)$")]
     pub sort: Option<String>,
-    /// From 1; a page past the end is empty.
-    #[param(minimum = 1)]
+    /// From 1 to 1000000; a page past the end is empty.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// 1 to 200, default 50.
     #[param(minimum = 1, maximum = 200)]
@@ -236,8 +246,8 @@ pub struct AuditParams {
     pub since: Option<i64>,
     /// Unix seconds, exclusive.
     pub until: Option<i64>,
-    /// From 1; a page past the end is empty.
-    #[param(minimum = 1)]
+    /// From 1 to 1000000; a page past the end is empty.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// 1 to 500, default 50.
     #[param(minimum = 1, maximum = 500)]

@@ -56,23 +56,70 @@ impl FormErrorSigner {
         FormErrorSigner { key }
     }
 
-    fn mac(&self, path: &str, err: &str) -> Hmac<Sha256> {
+    fn mac(&self, path: &str, err: &str, binding: &str, issued_at: i64) -> Hmac<Sha256> {
         // The key is 32 bytes, which HMAC always accepts.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
-        mac.update(path.as_bytes());
-        mac.update(b"\n");
-        mac.update(err.as_bytes());
+        for part in [path, err, binding, &issued_at.to_string()] {
+            mac.update(part.as_bytes());
+            mac.update(b"\n");
+        }
         mac
     }
 
-    pub fn sign(&self, path: &str, err: &str) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.mac(path, err).finalize().into_bytes())
+    /// `issued_at.mac`: the error, for this function path, for this browser
+    /// (its session cookie, or none), made at `issued_at`.
+    pub fn sign(&self, path: &str, err: &str, binding: &str, issued_at: i64) -> String {
+        let mac = self.mac(path, err, binding, issued_at).finalize().into_bytes();
+        format!("{issued_at}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
     }
 
-    pub fn verify(&self, path: &str, err: &str, signature: &str) -> bool {
-        let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else { return false };
-        self.mac(path, err).verify_slice(&sig).is_ok()
+    /// Whether `signature` is ours, for this browser, and at most
+    /// [`SIGNED_ERROR_LIFETIME`] seconds old.
+    pub fn verify(&self, path: &str, err: &str, binding: &str, signature: &str, now: i64) -> bool {
+        let Some((at, mac)) = signature.split_once('.') else { return false };
+        let Ok(at) = at.parse::<i64>() else { return false };
+        if !(now - SIGNED_ERROR_LIFETIME..=now + 5).contains(&at) {
+            return false;
+        }
+        let Ok(mac) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac) else { return false };
+        self.mac(path, err, binding, at).verify_slice(&mac).is_ok()
     }
+}
+
+/// How long a signed error may be shown after the post that produced it.
+pub const SIGNED_ERROR_LIFETIME: i64 = 600;
+
+/// The console session cookie's value, which binds a signed error to the
+/// browser that caused it: a link made by someone else shows nothing.
+fn session_binding(headers: &HeaderMap) -> String {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix("keygate_session="))
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Errors that repeat what the request sent (a form that did not parse
+/// names its fields) are replaced by a fixed text, so a crafted post cannot
+/// make the console show words of someone's choosing.
+fn without_echo(error: AppError) -> AppError {
+    match error {
+        AppError::Transport(_) => {
+            AppError::Transport("the form could not be read; reload the page and try again".into())
+        }
+        other => other,
+    }
+}
+
+/// The same for an error encoded as `__err` carries it (base64 of JSON).
+fn encoded_without_echo(err: &str) -> Option<String> {
+    let engine = base64::engine::general_purpose::URL_SAFE;
+    let error: AppError = serde_json::from_slice(&engine.decode(err).ok()?).ok()?;
+    Some(engine.encode(serde_json::to_vec(&without_echo(error)).ok()?))
 }
 
 /// `scheme://host[:port]` of a URL, as browsers write `Origin`.
@@ -82,19 +129,23 @@ pub fn origin_of(url: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-/// Whether a browser-sent `Origin` is this server: the public URL's origin,
-/// or the origin the browser itself addressed (the `Host` it sent), which a
-/// page of another origin cannot produce.
-fn is_own_origin(origin: &str, issuer_origin: Option<&str>, host: Option<&str>) -> bool {
-    if issuer_origin.is_some_and(|o| o.eq_ignore_ascii_case(origin)) {
+/// Whether a browser-sent `Origin` is this server: the public URL's origin;
+/// or, when no public URL was configured, the origin the browser itself
+/// addressed (its `Host`, with the issuer's scheme), which a page of another
+/// origin cannot produce. With a public URL set, only that origin counts, so
+/// a DNS-rebinding page (whose `Host` is its own name) is refused too.
+fn is_own_origin(origin: &str, issuer: &str, host: Option<&str>, trust_host: bool) -> bool {
+    if origin_of(issuer).is_some_and(|o| o.eq_ignore_ascii_case(origin)) {
         return true;
     }
-    let Some(host) = host else { return false };
-    [format!("http://{host}"), format!("https://{host}")].iter().any(|o| o.eq_ignore_ascii_case(origin))
+    let (Some(host), true) = (host, trust_host) else { return false };
+    let scheme = if issuer.starts_with("https://") { "https" } else { "http" };
+    format!("{scheme}://{host}").eq_ignore_ascii_case(origin)
 }
 
 /// Why a state-changing console request is refused, if it is.
-pub fn csrf_refusal(headers: &HeaderMap, issuer: &str) -> Option<&'static str> {
+/// `trust_host`: accept the origin the `Host` header names (no public URL set).
+pub fn csrf_refusal(headers: &HeaderMap, issuer: &str, trust_host: bool) -> Option<&'static str> {
     let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(site) = get(header::HeaderName::from_static("sec-fetch-site")) {
         if !matches!(site, "same-origin" | "none") {
@@ -102,8 +153,7 @@ pub fn csrf_refusal(headers: &HeaderMap, issuer: &str) -> Option<&'static str> {
         }
     }
     if let Some(origin) = get(header::ORIGIN) {
-        let issuer_origin = origin_of(issuer);
-        if !is_own_origin(origin, issuer_origin.as_deref(), get(header::HOST)) {
+        if !is_own_origin(origin, issuer, get(header::HOST), trust_host) {
             return Some("the request came from another origin");
         }
     }
@@ -159,7 +209,7 @@ fn local_path(location: &str) -> String {
 
 /// Rewrites a redirect after a form post: a local path, and a signature for
 /// the error it carries (or none of the error parameters at all).
-fn rewrite_location(location: &str, signer: &FormErrorSigner) -> String {
+fn rewrite_location(location: &str, signer: &FormErrorSigner, binding: &str, now: i64) -> String {
     let local = local_path(location);
     let (path, query) = local.split_once('?').map_or((local.as_str(), ""), |(p, q)| (p, q));
     let mut kept: Vec<(String, String)> = Vec::new();
@@ -177,7 +227,10 @@ fn rewrite_location(location: &str, signer: &FormErrorSigner) -> String {
         out.append_pair(k, v);
     }
     if let (Some(fn_path), Some(err)) = (fn_path, err) {
-        let sig = signer.sign(&fn_path, &err);
+        let Some(err) = encoded_without_echo(&err) else {
+            return path.to_owned();
+        };
+        let sig = signer.sign(&fn_path, &err, binding, now);
         out.append_pair("__path", &fn_path).append_pair("__err", &err).append_pair("__sig", &sig);
     }
     let query = out.finish();
@@ -190,7 +243,13 @@ fn rewrite_location(location: &str, signer: &FormErrorSigner) -> String {
 
 /// For a page request: `None` when its error parameters (if any) are
 /// signed by us, else the same path without them.
-fn unsigned_error_redirect(path: &str, query: Option<&str>, signer: &FormErrorSigner) -> Option<String> {
+fn unsigned_error_redirect(
+    path: &str,
+    query: Option<&str>,
+    signer: &FormErrorSigner,
+    binding: &str,
+    now: i64,
+) -> Option<String> {
     let query = query?;
     let pairs: Vec<(String, String)> =
         form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
@@ -200,7 +259,7 @@ fn unsigned_error_redirect(path: &str, query: Option<&str>, signer: &FormErrorSi
         return None;
     }
     if let (Some(p), Some(e), Some(s)) = (find("__path"), find("__err"), find("__sig")) {
-        if signer.verify(p, e, s) {
+        if signer.verify(p, e, binding, s, now) {
             return None;
         }
     }
@@ -220,7 +279,9 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     if !path.starts_with(SERVER_FN_PREFIX) {
-        if let Some(to) = unsigned_error_redirect(&path, req.uri().query(), &state.form_errors) {
+        let binding = session_binding(req.headers());
+        if let Some(to) = unsigned_error_redirect(&path, req.uri().query(), &state.form_errors, &binding, crate::now())
+        {
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
             no_store(&mut r);
             return r;
@@ -233,28 +294,32 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if req.method() != Method::POST {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, AppError::Refused("console functions take POST".into()));
     }
-    if let Some(why) = csrf_refusal(req.headers(), &state.issuer) {
+    if let Some(why) = csrf_refusal(req.headers(), &state.issuer, !state.public_url_configured) {
         tracing::warn!(path = ?path, reason = why, "console request refused (CSRF check)");
         return refuse(StatusCode::FORBIDDEN, AppError::Forbidden(format!("refused: {why}")));
     }
+    let binding = session_binding(req.headers());
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_CONSOLE_BODY_BYTES).await else {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Invalid {
-                field: String::new(),
-                message: format!("the form is larger than {} KiB", MAX_CONSOLE_BODY_BYTES / 1024),
-            },
-        );
+    let bytes = match axum::body::to_bytes(body, MAX_CONSOLE_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let status = crate::idle_io::body_read_failure(&e);
+            let message = if status == StatusCode::REQUEST_TIMEOUT {
+                "the form did not arrive in time".to_owned()
+            } else {
+                format!("the form is larger than {} KiB", MAX_CONSOLE_BODY_BYTES / 1024)
+            };
+            return refuse(status, AppError::Invalid { field: String::new(), message });
+        }
     };
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    finish_server_fn_response(response, &state.form_errors).await
+    finish_server_fn_response(response, &state.form_errors, &binding).await
 }
 
-async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner) -> Response {
+async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner, binding: &str) -> Response {
     let (mut parts, body) = response.into_parts();
     if let Some(location) = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        let rewritten = rewrite_location(location, signer);
+        let rewritten = rewrite_location(location, signer, binding, crate::now());
         match HeaderValue::from_str(&rewritten) {
             Ok(v) => {
                 parts.headers.insert(header::LOCATION, v);
@@ -268,13 +333,18 @@ async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner)
         // Refusals are small JSON values of `AppError`; give each its status.
         match axum::body::to_bytes(body, 64 * 1024).await {
             Ok(bytes) => {
-                if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
-                    parts.status = status_of(&error);
-                    if let AppError::Throttled { retry_after, .. } = &error {
-                        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
+                match serde_json::from_slice::<AppError>(&bytes) {
+                    Ok(error) => {
+                        parts.status = status_of(&error);
+                        if let AppError::Throttled { retry_after, .. } = &error {
+                            parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
+                        }
+                        let body = serde_json::to_vec(&without_echo(error)).unwrap_or_default();
+                        parts.headers.remove(header::CONTENT_LENGTH);
+                        Response::from_parts(parts, Body::from(body))
                     }
+                    Err(_) => Response::from_parts(parts, Body::from(bytes)),
                 }
-                Response::from_parts(parts, Body::from(bytes))
             }
             Err(_) => Response::from_parts(parts, Body::empty()),
         }
@@ -289,31 +359,48 @@ async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner)
 mod tests {
     use super::*;
 
+    fn encoded(e: &AppError) -> String {
+        base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(e).unwrap())
+    }
+
     #[test]
     fn redirects_stay_on_this_server() {
         let s = FormErrorSigner::new();
-        assert_eq!(rewrite_location("http://evil.example/x?a=1", &s), "/x?a=1");
-        assert_eq!(rewrite_location("http://evil.example//evil.example/x", &s), "/");
-        assert_eq!(rewrite_location("/applications/3", &s), "/applications/3");
-        assert_eq!(rewrite_location("http://h/a?__path=%2Fp&__sig=zzz", &s), "/a");
-        let signed = rewrite_location("http://h/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err=abc", &s);
-        assert!(signed.starts_with("/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err=abc&__sig="), "{signed}");
+        assert_eq!(rewrite_location("http://evil.example/x?a=1", &s, "", 100), "/x?a=1");
+        assert_eq!(rewrite_location("http://evil.example//evil.example/x", &s, "", 100), "/");
+        assert_eq!(rewrite_location("/applications/3", &s, "", 100), "/applications/3");
+        assert_eq!(rewrite_location("http://h/a?__path=%2Fp&__sig=zzz", &s, "", 100), "/a");
+        let err = encoded(&AppError::Refused("no".into()));
+        let signed = rewrite_location(&format!("http://h/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err={err}"), &s, "c", 100);
+        assert!(signed.starts_with("/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err="), "{signed}");
         let q = signed.split_once('?').unwrap().1;
-        assert_eq!(unsigned_error_redirect("/login", Some(q), &s), None);
+        assert_eq!(unsigned_error_redirect("/login", Some(q), &s, "c", 200), None);
+        // Another browser, or the same link much later, shows nothing.
+        assert!(unsigned_error_redirect("/login", Some(q), &s, "other", 200).is_some());
+        assert!(unsigned_error_redirect("/login", Some(q), &s, "c", 100 + SIGNED_ERROR_LIFETIME + 1).is_some());
+    }
+
+    #[test]
+    fn errors_that_echo_the_request_are_replaced() {
+        let echo = AppError::Transport("Multiple values for one key: \"Call 0800\"".into());
+        let fixed = encoded_without_echo(&encoded(&echo)).unwrap();
+        let decoded: AppError =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE.decode(fixed).unwrap()).unwrap();
+        assert!(!decoded.to_string().contains("0800"), "{decoded}");
     }
 
     #[test]
     fn unsigned_or_altered_errors_are_dropped() {
         let s = FormErrorSigner::new();
-        assert_eq!(unsigned_error_redirect("/login", Some("__path=%2Fx&__err=abc"), &s), Some("/login".into()));
-        let sig = s.sign("/x", "abc");
+        assert_eq!(unsigned_error_redirect("/login", Some("__path=%2Fx&__err=abc"), &s, "", 5), Some("/login".into()));
+        let sig = s.sign("/x", "abc", "", 5);
         let altered = format!("next=1&__path=%2Fx&__err=abd&__sig={sig}");
-        assert_eq!(unsigned_error_redirect("/login", Some(&altered), &s), Some("/login?next=1".into()));
-        assert_eq!(unsigned_error_redirect("/login", Some("page=2"), &s), None);
-        assert_eq!(unsigned_error_redirect("//evil.example", Some("__err=x"), &s), Some("/".into()));
+        assert_eq!(unsigned_error_redirect("/login", Some(&altered), &s, "", 5), Some("/login?next=1".into()));
+        assert_eq!(unsigned_error_redirect("/login", Some("page=2"), &s, "", 5), None);
+        assert_eq!(unsigned_error_redirect("//evil.example", Some("__err=x"), &s, "", 5), Some("/".into()));
         let other_key = FormErrorSigner::new();
-        let good = format!("__path=%2Fx&__err=abc&__sig={}", other_key.sign("/x", "abc"));
-        assert!(unsigned_error_redirect("/", Some(&good), &s).is_some());
+        let good = format!("__path=%2Fx&__err=abc&__sig={}", other_key.sign("/x", "abc", "", 5));
+        assert!(unsigned_error_redirect("/", Some(&good), &s, "", 5).is_some());
     }
 
     #[test]
@@ -321,21 +408,25 @@ mod tests {
         let issuer = "http://127.0.0.1:3000";
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
-        assert_eq!(csrf_refusal(&h, issuer), None, "no browser headers: not a browser");
+        assert_eq!(csrf_refusal(&h, issuer, true), None, "no browser headers: not a browser");
         h.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
-        assert_eq!(csrf_refusal(&h, issuer), None);
+        assert_eq!(csrf_refusal(&h, issuer, true), None);
         h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(csrf_refusal(&h, issuer).is_some());
+        assert!(csrf_refusal(&h, issuer, true).is_some());
         h.insert(header::HOST, "keygate.internal:3000".parse().unwrap());
         h.insert(header::ORIGIN, "http://keygate.internal:3000".parse().unwrap());
-        assert_eq!(csrf_refusal(&h, issuer), None, "the origin the browser addressed");
+        assert_eq!(csrf_refusal(&h, issuer, true), None, "the origin the browser addressed");
+        assert!(csrf_refusal(&h, issuer, false).is_some(), "not once a public URL is set");
+        h.insert(header::ORIGIN, "https://keygate.internal:3000".parse().unwrap());
+        assert!(csrf_refusal(&h, issuer, true).is_some(), "nor with another scheme");
+        h.insert(header::ORIGIN, "http://keygate.internal:3000".parse().unwrap());
         h.insert("sec-fetch-site", "same-site".parse().unwrap());
-        assert!(csrf_refusal(&h, issuer).is_some());
+        assert!(csrf_refusal(&h, issuer, true).is_some());
         h.insert("sec-fetch-site", "same-origin".parse().unwrap());
         h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        assert!(csrf_refusal(&h, issuer).is_some());
+        assert!(csrf_refusal(&h, issuer, true).is_some());
         h.insert(header::ORIGIN, "null".parse().unwrap());
         h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
-        assert!(csrf_refusal(&h, issuer).is_some());
+        assert!(csrf_refusal(&h, issuer, true).is_some());
     }
 }

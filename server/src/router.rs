@@ -64,9 +64,13 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         )
     });
+    let body_deadline = crate::serve::body_read_timeout();
     Ok(machine
         .merge(console)
         .with_state(state)
+        .layer(axum::middleware::map_request(move |req: Request<Body>| async move {
+            req.map(|b| Body::new(crate::idle_io::DeadlineBody::new(b, body_deadline)))
+        }))
         .layer(tower::util::option_layer(hsts))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -70,7 +70,8 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let state = AppState::new(leptos_options(local), store.clone(), &issuer);
+    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer);
+    state.public_url_configured = config.public_url.is_some();
 
     if store.admin_count().await? == 0 {
         let code = keygate::secret::generate_setup_code();
@@ -169,13 +170,22 @@ impl ConnectionLimits {
         let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
         let default_cap = files.saturating_sub(128).clamp(64, 10_000) as usize;
         ConnectionLimits {
-            header_read_timeout: env("KEYGATE_HEADER_READ_TIMEOUT_SECONDS")
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+            header_read_timeout: body_read_timeout(),
             idle_timeout: env("KEYGATE_IDLE_TIMEOUT_SECONDS").map(Duration::from_secs).unwrap_or(DEFAULT_IDLE_TIMEOUT),
             max_connections: env("KEYGATE_MAX_CONNECTIONS").map(|n| n as usize).unwrap_or(default_cap),
         }
     }
+}
+
+/// How long a request's body may take to arrive, counted from the start of
+/// the request: the header-read timeout (`KEYGATE_HEADER_READ_TIMEOUT_SECONDS`).
+pub fn body_read_timeout() -> Duration {
+    std::env::var("KEYGATE_HEADER_READ_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
 }
 
 /// Raises the soft limit on open files to the hard limit; returns the limit now in force.
@@ -241,7 +251,11 @@ pub async fn serve_connections(
         let service = hyper_util::service::TowerToHyperService::new(service);
         let connection = builder
             .serve_connection_with_upgrades(
-                TokioIo::new(crate::idle_io::IdleTimeoutIo::new(stream, limits.idle_timeout)),
+                TokioIo::new(crate::idle_io::IdleTimeoutIo::new(
+                    stream,
+                    limits.header_read_timeout,
+                    limits.idle_timeout,
+                )),
                 service,
             )
             .into_owned();

@@ -27,6 +27,9 @@ pub struct AppState {
     pub audit_dedup: Arc<AuditDeduper>,
     /// Signs errors carried back in the URL after a no-JavaScript form post.
     pub form_errors: crate::console_guard::FormErrorSigner,
+    /// Whether `--public-url` was given: then only its origin may post to
+    /// the console (see `console_guard::csrf_refusal`).
+    pub public_url_configured: bool,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             failed_auth: Arc::new(FailedAuthLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
             form_errors: crate::console_guard::FormErrorSigner::new(),
+            public_url_configured: false,
         }
     }
 

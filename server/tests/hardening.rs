@@ -296,6 +296,13 @@ async fn password_hashing_beyond_the_workers_and_queue_is_refused_fast() {
 
 // ----------------------------------------------------------------- item 5
 
+#[test]
+fn invisible_names_are_refused() {
+    assert!(keygate::validate_name("\u{200b}").is_err());
+    assert!(keygate::validate_name(" \u{feff} ").is_err());
+    assert!(keygate::validate_name("a\u{200b}").is_ok());
+}
+
 #[tokio::test]
 async fn stored_text_from_unauthenticated_requests_is_bounded() {
     let t = test_app().await;
@@ -397,6 +404,34 @@ async fn only_errors_the_server_signed_are_shown_in_a_page() {
     // Altering the signed message is caught.
     let altered = location.replace("__err=", "__err=A");
     assert_eq!(page(&t, &altered, None).await.status(), 303);
+    // A signed link is for the browser that made it: someone else's session sees nothing.
+    let cookie = setup_owner(&t).await;
+    assert_eq!(page(&t, &location, Some(&cookie)).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_crafted_post_cannot_make_the_console_repeat_its_words() {
+    let t = test_app().await;
+    let bait = "Keygate+was+updated.+Re-enter+your+password+at+evil.example";
+    let body = format!("username=a&password=b&{bait}=1&{bait}=2");
+    let res = t.send(form_post("/console/fn/sign_in", &body, None)).await;
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("__sig="), "{location}");
+    let html = String::from_utf8(body_bytes(page(&t, &location, None).await).await).unwrap();
+    assert!(!html.contains("evil.example"), "the bait reached the page");
+    assert!(html.contains("the form could not be read"), "a fixed text instead");
+    // With JavaScript the answer is the same fixed text.
+    let res = t
+        .send(
+            Request::post("/console/fn/sign_in")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ACCEPT, "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(!String::from_utf8(body_bytes(res).await).unwrap().contains("evil.example"));
 }
 
 // ---------------------------------------------------------------- item 11
@@ -520,4 +555,7 @@ async fn the_openapi_document_declares_query_parameters_and_common_refusals() {
     assert_eq!(t.get_with_token("/api/v1/audit-events?per_page=0", &token).await.status(), 400);
     assert_eq!(t.get_with_token("/api/v1/audit-events?action=token.stolen", &token).await.status(), 400);
     assert_eq!(t.get_with_token("/api/v1/audit-events?action=token", &token).await.status(), 200);
+    assert_eq!(t.get_with_token("/api/v1/audit-events?action=%25", &token).await.status(), 400);
+    let far = "/api/v1/applications?page=9223372036854775807";
+    assert_eq!(t.get_with_token(far, &token).await.status(), 400, "no offset overflow back to page 1");
 }

@@ -72,6 +72,14 @@ fn idle_and_slowloris_connections_are_closed_and_capped() {
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
         conns.push(s);
     }
+    // And a request whose body drips one byte at a time.
+    let mut dripping = TcpStream::connect(&server.addr).unwrap();
+    dripping
+        .write_all(
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 16000\r\n\r\ng",
+        )
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let held = open_files(pid).saturating_sub(baseline);
     assert!(held <= 50 + 2, "{held} connections held open beyond the cap of 50");
@@ -80,11 +88,16 @@ fn idle_and_slowloris_connections_are_closed_and_capped() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut open: Vec<TcpStream> = conns;
     open.push(kept);
-    while !open.is_empty() && Instant::now() < deadline {
+    let mut drip_closed = false;
+    while (!open.is_empty() || !drip_closed) && Instant::now() < deadline {
         open.retain_mut(|s| !closed_by_server(s));
+        // A byte every 200 ms keeps the connection from ever being idle.
+        let _ = dripping.write_all(b"r");
+        drip_closed = drip_closed || closed_by_server(&mut dripping);
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(open.is_empty(), "{} connections were never closed", open.len());
+    assert!(drip_closed, "a body dripping a byte at a time held its connection");
     let mut health = TcpStream::connect(&server.addr).unwrap();
     health.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
