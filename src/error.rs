@@ -1,7 +1,6 @@
 //! The core's error type. Its `Display` is safe to show to an administrator;
 //! storage failures keep their detail in `source` only, for the logs.
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A field failed validation; `field` names the input so a form can show

@@ -197,8 +197,7 @@ pub const MAX_AUDIT_TEXT_LEN: usize = 128;
 /// `text` cut to `max` characters, control characters replaced, with an
 /// ellipsis when it was cut.
 pub fn bounded_text(text: &str, max: usize) -> String {
-    let mut out: String =
-        text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    let mut out: String = text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
     if text.chars().nth(max).is_some() {
         out.push('…');
     }

@@ -20,7 +20,8 @@ pub struct ThrottlePolicy {
 }
 
 /// One username from one address: three free tries.
-pub const PER_ACCOUNT: ThrottlePolicy = ThrottlePolicy { free_failures: 3, base_delay_seconds: 2, max_delay_seconds: 300 };
+pub const PER_ACCOUNT: ThrottlePolicy =
+    ThrottlePolicy { free_failures: 3, base_delay_seconds: 2, max_delay_seconds: 300 };
 /// One address, whatever usernames it tries: room for a few people behind
 /// one NAT who mistype, not for guessing across many accounts.
 pub const PER_ADDRESS: ThrottlePolicy =

@@ -38,7 +38,12 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
 }
 
 #[cfg(feature = "ssr")]
-fn admin_audit(now: i64, me: &AdminView, action: keygate::AuditAction, target: &AdminView) -> keygate::store::AuditRecord {
+fn admin_audit(
+    now: i64,
+    me: &AdminView,
+    action: keygate::AuditAction,
+    target: &AdminView,
+) -> keygate::store::AuditRecord {
     let mut r = keygate::store::AuditRecord::by_admin(now, me, action);
     r.target_kind = Some("administrator");
     r.target_id = Some(target.id.0);

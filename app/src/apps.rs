@@ -140,8 +140,10 @@ pub async fn create_application(
         settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
     let now = crate::server::now();
     let (app, secret) = ctx.store.create_application(settings, now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name))
-        .await;
+    crate::server::audit(
+        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name),
+    )
+    .await;
     put_flash(Flash {
         application_id: app.id.0,
         kind: FlashKind::ClientSecret,
@@ -196,8 +198,10 @@ pub async fn update_application(
     // Enabling and disabling live in the danger zone, with their warning.
     let current = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let app = ctx.store.update_application(current.id, settings, current.enabled, now).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name))
-        .await;
+    crate::server::audit(
+        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name),
+    )
+    .await;
     Ok(())
 }
 
@@ -216,7 +220,8 @@ pub async fn set_enabled(id: i64, enabled: bool, confirm: Option<String>) -> Res
     }
     let settings = keygate::ApplicationSettings::of(&app);
     ctx.store.update_application(app.id, settings, enabled, now).await?;
-    let action = if enabled { keygate::AuditAction::ApplicationEnabled } else { keygate::AuditAction::ApplicationDisabled };
+    let action =
+        if enabled { keygate::AuditAction::ApplicationEnabled } else { keygate::AuditAction::ApplicationDisabled };
     crate::server::audit(AuditRecord::by_admin(now, &me, action).on_application(app.id, &app.name)).await;
     Ok(())
 }
@@ -262,8 +267,10 @@ pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), App
         return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
     }
     ctx.store.delete_application(app.id).await?;
-    crate::server::audit(AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationDeleted).on_application(app.id, &app.name))
-        .await;
+    crate::server::audit(
+        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationDeleted).on_application(app.id, &app.name),
+    )
+    .await;
     leptos_axum::redirect("/applications");
     Ok(())
 }

@@ -50,8 +50,10 @@ pub async fn sign_in(username: String, password: String) -> Result<(), AppError>
         }
         _ => {
             attempt.finish(AttemptOutcome::Failed);
-            let mut rec = AuditRecord::new(t, ActorKind::Anonymous, keygate::AuditAction::AdminSignInFailed).from_ip(ip);
-            rec.details = serde_json::json!({ "username": keygate::bounded_text(username.trim(), keygate::MAX_AUDIT_TEXT_LEN) });
+            let mut rec =
+                AuditRecord::new(t, ActorKind::Anonymous, keygate::AuditAction::AdminSignInFailed).from_ip(ip);
+            rec.details =
+                serde_json::json!({ "username": keygate::bounded_text(username.trim(), keygate::MAX_AUDIT_TEXT_LEN) });
             audit(rec).await;
             Err(AppError::Refused("the username or password is wrong".into()))
         }

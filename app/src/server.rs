@@ -2,8 +2,8 @@
 //! session, and the role checks every server function starts with.
 
 use crate::error::AppError;
-use keygate::store::{AuditRecord, Store};
 use keygate::password_work::{PasswordBusy, PasswordWork, BUSY_RETRY_AFTER_SECONDS};
+use keygate::store::{AuditRecord, Store};
 use keygate::throttle::{sign_in_keys, AttemptOutcome, SignInThrottle, ThrottlePolicy};
 use keygate::{AdminId, AdminView};
 use std::net::SocketAddr;

@@ -284,7 +284,10 @@ impl Modify for CommonResponses {
         let error = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
-                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
@@ -353,7 +356,9 @@ async fn check_ceiling(
         return Ok(());
     }
     let names: Vec<&str> = beyond.iter().map(|s| s.as_str()).collect();
-    let mut rec = caller.audit(crate::now(), keygate::AuditAction::ApplicationAccessRefused).on_application(target.id, &target.name);
+    let mut rec = caller
+        .audit(crate::now(), keygate::AuditAction::ApplicationAccessRefused)
+        .on_application(target.id, &target.name);
     rec.details["reason"] = json!("scope_ceiling");
     rec.details["operation"] = json!(operation);
     rec.details["missing_scopes"] = json!(names);

@@ -153,7 +153,11 @@ pub async fn run(cli: Cli) -> CliResult {
             let role = Role::parse(&role).ok_or("role must be owner, admin or viewer")?;
             let hash = hash_password(&password)?;
             let admin = store.create_admin(&username, &hash, role, now).await?;
-            let mut rec = keygate::store::AuditRecord::new(now, keygate::store::ActorKind::System, keygate::AuditAction::AdminCreated);
+            let mut rec = keygate::store::AuditRecord::new(
+                now,
+                keygate::store::ActorKind::System,
+                keygate::AuditAction::AdminCreated,
+            );
             rec.target_kind = Some("administrator");
             rec.target_id = Some(admin.id.0);
             rec.target_name = Some(admin.username.clone());
@@ -175,9 +179,13 @@ pub async fn run(cli: Cli) -> CliResult {
                 rate_per_hour: c.rate_per_hour,
             };
             let (app, secret) = store.create_application(settings, now).await?;
-            let rec = keygate::store::AuditRecord::new(now, keygate::store::ActorKind::System, keygate::AuditAction::ApplicationCreated)
-                .on_application(app.id, &app.name)
-                .details(json!({ "via": "cli" }));
+            let rec = keygate::store::AuditRecord::new(
+                now,
+                keygate::store::ActorKind::System,
+                keygate::AuditAction::ApplicationCreated,
+            )
+            .on_application(app.id, &app.name)
+            .details(json!({ "via": "cli" }));
             store.record_audit(&rec).await?;
             if c.json {
                 print_json(&json!({ "id": app.id, "client_id": app.client_id, "client_secret": secret.expose() }));
@@ -247,7 +255,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Scope(ScopeCommand::Add { name, description }) => {
             let store = open(&cli.database_url).await?;
             let scope = store.add_scope(&name, &description, now).await?;
-            let mut rec = keygate::store::AuditRecord::new(now, keygate::store::ActorKind::System, keygate::AuditAction::ScopeCreated);
+            let mut rec = keygate::store::AuditRecord::new(
+                now,
+                keygate::store::ActorKind::System,
+                keygate::AuditAction::ScopeCreated,
+            );
             rec.target_kind = Some("scope");
             rec.target_name = Some(scope.name.clone());
             store.record_audit(&rec).await?;

@@ -332,20 +332,18 @@ async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner,
     let mut response = if parts.status.is_client_error() || parts.status.is_server_error() {
         // Refusals are small JSON values of `AppError`; give each its status.
         match axum::body::to_bytes(body, 64 * 1024).await {
-            Ok(bytes) => {
-                match serde_json::from_slice::<AppError>(&bytes) {
-                    Ok(error) => {
-                        parts.status = status_of(&error);
-                        if let AppError::Throttled { retry_after, .. } = &error {
-                            parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
-                        }
-                        let body = serde_json::to_vec(&without_echo(error)).unwrap_or_default();
-                        parts.headers.remove(header::CONTENT_LENGTH);
-                        Response::from_parts(parts, Body::from(body))
+            Ok(bytes) => match serde_json::from_slice::<AppError>(&bytes) {
+                Ok(error) => {
+                    parts.status = status_of(&error);
+                    if let AppError::Throttled { retry_after, .. } = &error {
+                        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
                     }
-                    Err(_) => Response::from_parts(parts, Body::from(bytes)),
+                    let body = serde_json::to_vec(&without_echo(error)).unwrap_or_default();
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Response::from_parts(parts, Body::from(body))
                 }
-            }
+                Err(_) => Response::from_parts(parts, Body::from(bytes)),
+            },
             Err(_) => Response::from_parts(parts, Body::empty()),
         }
     } else {
@@ -371,7 +369,8 @@ mod tests {
         assert_eq!(rewrite_location("/applications/3", &s, "", 100), "/applications/3");
         assert_eq!(rewrite_location("http://h/a?__path=%2Fp&__sig=zzz", &s, "", 100), "/a");
         let err = encoded(&AppError::Refused("no".into()));
-        let signed = rewrite_location(&format!("http://h/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err={err}"), &s, "c", 100);
+        let signed =
+            rewrite_location(&format!("http://h/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err={err}"), &s, "c", 100);
         assert!(signed.starts_with("/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err="), "{signed}");
         let q = signed.split_once('?').unwrap().1;
         assert_eq!(unsigned_error_redirect("/login", Some(q), &s, "c", 200), None);

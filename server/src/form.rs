@@ -60,14 +60,13 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<FormParams, Ht
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(HttpError::invalid_request("the request body must be application/x-www-form-urlencoded"));
     }
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|e| {
-        match crate::idle_io::body_read_failure(&e) {
+    let bytes =
+        axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|e| match crate::idle_io::body_read_failure(&e) {
             StatusCode::REQUEST_TIMEOUT => HttpError::invalid_request("the request body did not arrive in time")
                 .with_status(StatusCode::REQUEST_TIMEOUT),
             _ => HttpError::invalid_request(format!("the request body is larger than {MAX_FORM_BYTES} bytes"))
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE),
-        }
-    })?;
+        })?;
     FormParams::parse(&bytes)
 }
 

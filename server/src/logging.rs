@@ -60,8 +60,7 @@ pub fn init() {
     let filter = EnvFilter::try_from_env("KEYGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json_logs = std::env::var("KEYGATE_LOG_FORMAT").is_ok_and(|f| f == "json");
     // No colours: escape sequences of our own would be escaped like anyone's.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(ControlEscapingStderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(ControlEscapingStderr);
     if json_logs {
         builder.json().init();
     } else {

@@ -119,8 +119,8 @@ pub async fn authenticate_client(
             let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
             state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
             let shown_id = keygate::bounded_text(client_id, 64);
-            let mut rec =
-                AuditRecord::new(now, ActorKind::Anonymous, keygate::AuditAction::ClientAuthenticationFailed).from_ip(ip.clone());
+            let mut rec = AuditRecord::new(now, ActorKind::Anonymous, keygate::AuditAction::ClientAuthenticationFailed)
+                .from_ip(ip.clone());
             if let Some(c) = &found {
                 rec.actor_kind = ActorKind::Application;
                 rec.actor_id = Some(c.id.0);

@@ -278,7 +278,10 @@ async fn password_hashing_beyond_the_workers_and_queue_is_refused_fast() {
     let tasks: Vec<_> = (0..120)
         .map(|i| {
             let router = t.router.clone();
-            let req = from(sign_in_json(&format!("nobody{i}"), "wrong horse battery"), &format!("10.1.{}.{}", i / 200, i % 200));
+            let req = from(
+                sign_in_json(&format!("nobody{i}"), "wrong horse battery"),
+                &format!("10.1.{}.{}", i / 200, i % 200),
+            );
             tokio::spawn(async move { tower::ServiceExt::oneshot(router, req).await.unwrap() })
         })
         .collect();
@@ -317,10 +320,8 @@ async fn stored_text_from_unauthenticated_requests_is_bounded() {
     let (_, details) = actions.iter().find(|(a, _)| a == "admin.sign_in_failed").unwrap();
     let stored = details["username"].as_str().unwrap();
     assert!(stored.chars().count() <= keygate::MAX_AUDIT_TEXT_LEN + 1, "{} characters kept", stored.len());
-    let size: i64 = sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events")
-        .fetch_one(t.store.pool())
-        .await
-        .unwrap();
+    let size: i64 =
+        sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events").fetch_one(t.store.pool()).await.unwrap();
     assert!(size < 4096, "{size}");
 }
 
@@ -504,7 +505,12 @@ async fn pages_carry_a_content_security_policy_with_the_script_nonce() {
     let html = String::from_utf8(body_bytes(res).await).unwrap();
     assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the nonce");
     assert!(!html.contains("<script>"), "no inline script without a nonce");
-    assert!(t.send(Request::get("/healthz").body(Body::empty()).unwrap()).await.headers().get("strict-transport-security").is_none());
+    assert!(t
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
 }
 
 #[tokio::test]
@@ -514,11 +520,8 @@ async fn https_public_urls_get_hsts() {
     let store = keygate::store::Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-    let state = keygate_server::AppState::new(
-        keygate_server::serve::leptos_options(addr),
-        store,
-        "https://keygate.example",
-    );
+    let state =
+        keygate_server::AppState::new(keygate_server::serve::leptos_options(addr), store, "https://keygate.example");
     let router = keygate_server::build_router(state).await.unwrap();
     let res = tower::ServiceExt::oneshot(router, Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
     assert!(res.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));

@@ -57,7 +57,8 @@ fn idle_and_slowloris_connections_are_closed_and_capped() {
     ]);
     let pid = server.child.id();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let files: Vec<&str> = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    let files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
     assert_eq!(files[3], files[4], "the soft open-file limit is raised to the hard one: {files:?}");
     let baseline = open_files(pid);
     // A keep-alive connection that made one request and then idles.

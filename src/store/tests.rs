@@ -267,7 +267,10 @@ async fn prune_deletes_only_past_retention() {
     let revoked = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
     store.revoke_token(revoked.id, "test", T0 + 8 * 86_400).await.unwrap();
     store.record_audit(&AuditRecord::new(T0, ActorKind::System, crate::AuditAction::ScopeCreated)).await.unwrap();
-    store.record_audit(&AuditRecord::new(T0 + 80 * 86_400, ActorKind::System, crate::AuditAction::ScopeCreated)).await.unwrap();
+    store
+        .record_audit(&AuditRecord::new(T0 + 80 * 86_400, ActorKind::System, crate::AuditAction::ScopeCreated))
+        .await
+        .unwrap();
     // At day 9 with 7 days of token retention: the token that expired on
     // day 0 goes; the live one and the one revoked a day ago stay.
     let now = T0 + 9 * 86_400;
