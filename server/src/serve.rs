@@ -51,15 +51,15 @@ pub struct ServeConfig {
     pub audit_retention_days: i64,
 }
 
+/// A positive whole number from the environment, if `name` holds one.
+fn env_positive(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0)
+}
+
 /// The flush interval: `KEYGATE_USAGE_FLUSH_SECONDS` (tests raise it to
 /// prove the shutdown flush), else [`USAGE_FLUSH_INTERVAL`].
 fn flush_interval() -> Duration {
-    std::env::var("KEYGATE_USAGE_FLUSH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .unwrap_or(USAGE_FLUSH_INTERVAL)
+    env_positive("KEYGATE_USAGE_FLUSH_SECONDS").map(Duration::from_secs).unwrap_or(USAGE_FLUSH_INTERVAL)
 }
 
 pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -167,12 +167,13 @@ impl ConnectionLimits {
     /// logs) is as high as the system allows.
     pub fn from_env() -> Self {
         let files = raise_open_file_limit();
-        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|v| *v > 0);
         let default_cap = files.saturating_sub(128).clamp(64, 10_000) as usize;
         ConnectionLimits {
             header_read_timeout: body_read_timeout(),
-            idle_timeout: env("KEYGATE_IDLE_TIMEOUT_SECONDS").map(Duration::from_secs).unwrap_or(DEFAULT_IDLE_TIMEOUT),
-            max_connections: env("KEYGATE_MAX_CONNECTIONS").map(|n| n as usize).unwrap_or(default_cap),
+            idle_timeout: env_positive("KEYGATE_IDLE_TIMEOUT_SECONDS")
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_connections: env_positive("KEYGATE_MAX_CONNECTIONS").map(|n| n as usize).unwrap_or(default_cap),
         }
     }
 }
@@ -180,12 +181,7 @@ impl ConnectionLimits {
 /// How long a request's body may take to arrive, counted from the start of
 /// the request: the header-read timeout (`KEYGATE_HEADER_READ_TIMEOUT_SECONDS`).
 pub fn body_read_timeout() -> Duration {
-    std::env::var("KEYGATE_HEADER_READ_TIMEOUT_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|v| *v > 0)
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
+    env_positive("KEYGATE_HEADER_READ_TIMEOUT_SECONDS").map(Duration::from_secs).unwrap_or(DEFAULT_HEADER_READ_TIMEOUT)
 }
 
 /// Raises the soft limit on open files to the hard limit; returns the limit now in force.
