@@ -52,7 +52,9 @@ audit_actions! {
     AdminCreated => "admin.created",
     AdminRoleChanged => "admin.role_changed",
     AdminRemoved => "admin.removed",
+    AdminPasswordReset => "admin.password_reset",
     ScopeCreated => "scope.created",
+    ScopeDeleted => "scope.deleted",
 }
 
 impl AuditAction {

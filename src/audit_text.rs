@@ -50,7 +50,9 @@ pub fn describe(e: &AuditEventView) -> String {
         A::AdminCreated => format!("{actor} added the administrator {target} as {}", s("role")),
         A::AdminRoleChanged => format!("{actor} made {target} {}", s("role")),
         A::AdminRemoved => format!("{actor} removed the administrator {target}"),
+        A::AdminPasswordReset => format!("{actor} set a new password for {target}"),
         A::ScopeCreated => format!("{actor} added the scope {target}"),
+        A::ScopeDeleted => format!("{actor} deleted the scope {target}"),
     }
 }
 

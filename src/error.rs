@@ -13,6 +13,14 @@ pub enum CoreError {
     Conflict(String),
     #[error("{0}")]
     Refused(String),
+    /// The actor may not do this: a viewer changing something, an
+    /// administrator who is not an owner, or an application token lacking
+    /// `missing_scopes` (the scope ceiling).
+    #[error("{message}")]
+    Forbidden { message: String, missing_scopes: Vec<String> },
+    /// Too many attempts, or the server is busy: try again in `retry_after` seconds.
+    #[error("{message}")]
+    Throttled { message: String, retry_after: i64 },
     #[cfg(feature = "ssr")]
     #[error("internal storage error")]
     Storage(#[source] sqlx::Error),
@@ -23,6 +31,10 @@ pub enum CoreError {
 impl CoreError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         CoreError::Invalid { field, message: message.into() }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        CoreError::Forbidden { message: message.into(), missing_scopes: Vec::new() }
     }
 }
 

@@ -182,6 +182,28 @@ impl TokenRejection {
     }
 }
 
+/// What a token check reads about a stored token and its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTokenState {
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub expires_at: i64,
+    pub application_enabled: bool,
+}
+
+/// Whether a stored token may be used at `now`: revoked first, then
+/// expired (from its expiry second on), then a disabled application.
+pub fn judge_token(t: &StoredTokenState, now: i64) -> Result<(), TokenRejection> {
+    match crate::model::token_state(t.revoked_at, t.expires_at, now) {
+        crate::model::TokenState::Revoked => Err(TokenRejection::Revoked {
+            reason: t.revoked_reason.clone().unwrap_or_else(|| "revoked".into()),
+        }),
+        crate::model::TokenState::Expired => Err(TokenRejection::Expired { expired_at: t.expires_at }),
+        crate::model::TokenState::Active if !t.application_enabled => Err(TokenRejection::ApplicationDisabled),
+        crate::model::TokenState::Active => Ok(()),
+    }
+}
+
 /// How many of the newest valid endpoint tokens stay once a new one is in:
 /// the cap, and never fewer than the one just issued.
 pub fn tokens_kept_after_issue(max_tokens: i64) -> i64 {
@@ -250,6 +272,17 @@ mod tests {
     fn presented_client_debug_is_redacted() {
         let p = select_client_credentials(None, Some("id".into()), Some("kgs_supersecret".into())).unwrap();
         assert!(!format!("{p:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn token_judgement_order() {
+        let t = StoredTokenState { revoked_at: None, revoked_reason: None, expires_at: 100, application_enabled: true };
+        assert_eq!(judge_token(&t, 99), Ok(()));
+        assert_eq!(judge_token(&t, 100), Err(TokenRejection::Expired { expired_at: 100 }));
+        let off = StoredTokenState { application_enabled: false, ..t.clone() };
+        assert_eq!(judge_token(&off, 50), Err(TokenRejection::ApplicationDisabled));
+        let revoked = StoredTokenState { revoked_at: Some(10), revoked_reason: Some("x".into()), ..off };
+        assert_eq!(judge_token(&revoked, 200), Err(TokenRejection::Revoked { reason: "x".into() }));
     }
 
     #[test]

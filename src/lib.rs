@@ -21,11 +21,15 @@ pub mod throttle;
 pub mod time_fmt;
 
 #[cfg(feature = "ssr")]
+pub mod client;
+#[cfg(feature = "ssr")]
 pub mod secret;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]
 pub mod usage;
+#[cfg(feature = "ssr")]
+pub mod usecase;
 
 pub use audit_action::AuditAction;
 pub use error::CoreError;

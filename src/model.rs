@@ -189,6 +189,45 @@ impl ApplicationSettings {
     }
 }
 
+/// When a named token expires, as each entry point lets people say it:
+/// a lifetime (API `expires_in`, CLI `--expires-in`), a moment (API
+/// `expires_at`), a number of days (console, CLI `--days`) or a date
+/// (console, CLI `--expires-on`; the token expires at its start, UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenExpiry {
+    InSeconds(i64),
+    At(i64),
+    Days(i64),
+    OnDate(String),
+}
+
+impl TokenExpiry {
+    /// The expiry as Unix seconds, checked: in the future and at most two
+    /// years away. Errors name the field `expires_at`.
+    pub fn resolve(&self, now: i64) -> Result<i64, CoreError> {
+        let at = match self {
+            TokenExpiry::InSeconds(s) => now.saturating_add(*s),
+            TokenExpiry::At(at) => *at,
+            TokenExpiry::Days(d) => now.saturating_add(d.saturating_mul(86_400)),
+            TokenExpiry::OnDate(date) => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                time::Date::parse(date.trim(), &format)
+                    .map_err(|_| CoreError::invalid("expires_at", "the expiry date is YYYY-MM-DD"))?
+                    .midnight()
+                    .assume_utc()
+                    .unix_timestamp()
+            }
+        };
+        if at <= now {
+            return Err(CoreError::invalid("expires_at", "the expiry must be in the future"));
+        }
+        if at - now > MAX_NAMED_TTL_SECONDS {
+            return Err(CoreError::invalid("expires_at", "a token lives at most two years"));
+        }
+        Ok(at)
+    }
+}
+
 /// The longest text an audit event keeps of anything a caller sent
 /// (usernames tried, client IDs presented, names): enough to recognise it,
 /// too little to fill the database.
@@ -392,6 +431,19 @@ mod tests {
         }
         assert!(ApplicationSettings::new("   ").validated().is_err());
         assert!(ApplicationSettings::new("a\u{7}b").validated().is_err());
+    }
+
+    #[test]
+    fn token_expiry_forms_and_bounds() {
+        let now = 1_800_000_000;
+        assert_eq!(TokenExpiry::InSeconds(60).resolve(now).unwrap(), now + 60);
+        assert_eq!(TokenExpiry::Days(7).resolve(now).unwrap(), now + 7 * 86_400);
+        assert_eq!(TokenExpiry::At(now + 5).resolve(now).unwrap(), now + 5);
+        assert_eq!(TokenExpiry::OnDate("2027-01-16".into()).resolve(now).unwrap(), 1_800_057_600);
+        for bad in [TokenExpiry::InSeconds(0), TokenExpiry::At(now), TokenExpiry::Days(800), TokenExpiry::OnDate("x".into())]
+        {
+            assert!(matches!(bad.resolve(now), Err(CoreError::Invalid { field: "expires_at", .. })), "{bad:?}");
+        }
     }
 
     #[test]

@@ -37,52 +37,28 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
     Role::parse(role).ok_or_else(|| AppError::invalid("role", "the role is owner, admin or viewer"))
 }
 
-#[cfg(feature = "ssr")]
-fn admin_audit(
-    now: i64,
-    me: &AdminView,
-    action: keygate::AuditAction,
-    target: &AdminView,
-) -> keygate::store::AuditRecord {
-    let mut r = keygate::store::AuditRecord::by_admin(now, me, action);
-    r.target_kind = Some("administrator");
-    r.target_id = Some(target.id.0);
-    r.target_name = Some(target.username.clone());
-    r.details = serde_json::json!({ "role": target.role });
-    r
-}
-
 #[server(prefix = "/console/fn", endpoint = "add_admin")]
 pub async fn add_admin(username: String, password: String, role: String) -> Result<(), AppError> {
-    let me = require_owner().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
     let role = parse_role(&role)?;
-    keygate::validate_username(&username)?;
-    keygate::validate_password(&password)?;
-    let hash = ctx.password_work.hash(password).await.map_err(crate::server::password_busy)??;
-    let now = crate::server::now();
-    let admin = ctx.store.create_admin(&username, &hash, role, now).await?;
-    crate::server::audit(admin_audit(now, &me, keygate::AuditAction::AdminCreated, &admin)).await;
+    keygate::usecase::admins::add_admin(&ctx.store, &ctx.password_work, &caller, &username, &password, role).await?;
     Ok(())
 }
 
 #[server(prefix = "/console/fn", endpoint = "change_role")]
 pub async fn change_role(id: i64, role: String) -> Result<(), AppError> {
-    let me = require_owner().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let admin = ctx.store.set_admin_role(keygate::AdminId(id), parse_role(&role)?).await?;
-    crate::server::audit(admin_audit(crate::server::now(), &me, keygate::AuditAction::AdminRoleChanged, &admin)).await;
+    keygate::usecase::admins::set_admin_role(&ctx.store, &caller, keygate::AdminId(id), parse_role(&role)?).await?;
     Ok(())
 }
 
 #[server(prefix = "/console/fn", endpoint = "remove_admin")]
 pub async fn remove_admin(id: i64) -> Result<(), AppError> {
-    let me = require_owner().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let target =
-        ctx.store.admin(keygate::AdminId(id)).await?.ok_or_else(|| AppError::NotFound("administrator".into()))?;
-    ctx.store.remove_admin(target.id).await?;
-    crate::server::audit(admin_audit(crate::server::now(), &me, keygate::AuditAction::AdminRemoved, &target)).await;
+    keygate::usecase::admins::remove_admin(&ctx.store, &caller, keygate::AdminId(id)).await?;
     Ok(())
 }
 
@@ -188,14 +164,9 @@ pub async fn scopes() -> Result<ScopesData, AppError> {
 
 #[server(prefix = "/console/fn", endpoint = "add_scope")]
 pub async fn add_scope(name: String, description: String) -> Result<(), AppError> {
-    let me = crate::server::require_writer().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let scope = ctx.store.add_scope(&name, &description, now).await?;
-    let mut r = keygate::store::AuditRecord::by_admin(now, &me, keygate::AuditAction::ScopeCreated);
-    r.target_kind = Some("scope");
-    r.target_name = Some(scope.name);
-    crate::server::audit(r).await;
+    keygate::usecase::scopes::add_scope(&ctx.store, &caller, &name, &description).await?;
     Ok(())
 }
 

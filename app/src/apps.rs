@@ -133,17 +133,11 @@ pub async fn create_application(
     rate_per_second: String,
     rate_per_hour: String,
 ) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
     let settings =
         settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
-    let now = crate::server::now();
-    let (app, secret) = ctx.store.create_application(settings, now).await?;
-    crate::server::audit(
-        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name),
-    )
-    .await;
+    let (app, secret) = keygate::usecase::applications::create_application(&ctx.store, &caller, settings).await?;
     put_flash(Flash {
         application_id: app.id.0,
         kind: FlashKind::ClientSecret,
@@ -189,47 +183,35 @@ pub async fn update_application(
     rate_per_second: String,
     rate_per_hour: String,
 ) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    use keygate::usecase::applications::{update_application, ApplicationChange};
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
     let settings =
         settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
-    let now = crate::server::now();
     // Enabling and disabling live in the danger zone, with their warning.
-    let current = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
-    let app = ctx.store.update_application(current.id, settings, current.enabled, now).await?;
-    crate::server::audit(
-        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name),
-    )
-    .await;
+    update_application(&ctx.store, &caller, keygate::ApplicationId(id), ApplicationChange::settings(settings)).await?;
     Ok(())
 }
 
 #[server(prefix = "/console/fn", endpoint = "set_enabled")]
 pub async fn set_enabled(id: i64, enabled: bool, confirm: Option<String>) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    use keygate::usecase::applications::{update_application, ApplicationChange};
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), caller.now).await?;
     if !enabled && app.enabled && app.active_tokens > 0 && confirm.is_none() {
         return Err(AppError::invalid(
             "confirm_disable",
             format!("tick the box to confirm that the {} active token(s) will be revoked", app.active_tokens),
         ));
     }
-    let settings = keygate::ApplicationSettings::of(&app);
-    ctx.store.update_application(app.id, settings, enabled, now).await?;
-    let action =
-        if enabled { keygate::AuditAction::ApplicationEnabled } else { keygate::AuditAction::ApplicationDisabled };
-    crate::server::audit(AuditRecord::by_admin(now, &me, action).on_application(app.id, &app.name)).await;
+    update_application(&ctx.store, &caller, app.id, ApplicationChange::enabled(enabled)).await?;
     Ok(())
 }
 
 #[server(prefix = "/console/fn", endpoint = "regenerate_secret")]
 pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    let caller = crate::server::caller().await?;
     if confirm.is_none() {
         return Err(AppError::invalid(
             "confirm",
@@ -237,20 +219,12 @@ pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), A
         ));
     }
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
-    let (secret, revoked) = ctx.store.regenerate_secret(app.id, now).await?;
-    crate::server::audit(
-        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationSecretRegenerated)
-            .on_application(app.id, &app.name)
-            .details(serde_json::json!({ "tokens_revoked": revoked })),
-    )
-    .await;
+    let r = keygate::usecase::applications::regenerate_secret(&ctx.store, &caller, keygate::ApplicationId(id)).await?;
     put_flash(Flash {
         application_id: id,
         kind: FlashKind::ClientSecret,
-        value: secret.expose().to_owned(),
-        note: format!("The secret was regenerated; {revoked} token(s) were revoked."),
+        value: r.secret.expose().to_owned(),
+        note: format!("The secret was regenerated; {} token(s) were revoked.", r.tokens_revoked),
     })
     .await?;
     Ok(())
@@ -258,19 +232,13 @@ pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), A
 
 #[server(prefix = "/console/fn", endpoint = "delete_application")]
 pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
+    let app = ctx.store.require_application(keygate::ApplicationId(id), caller.now).await?;
     if confirm_name.trim() != app.name {
         return Err(AppError::invalid("confirm_name", format!("type the name \"{}\" exactly to delete it", app.name)));
     }
-    ctx.store.delete_application(app.id).await?;
-    crate::server::audit(
-        AuditRecord::by_admin(now, &me, keygate::AuditAction::ApplicationDeleted).on_application(app.id, &app.name),
-    )
-    .await;
+    keygate::usecase::applications::delete_application(&ctx.store, &caller, app.id).await?;
     leptos_axum::redirect("/applications");
     Ok(())
 }
@@ -293,35 +261,31 @@ pub async fn mint_token(
     expiry: String,
     expires_on: String,
 ) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    use keygate::usecase::tokens::{mint_token, MintRequest};
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let expires_at = if expiry == "custom" {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(expires_on.trim(), &format)
-            .map_err(|_| AppError::invalid("expires_on", "pick an expiry date"))?;
-        date.midnight().assume_utc().unix_timestamp()
+    let custom = expiry == "custom";
+    let expiry = if custom {
+        if expires_on.trim().is_empty() {
+            return Err(AppError::invalid("expires_on", "pick an expiry date"));
+        }
+        keygate::TokenExpiry::OnDate(expires_on)
     } else {
-        let days: i64 = expiry.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?;
-        now + days * 86_400
+        keygate::TokenExpiry::Days(expiry.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?)
     };
     let scopes =
         keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
-    let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
-    let issued =
-        ctx.store.mint_named_token(app.id, &name, scopes, expires_at, keygate::TokenSource::Console, now).await?;
-    crate::server::audit(
-        AuditRecord::by_admin(now, &me, keygate::AuditAction::TokenMinted)
-            .on_application(app.id, &app.name)
-            .details(serde_json::json!({ "minted_token_id": issued.id.0, "name": name.trim() })),
-    )
-    .await;
+    let request = MintRequest { name, scopes, expiry };
+    let minted = mint_token(&ctx.store, &caller, keygate::ApplicationId(id), request).await.map_err(|e| match e {
+        // The console's date field, not the API's name for it.
+        keygate::CoreError::Invalid { field: "expires_at", message } if custom => AppError::invalid("expires_on", message),
+        other => other.into(),
+    })?;
     put_flash(Flash {
         application_id: id,
         kind: FlashKind::AccessToken,
-        value: issued.token.expose().to_owned(),
-        note: format!("Token \"{}\" was created.", name.trim()),
+        value: minted.token.expose().to_owned(),
+        note: format!("Token \"{}\" was created.", minted.view.name.unwrap_or_default()),
     })
     .await?;
     Ok(())
@@ -329,21 +293,9 @@ pub async fn mint_token(
 
 #[server(prefix = "/console/fn", endpoint = "revoke_token")]
 pub async fn revoke_token(token_id: i64) -> Result<(), AppError> {
-    use keygate::store::AuditRecord;
-    let me = crate::server::require_writer().await?;
+    let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let now = crate::server::now();
-    let token = ctx.store.token(keygate::TokenId(token_id)).await?.ok_or_else(|| AppError::NotFound("token".into()))?;
-    if ctx.store.revoke_token(token.id, "revoked_in_console", now).await? {
-        let app = ctx.store.application(token.application_id, now).await?;
-        let name = app.map(|a| a.name).unwrap_or_default();
-        crate::server::audit(
-            AuditRecord::by_admin(now, &me, keygate::AuditAction::TokenRevoked)
-                .on_application(token.application_id, &name)
-                .details(serde_json::json!({ "revoked_token_id": token_id, "token": token.name.unwrap_or(token.display_prefix) })),
-        )
-        .await;
-    }
+    keygate::usecase::tokens::revoke_token(&ctx.store, &caller, keygate::TokenId(token_id)).await?;
     Ok(())
 }
 

@@ -14,57 +14,40 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 
 #[server(prefix = "/console/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), AppError> {
-    use crate::server::{audit, client_ip, context, now, password_busy, sign_in_session, SignInAttempt};
-    use keygate::store::{ActorKind, AuditRecord};
+    use crate::server::{client_ip, context, now, sign_in_session, SignInAttempt};
     use keygate::throttle::AttemptOutcome;
+    use keygate::usecase::admins::{self, SignIn};
 
     let ctx = context()?;
     let ip = client_ip().await;
     let t = now();
     // Reserved before the password is checked, so parallel attempts count.
     let attempt = SignInAttempt::reserve(&ctx, &username, ip.as_deref(), t)?;
-    // No account has a name this long or odd; skip the lookup, not the hash.
-    let found = match keygate::validate_username(&username) {
-        Ok(name) => ctx.store.admin_credentials(&name).await?,
-        Err(_) => None,
-    };
-    let (admin, stored) = match found {
-        Some((admin, hash)) => (Some(admin), Some(hash)),
-        None => (None, None),
-    };
-    let ok = match ctx.password_work.verify(password, stored).await {
-        Ok(ok) => ok,
-        Err(busy) => {
-            attempt.finish(AttemptOutcome::NotChecked);
-            return Err(password_busy(busy));
-        }
-    };
-    match (admin, ok) {
-        (Some(admin), true) => {
+    match admins::sign_in(&ctx.store, &ctx.password_work, &username, &password, t, ip).await {
+        Ok(SignIn::SignedIn(admin)) => {
             attempt.finish(AttemptOutcome::Succeeded);
             sign_in_session(&admin).await?;
-            ctx.store.record_sign_in(admin.id, t).await?;
-            audit(AuditRecord::by_admin(t, &admin, keygate::AuditAction::AdminSignIn).from_ip(ip)).await;
             leptos_axum::redirect("/");
             Ok(())
         }
-        _ => {
+        Ok(SignIn::Refused) => {
             attempt.finish(AttemptOutcome::Failed);
-            let mut rec =
-                AuditRecord::new(t, ActorKind::Anonymous, keygate::AuditAction::AdminSignInFailed).from_ip(ip);
-            rec.details =
-                serde_json::json!({ "username": keygate::bounded_text(username.trim(), keygate::MAX_AUDIT_TEXT_LEN) });
-            audit(rec).await;
             Err(AppError::Refused("the username or password is wrong".into()))
         }
+        Err(e @ keygate::CoreError::Throttled { .. }) => {
+            attempt.finish(AttemptOutcome::NotChecked);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
 #[server(prefix = "/console/fn", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    use crate::server::{audit, current_admin, now, session};
+    use crate::server::{client_ip, context, current_admin, now, session};
     if let Some(admin) = current_admin().await? {
-        audit(keygate::store::AuditRecord::by_admin(now(), &admin, keygate::AuditAction::AdminSignOut)).await;
+        let caller = keygate::usecase::Caller::administrator(admin, now(), client_ip().await);
+        keygate::usecase::admins::sign_out(&context()?.store, &caller).await?;
     }
     session().await?.flush().await.map_err(|_| AppError::Internal)?;
     leptos_axum::redirect("/login");
@@ -78,8 +61,7 @@ pub async fn create_owner(
     password: String,
     password_confirm: String,
 ) -> Result<(), AppError> {
-    use crate::server::{audit, client_ip, context, now, sign_in_session};
-    use keygate::store::AuditRecord;
+    use crate::server::{client_ip, context, now, sign_in_session};
 
     let ctx = context()?;
     let code_ok = ctx
@@ -92,22 +74,23 @@ pub async fn create_owner(
             "this setup link is not valid (it works once, and only until the first administrator exists)".into(),
         ));
     }
-    let username = keygate::validate_username(&username)?;
-    keygate::validate_password(&password)?;
     if password != password_confirm {
+        keygate::validate_password(&password)?;
         return Err(AppError::invalid("password_confirm", "the two passwords differ"));
     }
-    let hash = ctx.password_work.hash(password).await.map_err(crate::server::password_busy)??;
-    let t = now();
-    let Some(owner) = ctx.store.create_first_owner(&username, &hash, t).await? else {
-        return Err(AppError::Refused("an administrator already exists; sign in instead".into()));
-    };
+    let owner = keygate::usecase::admins::create_first_owner(
+        &ctx.store,
+        &ctx.password_work,
+        &username,
+        &password,
+        now(),
+        client_ip().await,
+    )
+    .await?;
     if let Ok(mut c) = ctx.setup_code.lock() {
         *c = None;
     }
     sign_in_session(&owner).await?;
-    ctx.store.record_sign_in(owner.id, t).await?;
-    audit(AuditRecord::by_admin(t, &owner, keygate::AuditAction::AdminOwnerCreated).from_ip(client_ip().await)).await;
     tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");
     Ok(())

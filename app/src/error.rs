@@ -55,6 +55,8 @@ impl From<keygate::CoreError> for AppError {
             C::Invalid { field, message } => AppError::Invalid { field: field.to_owned(), message },
             C::NotFound(what) => AppError::NotFound(what.to_owned()),
             C::Conflict(m) | C::Refused(m) => AppError::Refused(m),
+            C::Forbidden { message, .. } => AppError::Forbidden(message),
+            C::Throttled { message, retry_after } => AppError::Throttled { message, retry_after },
             #[cfg(feature = "ssr")]
             C::Storage(err) => {
                 tracing::error!(error = %err, "storage error in a server function");

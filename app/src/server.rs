@@ -3,7 +3,7 @@
 
 use crate::error::AppError;
 use keygate::password_work::{PasswordBusy, PasswordWork, BUSY_RETRY_AFTER_SECONDS};
-use keygate::store::{AuditRecord, Store};
+use keygate::store::Store;
 use keygate::throttle::{sign_in_keys, AttemptOutcome, SignInThrottle, ThrottlePolicy};
 use keygate::{AdminId, AdminView};
 use std::net::SocketAddr;
@@ -157,14 +157,11 @@ pub async fn require_admin() -> Result<AdminView, AppError> {
     current_admin().await?.ok_or(AppError::Unauthenticated)
 }
 
-/// For server functions that change something: viewers are refused here,
-/// whatever the page showed them.
-pub async fn require_writer() -> Result<AdminView, AppError> {
+/// The signed-in administrator as the caller of a use case, which checks
+/// the role itself.
+pub async fn caller() -> Result<keygate::usecase::Caller, AppError> {
     let admin = require_admin().await?;
-    if !admin.role.can_write() {
-        return Err(AppError::Forbidden(format!("{} is a viewer; viewers cannot change anything", admin.username)));
-    }
-    Ok(admin)
+    Ok(keygate::usecase::Caller::administrator(admin, now(), client_ip().await))
 }
 
 pub async fn sign_in_session(admin: &AdminView) -> Result<(), AppError> {
@@ -173,16 +170,4 @@ pub async fn sign_in_session(admin: &AdminView) -> Result<(), AppError> {
     session.cycle_id().await.map_err(session_error)?;
     session.insert(SESSION_ADMIN_KEY, admin.id.0).await.map_err(session_error)?;
     Ok(())
-}
-
-/// Records an audit event, with the caller's address when the record has none.
-pub async fn audit(mut record: AuditRecord) {
-    if record.client_ip.is_none() {
-        record.client_ip = client_ip().await;
-    }
-    if let Ok(ctx) = context() {
-        if let Err(e) = ctx.store.record_audit(&record).await {
-            tracing::error!(error = %e, action = %record.action, "could not record an audit event");
-        }
-    }
 }

@@ -12,11 +12,13 @@ use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use keygate::grant::{OAuthError, OAuthErrorCode};
 use keygate::store::{ApplicationQuery, ApplicationSort, AuditQuery};
+use keygate::usecase::applications::{self, ApplicationChange};
+use keygate::usecase::tokens::{self, MintRequest};
+use keygate::usecase::{scopes, Caller};
 use keygate::{
-    ApplicationId, ApplicationSettings, ApplicationView, AuditEventView, ScopeSet, TokenId, TokenSource, TokenState,
-    TokenView,
+    ApplicationId, ApplicationSettings, ApplicationView, AuditEventView, DashboardStats, ScopeSet, ScopeView,
+    TokenExpiry, TokenId, TokenState, TokenView,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -255,6 +257,41 @@ pub struct AuditParams {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeList {
+    pub items: Vec<ScopeView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateScope {
+    /// `resource:action` style: lowercase letters, digits and `: _ - .`, at most 64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    #[schema(min_length = 1, max_length = 500)]
+    pub description: String,
+}
+
+/// The overview's counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub applications: i64,
+    pub enabled_applications: i64,
+    pub active_tokens: i64,
+    pub audit_events_24h: i64,
+}
+
+impl From<DashboardStats> for Stats {
+    fn from(s: DashboardStats) -> Self {
+        Stats {
+            applications: s.applications,
+            enabled_applications: s.enabled_applications,
+            active_tokens: s.active_tokens,
+            audit_events_24h: s.audit_events_24h,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub error_description: String,
@@ -318,60 +355,7 @@ impl Modify for CommonResponses {
 )]
 struct ApiDoc;
 
-// --------------------------------------------------------------- scope rule
-
-/// An API caller cannot hand out scopes it does not hold itself, so a token
-/// with `applications:write` cannot widen its own application's reach.
-fn check_grantable(caller: &Bearer, scopes: &ScopeSet) -> Result<(), HttpError> {
-    let beyond = scopes.not_in(&caller.0.scopes);
-    if beyond.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = beyond.iter().map(|s| s.as_str()).collect();
-    Err(HttpError::Api {
-        status: StatusCode::FORBIDDEN,
-        code: "insufficient_scope",
-        description: format!("the calling token does not hold, so cannot grant: {}", names.join(", ")),
-        field: Some("scopes"),
-    })
-}
-
-/// An API caller may act on an application only when that application's
-/// allowed scopes are all in the calling token: otherwise a token with
-/// `applications:write` could take over a more powerful application by
-/// regenerating its secret or minting a token for it. Refusals are audited.
-async fn check_ceiling(
-    state: &AppState,
-    caller: &Bearer,
-    target: &ApplicationView,
-    operation: &str,
-) -> Result<(), HttpError> {
-    // A stored scope list that does not parse is refused, never read as empty.
-    let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
-        tracing::error!(application = target.id.0, error = %e, "stored scopes do not parse");
-        HttpError::Internal
-    })?;
-    let beyond = target_scopes.not_in(&caller.0.scopes);
-    if beyond.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = beyond.iter().map(|s| s.as_str()).collect();
-    let mut rec = caller
-        .audit(crate::now(), keygate::AuditAction::ApplicationAccessRefused)
-        .on_application(target.id, &target.name);
-    rec.details["reason"] = json!("scope_ceiling");
-    rec.details["operation"] = json!(operation);
-    rec.details["missing_scopes"] = json!(names);
-    audit(state, rec).await;
-    let description = format!(
-        "the application holds scopes the calling token does not ({}); a token may act only on applications \
-         whose scopes it holds itself",
-        names.join(", ")
-    );
-    Err(HttpError::oauth(OAuthError::new(OAuthErrorCode::InsufficientScope, description.clone())).with_challenge(
-        crate::bearer::challenge(Some(OAuthErrorCode::InsufficientScope), &description, Some(&names.join(" "))),
-    ))
-}
+// ------------------------------------------------------------ helpers
 
 fn scope_set(names: &[String]) -> Result<ScopeSet, HttpError> {
     ScopeSet::from_names(names).map_err(|m| HttpError::Api {
@@ -382,10 +366,28 @@ fn scope_set(names: &[String]) -> Result<ScopeSet, HttpError> {
     })
 }
 
-async fn audit(state: &AppState, rec: keygate::store::AuditRecord) {
-    if let Err(e) = state.store.record_audit(&rec).await {
-        tracing::error!(error = %e, action = %rec.action, "could not record an audit event");
+/// The caller of a use case: the token's application, now, its address.
+fn caller(bearer: &Bearer, ip: ClientIp) -> Caller {
+    Caller::application(&bearer.0, crate::now(), ip.0)
+}
+
+/// The client address, for audit events.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
+        ))
     }
+}
+
+fn created_no_store<T: Serialize>(status: StatusCode, body: T) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    crate::http_error::no_store(&mut r);
+    r
 }
 
 // ---------------------------------------------------------------- handlers
@@ -412,10 +414,10 @@ async fn me(Bearer(ctx): Bearer) -> Json<Value> {
     responses((status = 200, body = ApplicationPage), (status = 403, body = ErrorBody)))]
 async fn list_applications(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
     ApiQuery(p): ApiQuery<ListApplicationsParams>,
 ) -> Result<Json<ApplicationPage>, HttpError> {
-    caller.require_scope("applications:read")?;
+    bearer.require_scope("applications:read")?;
     let sort = match p.sort.as_deref() {
         None | Some("name") => ApplicationSort::Name,
         Some("newest") => ApplicationSort::Newest,
@@ -436,29 +438,23 @@ async fn list_applications(
     responses((status = 201, body = ApplicationWithSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_application(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     ApiJson(body): ApiJson<CreateApplication>,
 ) -> Result<Response, HttpError> {
-    caller.require_scope("applications:write")?;
-    let scopes = scope_set(&body.scopes)?;
-    check_grantable(&caller, &scopes)?;
+    bearer.require_scope("applications:write")?;
     let mut s = ApplicationSettings::new(body.name);
     s.notes = body.notes;
-    s.scopes = scopes;
+    s.scopes = scope_set(&body.scopes)?;
     s.token_ttl_seconds = body.token_ttl_seconds.unwrap_or(s.token_ttl_seconds);
     s.max_tokens = body.max_tokens.unwrap_or(s.max_tokens);
     s.rate_per_second = body.rate_per_second.unwrap_or(s.rate_per_second);
     s.rate_per_hour = body.rate_per_hour.unwrap_or(s.rate_per_hour);
-    let now = crate::now();
-    let (app, secret) = state.store.create_application(s, now).await?;
-    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationCreated).on_application(app.id, &app.name)).await;
-    let mut r = (
+    let (app, secret) = applications::create_application(&state.store, &caller(&bearer, ip), s).await?;
+    Ok(created_no_store(
         StatusCode::CREATED,
-        Json(ApplicationWithSecret { application: app, client_secret: secret.expose().to_owned() }),
-    )
-        .into_response();
-    crate::http_error::no_store(&mut r);
-    Ok(r)
+        ApplicationWithSecret { application: app, client_secret: secret.expose().to_owned() },
+    ))
 }
 
 /// One application (scope `applications:read`).
@@ -466,10 +462,10 @@ async fn create_application(
     responses((status = 200, body = ApplicationView), (status = 404, body = ErrorBody)))]
 async fn get_application(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
     Path(id): Path<String>,
 ) -> Result<Json<ApplicationView>, HttpError> {
-    caller.require_scope("applications:read")?;
+    bearer.require_scope("applications:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let app = state.store.require_application(id, crate::now()).await?;
     Ok(Json(app))
@@ -480,30 +476,24 @@ async fn get_application(
     responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_application(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateApplication>,
 ) -> Result<Json<ApplicationView>, HttpError> {
-    caller.require_scope("applications:write")?;
+    bearer.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let now = crate::now();
-    let current = state.store.require_application(id, now).await?;
-    check_ceiling(&state, &caller, &current, "update").await?;
-    let mut settings = ApplicationSettings::of(&current);
-    if let Some(names) = &body.scopes {
-        let set = scope_set(names)?;
-        check_grantable(&caller, &set)?;
-        settings.scopes = set;
-    }
-    settings.name = body.name.unwrap_or(settings.name);
-    settings.notes = body.notes.unwrap_or(settings.notes);
-    settings.token_ttl_seconds = body.token_ttl_seconds.unwrap_or(settings.token_ttl_seconds);
-    settings.max_tokens = body.max_tokens.unwrap_or(settings.max_tokens);
-    settings.rate_per_second = body.rate_per_second.unwrap_or(settings.rate_per_second);
-    settings.rate_per_hour = body.rate_per_hour.unwrap_or(settings.rate_per_hour);
-    let enabled = body.enabled.unwrap_or(current.enabled);
-    let app = state.store.update_application(id, settings, enabled, now).await?;
-    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationUpdated).on_application(app.id, &app.name)).await;
+    let change = ApplicationChange {
+        name: body.name,
+        notes: body.notes,
+        scopes: body.scopes.as_deref().map(scope_set).transpose()?,
+        token_ttl_seconds: body.token_ttl_seconds,
+        max_tokens: body.max_tokens,
+        rate_per_second: body.rate_per_second,
+        rate_per_hour: body.rate_per_hour,
+        enabled: body.enabled,
+    };
+    let app = applications::update_application(&state.store, &caller(&bearer, ip), id, change).await?;
     Ok(Json(app))
 }
 
@@ -512,16 +502,13 @@ async fn update_application(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_application(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    caller.require_scope("applications:write")?;
+    bearer.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let now = crate::now();
-    let current = state.store.require_application(id, now).await?;
-    check_ceiling(&state, &caller, &current, "delete").await?;
-    let name = state.store.delete_application(id).await?;
-    audit(&state, caller.audit(now, keygate::AuditAction::ApplicationDeleted).on_application(id, &name)).await;
+    applications::delete_application(&state.store, &caller(&bearer, ip), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -531,26 +518,21 @@ async fn delete_application(
     responses((status = 200, body = RegeneratedSecret), (status = 404, body = ErrorBody)))]
 async fn regenerate_secret(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    caller.require_scope("applications:write")?;
+    bearer.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let now = crate::now();
-    let app = state.store.require_application(id, now).await?;
-    check_ceiling(&state, &caller, &app, "regenerate_secret").await?;
-    let (secret, revoked) = state.store.regenerate_secret(id, now).await?;
-    let mut rec = caller.audit(now, keygate::AuditAction::ApplicationSecretRegenerated).on_application(id, &app.name);
-    rec.details["tokens_revoked"] = json!(revoked);
-    audit(&state, rec).await;
-    let mut r = Json(RegeneratedSecret {
-        client_id: app.client_id,
-        client_secret: secret.expose().to_owned(),
-        tokens_revoked: revoked,
-    })
-    .into_response();
-    crate::http_error::no_store(&mut r);
-    Ok(r)
+    let r = applications::regenerate_secret(&state.store, &caller(&bearer, ip), id).await?;
+    Ok(created_no_store(
+        StatusCode::OK,
+        RegeneratedSecret {
+            client_id: r.application.client_id,
+            client_secret: r.secret.expose().to_owned(),
+            tokens_revoked: r.tokens_revoked,
+        },
+    ))
 }
 
 /// The tokens of an application, newest first (scope `tokens:read`).
@@ -558,14 +540,16 @@ async fn regenerate_secret(
     responses((status = 200, body = TokenList), (status = 404, body = ErrorBody)))]
 async fn list_tokens(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<TokenList>, HttpError> {
-    caller.require_scope("tokens:read")?;
+    bearer.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let now = crate::now();
-    let app = state.store.require_application(id, now).await?;
-    check_ceiling(&state, &caller, &app, "list_tokens").await?;
+    let caller = caller(&bearer, ip);
+    let app = state.store.require_application(id, caller.now).await?;
+    caller.check_ceiling(&state.store, &app, "list_tokens").await?;
+    let now = caller.now;
     let items = state
         .store
         .list_tokens(id)
@@ -587,20 +571,16 @@ async fn list_tokens(
     responses((status = 201, body = MintedToken), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn mint_token(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MintToken>,
 ) -> Result<Response, HttpError> {
-    caller.require_scope("tokens:write")?;
+    bearer.require_scope("tokens:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let now = crate::now();
-    let app = state.store.require_application(id, now).await?;
-    check_ceiling(&state, &caller, &app, "mint_token").await?;
-    let scopes = scope_set(&body.scopes)?;
-    check_grantable(&caller, &scopes)?;
-    let expires_at = match (body.expires_in, body.expires_at) {
-        (Some(secs), None) => now.saturating_add(secs),
-        (None, Some(at)) => at,
+    let expiry = match (body.expires_in, body.expires_at) {
+        (Some(secs), None) => TokenExpiry::InSeconds(secs),
+        (None, Some(at)) => TokenExpiry::At(at),
         _ => {
             return Err(HttpError::Api {
                 status: StatusCode::BAD_REQUEST,
@@ -610,16 +590,12 @@ async fn mint_token(
             })
         }
     };
-    let issued = state.store.mint_named_token(id, &body.name, scopes, expires_at, TokenSource::Api, now).await?;
-    let mut rec = caller.audit(now, keygate::AuditAction::TokenMinted).on_application(id, &app.name);
-    rec.details["minted_token_id"] = json!(issued.id.0);
-    rec.details["name"] = json!(body.name.trim());
-    audit(&state, rec).await;
-    let token = state.store.token(issued.id).await?.ok_or_else(|| HttpError::not_found("token"))?;
-    let mut r = (StatusCode::CREATED, Json(MintedToken { token, access_token: issued.token.expose().to_owned() }))
-        .into_response();
-    crate::http_error::no_store(&mut r);
-    Ok(r)
+    let request = MintRequest { name: body.name, scopes: scope_set(&body.scopes)?, expiry };
+    let minted = tokens::mint_token(&state.store, &caller(&bearer, ip), id, request).await?;
+    Ok(created_no_store(
+        StatusCode::CREATED,
+        MintedToken { token: minted.view, access_token: minted.token.expose().to_owned() },
+    ))
 }
 
 /// Revoke a token (scope `tokens:write`). Revoking a revoked token is 204 too.
@@ -627,21 +603,13 @@ async fn mint_token(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, HttpError> {
-    caller.require_scope("tokens:write")?;
+    bearer.require_scope("tokens:write")?;
     let id = TokenId(parse_id(&id, "token")?);
-    let now = crate::now();
-    let token = state.store.token(id).await?.ok_or_else(|| HttpError::not_found("token"))?;
-    let app = state.store.require_application(token.application_id, now).await?;
-    check_ceiling(&state, &caller, &app, "revoke_token").await?;
-    if state.store.revoke_token(id, "revoked_via_api", now).await? {
-        let name = app.name.clone();
-        let mut rec = caller.audit(now, keygate::AuditAction::TokenRevoked).on_application(token.application_id, &name);
-        rec.details["revoked_token_id"] = json!(id.0);
-        audit(&state, rec).await;
-    }
+    tokens::revoke_token(&state.store, &caller(&bearer, ip), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -650,10 +618,10 @@ async fn revoke_token(
     responses((status = 200, body = AuditPage), (status = 403, body = ErrorBody)))]
 async fn list_audit_events(
     State(state): State<AppState>,
-    caller: Bearer,
+    bearer: Bearer,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, HttpError> {
-    caller.require_scope("audit:read")?;
+    bearer.require_scope("audit:read")?;
     let (page, per_page) = paging(p.page, p.per_page, 500)?;
     if let Some(action) = p.action.as_deref().filter(|a| !a.is_empty()) {
         if !keygate::AuditAction::ALL.iter().any(|a| a.matches(action)) {
@@ -678,6 +646,51 @@ async fn list_audit_events(
     Ok(Json(AuditPage { items: page.items, total: page.total, page: page.page, per_page: page.per_page }))
 }
 
+/// The scope catalogue (scope `scopes:read`).
+#[utoipa::path(get, path = "/api/v1/scopes", tag = "scopes",
+    responses((status = 200, body = ScopeList), (status = 403, body = ErrorBody)))]
+async fn list_scopes(State(state): State<AppState>, bearer: Bearer) -> Result<Json<ScopeList>, HttpError> {
+    bearer.require_scope("scopes:read")?;
+    Ok(Json(ScopeList { items: state.store.list_scopes().await? }))
+}
+
+/// Add a scope for your own services (scope `scopes:write`).
+#[utoipa::path(post, path = "/api/v1/scopes", tag = "scopes", request_body = CreateScope,
+    responses((status = 201, body = ScopeView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_scope(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<CreateScope>,
+) -> Result<(StatusCode, Json<ScopeView>), HttpError> {
+    bearer.require_scope("scopes:write")?;
+    let scope = scopes::add_scope(&state.store, &caller(&bearer, ip), &body.name, &body.description).await?;
+    Ok((StatusCode::CREATED, Json(scope)))
+}
+
+/// Delete a scope of your own; refused (409) for built-in scopes and for a
+/// scope some application is still allowed (scope `scopes:write`).
+#[utoipa::path(delete, path = "/api/v1/scopes/{name}", tag = "scopes", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_scope(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(name): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    bearer.require_scope("scopes:write")?;
+    scopes::delete_scope(&state.store, &caller(&bearer, ip), &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The overview's counts (scope `applications:read`).
+#[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
+    responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
+async fn stats(State(state): State<AppState>, bearer: Bearer) -> Result<Json<Stats>, HttpError> {
+    bearer.require_scope("applications:read")?;
+    Ok(Json(state.store.dashboard_stats(crate::now()).await?.into()))
+}
+
 /// The protected routes and their OpenAPI document, built together.
 pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -688,6 +701,9 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_tokens, mint_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_audit_events))
+        .routes(routes!(list_scopes, create_scope))
+        .routes(routes!(delete_scope))
+        .routes(routes!(stats))
         .split_for_parts();
     // After the routes: the modifier walks the operations they declared.
     CommonResponses.modify(&mut openapi);

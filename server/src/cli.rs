@@ -1,9 +1,16 @@
-//! The command line: `keygate serve | migrate | admin | app | scope`.
+//! The command line: `keygate serve | migrate | admin | app | token | scope | audit`.
+//! Every command parses its arguments, calls the core's use case as the
+//! CLI actor, and prints the answer (`--json` for scripts); errors go to
+//! stderr with a non-zero exit code.
 
 use clap::{Args, Parser, Subcommand};
-use keygate::secret::hash_password;
-use keygate::store::{ApplicationQuery, Store};
-use keygate::{ApplicationId, ApplicationSettings, Role, ScopeSet};
+use keygate::password_work::PasswordWork;
+use keygate::store::{ApplicationQuery, AuditQuery, Page, Store};
+use keygate::usecase::applications::{self, ApplicationChange};
+use keygate::usecase::tokens::{self, MintRequest};
+use keygate::usecase::{admins, scopes, Caller};
+use keygate::{AdminId, ApplicationId, ApplicationSettings, Role, ScopeSet, TokenExpiry, TokenId};
+use serde::Serialize;
 use serde_json::json;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -52,6 +59,12 @@ pub enum Command {
     /// Manage the scope catalogue.
     #[command(subcommand)]
     Scope(ScopeCommand),
+    /// Mint, list and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +76,35 @@ pub enum AdminCommand {
         password_stdin: bool,
         #[arg(long, default_value = "admin", value_parser = ["owner", "admin", "viewer"])]
         role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List administrators.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an administrator's role (the last owner stays an owner).
+    SetRole {
+        username: String,
+        #[arg(value_parser = ["owner", "admin", "viewer"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an administrator (never the last owner).
+    Remove {
+        username: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password, read from standard input.
+    ResetPassword {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -72,6 +114,35 @@ pub enum AppCommand {
     Create(CreateApp),
     /// List applications (never their secrets).
     List {
+        /// Only names or client IDs containing this.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one application.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an application's settings; what is not given stays.
+    Update(UpdateApp),
+    /// Enable an application (its revoked tokens stay revoked).
+    Enable {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an application, revoking every token it holds.
+    Disable {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an application and its tokens.
+    Delete {
+        id: i64,
         #[arg(long)]
         json: bool,
     },
@@ -104,6 +175,68 @@ pub struct CreateApp {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct UpdateApp {
+    id: i64,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    notes: Option<String>,
+    /// The allowed scopes, replacing the current ones; repeat for several.
+    #[arg(long = "scope", conflicts_with = "no_scopes")]
+    scopes: Vec<String>,
+    /// Remove every scope.
+    #[arg(long)]
+    no_scopes: bool,
+    #[arg(long)]
+    token_ttl: Option<i64>,
+    #[arg(long)]
+    max_tokens: Option<i64>,
+    #[arg(long)]
+    rate_per_second: Option<i64>,
+    #[arg(long)]
+    rate_per_hour: Option<i64>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint a named token and print it (once).
+    Mint {
+        /// The application's id.
+        application: i64,
+        #[arg(long)]
+        name: String,
+        /// A scope of the application; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime in days.
+        #[arg(long, group = "expiry")]
+        days: Option<i64>,
+        /// Lifetime in seconds.
+        #[arg(long, group = "expiry")]
+        expires_in: Option<i64>,
+        /// Expiry date, YYYY-MM-DD (UTC midnight).
+        #[arg(long, group = "expiry")]
+        expires_on: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an application's tokens (never the tokens themselves).
+    List {
+        application: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ScopeCommand {
     /// Add a scope for your own services.
@@ -111,9 +244,41 @@ pub enum ScopeCommand {
         name: String,
         #[arg(long)]
         description: String,
+        #[arg(long)]
+        json: bool,
     },
     /// List the scope catalogue.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a scope no application is allowed.
+    Delete {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Audit events, newest first, with the API's filters.
+    List {
+        #[arg(long)]
+        application_id: Option<i64>,
+        /// An action (`token.revoked`) or a family (`token`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Unix seconds, inclusive.
+        #[arg(long)]
+        since: Option<i64>,
+        /// Unix seconds, exclusive.
+        #[arg(long)]
+        until: Option<i64>,
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        #[arg(long, default_value_t = 50)]
+        per_page: i64,
         #[arg(long)]
         json: bool,
     },
@@ -127,48 +292,68 @@ async fn open(url: &str) -> Result<Store, Box<dyn std::error::Error>> {
     Ok(store)
 }
 
-fn print_json(v: &serde_json::Value) {
+fn print_json(v: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints `value` as JSON, or `text` for people.
+fn answer(json: bool, value: &impl Serialize, text: impl FnOnce() -> String) {
+    if json {
+        print_json(value);
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn read_password() -> Result<String, Box<dyn std::error::Error>> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn role(raw: &str) -> Result<Role, Box<dyn std::error::Error>> {
+    Ok(Role::parse(raw).ok_or("role must be owner, admin or viewer")?)
+}
+
+async fn admin_named(store: &Store, username: &str) -> Result<keygate::AdminView, Box<dyn std::error::Error>> {
+    Ok(store.admin_by_username(username).await?.ok_or_else(|| format!("no administrator named {username}"))?)
+}
+
+fn app_line(a: &keygate::ApplicationView) -> String {
+    format!(
+        "{:>5}  {:<30}  {}  {}  scopes: {}",
+        a.id,
+        a.name,
+        a.client_id,
+        if a.enabled { "enabled " } else { "disabled" },
+        a.scopes.join(" ")
+    )
 }
 
 pub async fn run(cli: Cli) -> CliResult {
     let now = crate::now();
-    match cli.command {
-        Command::Serve { addr, public_url, token_retention_days, audit_retention_days } => {
-            let store = Store::open(&cli.database_url).await?;
-            let config = crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
-            crate::serve::run(store, config).await
-        }
+    let caller = Caller::cli(now);
+    if let Command::Serve { addr, public_url, token_retention_days, audit_retention_days } = cli.command {
+        let store = Store::open(&cli.database_url).await?;
+        let config = crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
+        return crate::serve::run(store, config).await;
+    }
+    let store = open(&cli.database_url).await?;
+    let result = run_command(&store, &caller, cli.command).await;
+    store.close().await;
+    result
+}
+
+async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliResult {
+    let now = caller.now;
+    match command {
+        Command::Serve { .. } => Ok(()),
         Command::Migrate => {
-            open(&cli.database_url).await?.close().await;
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin(AdminCommand::Add { username, password_stdin: _, role }) => {
-            let store = open(&cli.database_url).await?;
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password)?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
-            keygate::validate_password(&password)?;
-            let role = Role::parse(&role).ok_or("role must be owner, admin or viewer")?;
-            let hash = hash_password(&password)?;
-            let admin = store.create_admin(&username, &hash, role, now).await?;
-            let mut rec = keygate::store::AuditRecord::new(
-                now,
-                keygate::store::ActorKind::System,
-                keygate::AuditAction::AdminCreated,
-            );
-            rec.target_kind = Some("administrator");
-            rec.target_id = Some(admin.id.0);
-            rec.target_name = Some(admin.username.clone());
-            rec.details = json!({ "role": admin.role, "via": "cli" });
-            store.record_audit(&rec).await?;
-            println!("administrator {} added as {}", admin.username, admin.role);
-            store.close().await;
-            Ok(())
-        }
+        Command::Admin(c) => admin_command(store, caller, c).await,
         Command::App(AppCommand::Create(c)) => {
-            let store = open(&cli.database_url).await?;
             let settings = ApplicationSettings {
                 name: c.name,
                 notes: c.notes,
@@ -178,107 +363,242 @@ pub async fn run(cli: Cli) -> CliResult {
                 rate_per_second: c.rate_per_second,
                 rate_per_hour: c.rate_per_hour,
             };
-            let (app, secret) = store.create_application(settings, now).await?;
-            let rec = keygate::store::AuditRecord::new(
-                now,
-                keygate::store::ActorKind::System,
-                keygate::AuditAction::ApplicationCreated,
-            )
-            .on_application(app.id, &app.name)
-            .details(json!({ "via": "cli" }));
-            store.record_audit(&rec).await?;
-            if c.json {
-                print_json(&json!({ "id": app.id, "client_id": app.client_id, "client_secret": secret.expose() }));
-            } else {
-                println!("application {} created (id {})", app.name, app.id);
-                println!("client_id:     {}", app.client_id);
-                println!("client_secret: {}", secret.expose());
-                println!("The secret is shown only now; store it safely.");
-            }
-            store.close().await;
+            let (app, secret) = applications::create_application(store, caller, settings).await?;
+            let value = json!({ "id": app.id, "client_id": app.client_id, "client_secret": secret.expose() });
+            answer(c.json, &value, || {
+                format!(
+                    "application {} created (id {})\nclient_id:     {}\nclient_secret: {}\n\
+                     The secret is shown only now; store it safely.",
+                    app.name,
+                    app.id,
+                    app.client_id,
+                    secret.expose()
+                )
+            });
             Ok(())
         }
-        Command::App(AppCommand::List { json: as_json }) => {
-            let store = open(&cli.database_url).await?;
+        Command::App(AppCommand::List { search, json }) => {
             let mut all = Vec::new();
-            let mut page = 1;
-            loop {
-                let q = ApplicationQuery { page, per_page: 200, ..Default::default() };
-                let p = store.list_applications(&q, now).await?;
-                let done = p.items.len() < 200;
-                all.extend(p.items);
+            for page in 1.. {
+                let q = ApplicationQuery { search: search.clone(), page, per_page: 200, ..Default::default() };
+                let Page { items, .. } = store.list_applications(&q, now).await?;
+                let done = items.len() < 200;
+                all.extend(items);
                 if done {
                     break;
                 }
-                page += 1;
             }
-            if as_json {
-                print_json(&serde_json::to_value(&all)?);
+            answer(json, &all, || all.iter().map(app_line).collect::<Vec<_>>().join("\n"));
+            Ok(())
+        }
+        Command::App(AppCommand::Show { id, json }) => {
+            let app = store.require_application(ApplicationId(id), now).await?;
+            answer(json, &app, || {
+                format!(
+                    "{}\nnotes: {}\ntoken lifetime {} s, at most {} tokens, {} requests/s, {} requests/hour\n\
+                     active tokens: {}",
+                    app_line(&app),
+                    app.notes,
+                    app.token_ttl_seconds,
+                    app.max_tokens,
+                    app.rate_per_second,
+                    app.rate_per_hour,
+                    app.active_tokens
+                )
+            });
+            Ok(())
+        }
+        Command::App(AppCommand::Update(u)) => {
+            let scopes = if u.no_scopes {
+                Some(ScopeSet::empty())
+            } else if u.scopes.is_empty() {
+                None
             } else {
-                for a in &all {
-                    println!(
-                        "{:>5}  {:<30}  {}  {}  scopes: {}",
-                        a.id,
-                        a.name,
-                        a.client_id,
-                        if a.enabled { "enabled " } else { "disabled" },
-                        a.scopes.join(" ")
-                    );
-                }
-            }
-            store.close().await;
+                Some(ScopeSet::from_names(&u.scopes)?)
+            };
+            let change = ApplicationChange {
+                name: u.name,
+                notes: u.notes,
+                scopes,
+                token_ttl_seconds: u.token_ttl,
+                max_tokens: u.max_tokens,
+                rate_per_second: u.rate_per_second,
+                rate_per_hour: u.rate_per_hour,
+                enabled: None,
+            };
+            let app = applications::update_application(store, caller, ApplicationId(u.id), change).await?;
+            answer(u.json, &app, || format!("updated: {}", app_line(&app)));
             Ok(())
         }
-        Command::App(AppCommand::RegenerateSecret { id, json: as_json }) => {
-            let store = open(&cli.database_url).await?;
-            let app = store.application(ApplicationId(id), now).await?.ok_or("no application with that id")?;
-            let (secret, revoked) = store.regenerate_secret(app.id, now).await?;
-            let rec = keygate::store::AuditRecord::new(
-                now,
-                keygate::store::ActorKind::System,
-                keygate::AuditAction::ApplicationSecretRegenerated,
-            )
-            .on_application(app.id, &app.name)
-            .details(json!({ "via": "cli", "tokens_revoked": revoked }));
-            store.record_audit(&rec).await?;
-            if as_json {
-                print_json(&json!({
-                    "id": app.id, "client_id": app.client_id, "client_secret": secret.expose(), "tokens_revoked": revoked
-                }));
-            } else {
-                println!("new client_secret: {}", secret.expose());
-                println!("{revoked} token(s) revoked. The secret is shown only now.");
-            }
-            store.close().await;
+        Command::App(AppCommand::Enable { id, json }) => {
+            let app = applications::update_application(store, caller, ApplicationId(id), ApplicationChange::enabled(true))
+                .await?;
+            answer(json, &app, || format!("enabled: {}", app_line(&app)));
             Ok(())
         }
-        Command::Scope(ScopeCommand::Add { name, description }) => {
-            let store = open(&cli.database_url).await?;
-            let scope = store.add_scope(&name, &description, now).await?;
-            let mut rec = keygate::store::AuditRecord::new(
-                now,
-                keygate::store::ActorKind::System,
-                keygate::AuditAction::ScopeCreated,
-            );
-            rec.target_kind = Some("scope");
-            rec.target_name = Some(scope.name.clone());
-            store.record_audit(&rec).await?;
-            println!("scope {} added", scope.name);
-            store.close().await;
+        Command::App(AppCommand::Disable { id, json }) => {
+            let before = store.require_application(ApplicationId(id), now).await?;
+            let app =
+                applications::update_application(store, caller, ApplicationId(id), ApplicationChange::enabled(false))
+                    .await?;
+            let revoked = if before.enabled { before.active_tokens } else { 0 };
+            answer(json, &app, || format!("disabled: {}\n{revoked} active token(s) revoked", app_line(&app)));
             Ok(())
         }
-        Command::Scope(ScopeCommand::List { json: as_json }) => {
-            let store = open(&cli.database_url).await?;
+        Command::App(AppCommand::Delete { id, json }) => {
+            let app = applications::delete_application(store, caller, ApplicationId(id)).await?;
+            answer(json, &json!({ "deleted": app.id, "name": app.name }), || {
+                format!("application {} (id {}) deleted with its tokens", app.name, app.id)
+            });
+            Ok(())
+        }
+        Command::App(AppCommand::RegenerateSecret { id, json }) => {
+            let r = applications::regenerate_secret(store, caller, ApplicationId(id)).await?;
+            let value = json!({
+                "id": r.application.id, "client_id": r.application.client_id,
+                "client_secret": r.secret.expose(), "tokens_revoked": r.tokens_revoked
+            });
+            answer(json, &value, || {
+                format!(
+                    "new client_secret: {}\n{} token(s) revoked. The secret is shown only now.",
+                    r.secret.expose(),
+                    r.tokens_revoked
+                )
+            });
+            Ok(())
+        }
+        Command::Token(c) => token_command(store, caller, c).await,
+        Command::Scope(ScopeCommand::Add { name, description, json }) => {
+            let scope = scopes::add_scope(store, caller, &name, &description).await?;
+            answer(json, &scope, || format!("scope {} added", scope.name));
+            Ok(())
+        }
+        Command::Scope(ScopeCommand::List { json }) => {
             let scopes = store.list_scopes().await?;
-            if as_json {
-                print_json(&serde_json::to_value(&scopes)?);
-            } else {
-                for s in scopes {
-                    println!("{:<32} {}", s.name, s.description);
+            answer(json, &scopes, || {
+                scopes.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
+            });
+            Ok(())
+        }
+        Command::Scope(ScopeCommand::Delete { name, json }) => {
+            let scope = scopes::delete_scope(store, caller, &name).await?;
+            answer(json, &json!({ "deleted": scope.name }), || format!("scope {} deleted", scope.name));
+            Ok(())
+        }
+        Command::Audit(AuditCommand::List { application_id, action, since, until, page, per_page, json }) => {
+            if let Some(a) = action.as_deref() {
+                if !keygate::AuditAction::ALL.iter().any(|x| x.matches(a)) {
+                    return Err(format!("unknown action {a}; use a family or an action name").into());
                 }
             }
-            store.close().await;
+            let q = AuditQuery { application_id: application_id.map(ApplicationId), action, since, until, page, per_page };
+            let p = store.list_audit_events(&q).await?;
+            answer(json, &p, || {
+                p.items
+                    .iter()
+                    .map(|e| {
+                        let at = keygate::time_fmt::exact_utc(e.at);
+                        format!("{at}  {}", keygate::audit_text::describe(e))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(())
         }
     }
+}
+
+async fn admin_command(store: &Store, caller: &Caller, command: AdminCommand) -> CliResult {
+    let work = PasswordWork::new(1, 1);
+    match command {
+        AdminCommand::Add { username, password_stdin: _, role: r, json } => {
+            let password = read_password()?;
+            let admin = admins::add_admin(store, &work, caller, &username, &password, role(&r)?).await?;
+            answer(json, &admin, || format!("administrator {} added as {}", admin.username, admin.role));
+        }
+        AdminCommand::List { json } => {
+            let all = store.list_admins().await?;
+            answer(json, &all, || {
+                all.iter().map(|a| format!("{:<32} {}", a.username, a.role)).collect::<Vec<_>>().join("\n")
+            });
+        }
+        AdminCommand::SetRole { username, role: r, json } => {
+            let target = admin_named(store, &username).await?;
+            let admin = admins::set_admin_role(store, caller, target.id, role(&r)?).await?;
+            answer(json, &admin, || format!("{} is now {}", admin.username, admin.role));
+        }
+        AdminCommand::Remove { username, json } => {
+            let target = admin_named(store, &username).await?;
+            let admin = admins::remove_admin(store, caller, target.id).await?;
+            answer(json, &json!({ "removed": admin.username }), || format!("administrator {} removed", admin.username));
+        }
+        AdminCommand::ResetPassword { username, password_stdin: _, json } => {
+            let target = admin_named(store, &username).await?;
+            let password = read_password()?;
+            let admin = admins::reset_password(store, &work, caller, AdminId(target.id.0), &password).await?;
+            answer(json, &json!({ "password_reset": admin.username }), || {
+                format!("new password set for {}", admin.username)
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) -> CliResult {
+    match command {
+        TokenCommand::Mint { application, name, scopes, days, expires_in, expires_on, json } => {
+            let expiry = match (days, expires_in, expires_on) {
+                (Some(d), None, None) => TokenExpiry::Days(d),
+                (None, Some(s), None) => TokenExpiry::InSeconds(s),
+                (None, None, Some(date)) => TokenExpiry::OnDate(date),
+                _ => TokenExpiry::Days(30),
+            };
+            let request = MintRequest { name, scopes: ScopeSet::from_names(&scopes)?, expiry };
+            let minted = tokens::mint_token(store, caller, ApplicationId(application), request).await?;
+            let value = json!({ "token": minted.view, "access_token": minted.token.expose() });
+            answer(json, &value, || {
+                format!(
+                    "token {} (id {}) expires {}\naccess_token: {}\nThe token is shown only now; store it safely.",
+                    minted.view.name.clone().unwrap_or_default(),
+                    minted.view.id,
+                    keygate::time_fmt::exact_utc(minted.view.expires_at),
+                    minted.token.expose()
+                )
+            });
+        }
+        TokenCommand::List { application, json } => {
+            let id = ApplicationId(application);
+            store.require_application(id, caller.now).await?;
+            let list = store.list_tokens(id).await?;
+            let items: Vec<_> = list
+                .iter()
+                .map(|t| {
+                    let mut v = serde_json::to_value(t).unwrap_or_default();
+                    v["state"] = json!(t.state(caller.now));
+                    v
+                })
+                .collect();
+            answer(json, &items, || {
+                list.iter()
+                    .map(|t| {
+                        format!(
+                            "{:>6}  {:<24}  {:<8}  expires {}",
+                            t.id,
+                            t.name.clone().unwrap_or_else(|| t.display_prefix.clone()),
+                            format!("{:?}", t.state(caller.now)).to_lowercase(),
+                            keygate::time_fmt::exact_utc(t.expires_at)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        TokenCommand::Revoke { id, json } => {
+            let revoked = tokens::revoke_token(store, caller, TokenId(id)).await?;
+            answer(json, &json!({ "revoked": revoked }), || {
+                if revoked { format!("token {id} revoked") } else { format!("token {id} was already revoked") }
+            });
+        }
+    }
+    Ok(())
 }

@@ -88,6 +88,15 @@ impl From<CoreError> for HttpError {
             },
             CoreError::NotFound(what) => HttpError::not_found(what),
             CoreError::Conflict(m) | CoreError::Refused(m) => HttpError::api(StatusCode::CONFLICT, "conflict", m),
+            // A token lacking scopes: RFC 6750 `insufficient_scope`, naming them.
+            CoreError::Forbidden { message, missing_scopes } if !missing_scopes.is_empty() => {
+                let scope = missing_scopes.join(" ");
+                HttpError::oauth(OAuthError::new(OAuthErrorCode::InsufficientScope, message.clone())).with_challenge(
+                    crate::bearer::challenge(Some(OAuthErrorCode::InsufficientScope), &message, Some(&scope)),
+                )
+            }
+            CoreError::Forbidden { message, .. } => HttpError::api(StatusCode::FORBIDDEN, "forbidden", message),
+            CoreError::Throttled { message, retry_after } => HttpError::RateLimited { retry_after, description: message },
             CoreError::Storage(err) => {
                 tracing::error!(error = %err, "storage error");
                 HttpError::Internal

@@ -13,7 +13,8 @@ use keygate::grant::{self, ClientAuthFailure, OAuthError, OAuthErrorCode};
 use keygate::ratelimit::RateDecision;
 use keygate::scope::INTROSPECT_SCOPE;
 use keygate::secret::{AccessToken, ClientSecret};
-use keygate::store::{ActorKind, AuditRecord, ClientRecord, IssueError};
+use keygate::client::ClientRecord;
+use keygate::store::{ActorKind, AuditRecord, IssueError};
 use serde_json::json;
 use std::net::SocketAddr;
 
@@ -270,22 +271,9 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
             Err(e) => return Err(HttpError::from(e).into_response()),
         };
         if let Some(ctx) = owned {
-            if state
-                .store
-                .revoke_token(ctx.token_id, "revoked_by_client", now)
+            keygate::usecase::tokens::revoke_own_token(&state.store, &client, &ctx, now, ip)
                 .await
-                .map_err(|e| HttpError::from(e).into_response())?
-            {
-                let mut rec = AuditRecord::new(now, ActorKind::Application, keygate::AuditAction::TokenRevoked)
-                    .on_application(client.id, &client.name)
-                    .from_ip(ip)
-                    .details(json!({ "token_id": ctx.token_id.0, "via": "oauth2/revoke" }));
-                rec.actor_id = Some(client.id.0);
-                rec.actor_name = Some(client.name.clone());
-                if let Err(e) = state.store.record_audit(&rec).await {
-                    tracing::error!(error = %e, "could not audit a revocation");
-                }
-            }
+                .map_err(|e| HttpError::from(e).into_response())?;
         }
         let mut r = StatusCode::OK.into_response();
         no_store(&mut r);

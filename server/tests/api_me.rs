@@ -5,7 +5,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, Request};
 use common::*;
-use keygate::{ScopeSet, TokenSource};
+use keygate::ScopeSet;
 
 #[tokio::test]
 async fn me_describes_the_caller() {
@@ -49,11 +49,15 @@ async fn unknown_expired_and_revoked_tokens_are_invalid_token() {
     assert_eq!(json(res).await["error"], "invalid_token");
 
     // Minted in the past so it has already expired.
-    let expired = t
-        .store
-        .mint_named_token(c.app.id, "old", ScopeSet::empty(), now - 10, TokenSource::Api, now - 100)
-        .await
-        .unwrap();
+    let request = keygate::usecase::tokens::MintRequest {
+        name: "old".into(),
+        scopes: ScopeSet::empty(),
+        expiry: keygate::TokenExpiry::At(now - 10),
+    };
+    let expired =
+        keygate::usecase::tokens::mint_token(&t.store, &keygate::usecase::Caller::cli(now - 100), c.app.id, request)
+            .await
+            .unwrap();
     let res = t.get_with_token("/api/v1/me", expired.token.expose()).await;
     assert_eq!(res.status(), 401);
     assert!(json(res).await["error_description"].as_str().unwrap().contains("expired"));

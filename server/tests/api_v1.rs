@@ -106,10 +106,18 @@ async fn applications_crud_with_audit_by_the_calling_application() {
     assert_eq!(json(res).await["error"], "not_found");
     assert_eq!(call(&t, Method::GET, "/api/v1/applications/nope", &token, None).await.status(), 404);
 
-    let events = json(call(&t, Method::GET, "/api/v1/audit-events?action=application", &token, None).await).await;
+    let events = json(
+        call(&t, Method::GET, &format!("/api/v1/audit-events?action=application&application_id={id}"), &token, None)
+            .await,
+    )
+    .await;
     let actions: Vec<&str> =
         events["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["application.deleted", "application.updated", "application.created"]);
+    // One PATCH that changed a setting and disabled the application: both events.
+    assert_eq!(
+        actions,
+        vec!["application.deleted", "application.disabled", "application.updated", "application.created"]
+    );
     assert!(events["items"].as_array().unwrap().iter().all(|e| e["actor"] == "admin-bot"));
 }
 
@@ -229,6 +237,10 @@ async fn openapi_document_lists_every_route() {
         ("post", "/api/v1/applications/{id}/tokens"),
         ("delete", "/api/v1/tokens/{id}"),
         ("get", "/api/v1/audit-events"),
+        ("get", "/api/v1/scopes"),
+        ("post", "/api/v1/scopes"),
+        ("delete", "/api/v1/scopes/{name}"),
+        ("get", "/api/v1/stats"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

@@ -1,8 +1,43 @@
 //! Storage tests on a real SQLite file, with time passed in.
 
 use super::*;
+use crate::grant::{ClientAuthFailure, TokenRejection};
+use crate::secret::{AccessToken, ClientSecret};
+use crate::usecase::{self, applications::ApplicationChange, Caller};
 
 const T0: i64 = 1_800_000_000;
+
+/// The use cases as the CLI calls them, in the shape these storage tests read.
+trait Ops {
+    async fn create_application(&self, s: ApplicationSettings, now: i64) -> Result<(ApplicationView, ClientSecret), CoreError>;
+    async fn update_application(&self, id: ApplicationId, s: ApplicationSettings, enabled: bool, now: i64) -> Result<ApplicationView, CoreError>;
+    async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError>;
+    async fn mint_named_token(&self, app: ApplicationId, name: &str, scopes: ScopeSet, expires_at: i64, now: i64) -> Result<IssuedToken, CoreError>;
+    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError>;
+}
+
+impl Ops for Store {
+    async fn create_application(&self, s: ApplicationSettings, now: i64) -> Result<(ApplicationView, ClientSecret), CoreError> {
+        usecase::applications::create_application(self, &Caller::cli(now), s).await
+    }
+    async fn update_application(&self, id: ApplicationId, s: ApplicationSettings, enabled: bool, now: i64) -> Result<ApplicationView, CoreError> {
+        let mut change = ApplicationChange::settings(s);
+        change.enabled = Some(enabled);
+        usecase::applications::update_application(self, &Caller::cli(now), id, change).await
+    }
+    async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError> {
+        let r = usecase::applications::regenerate_secret(self, &Caller::cli(now), id).await?;
+        Ok((r.secret, r.tokens_revoked))
+    }
+    async fn mint_named_token(&self, app: ApplicationId, name: &str, scopes: ScopeSet, expires_at: i64, now: i64) -> Result<IssuedToken, CoreError> {
+        let request = usecase::tokens::MintRequest { name: name.into(), scopes: scopes.clone(), expiry: TokenExpiry::At(expires_at) };
+        let m = usecase::tokens::mint_token(self, &Caller::cli(now), app, request).await?;
+        Ok(IssuedToken { id: m.view.id, token: m.token, scopes, created_at: now, expires_at, evicted: 0 })
+    }
+    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError> {
+        usecase::tokens::revoke_token(self, &Caller::cli(now), id).await
+    }
+}
 
 async fn fresh() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -103,7 +138,6 @@ async fn named_tokens_do_not_count_against_the_cap() {
             "deploy bot",
             ScopeSet::parse("tokens:read").unwrap(),
             T0 + 86_400,
-            TokenSource::Console,
             T0,
         )
         .await
@@ -112,11 +146,11 @@ async fn named_tokens_do_not_count_against_the_cap() {
     store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     assert!(store.check_token(&named.token, T0 + 1).await.unwrap().is_ok());
     let err = store
-        .mint_named_token(view.id, "x", ScopeSet::parse("audit:read").unwrap(), T0 + 10, TokenSource::Console, T0)
+        .mint_named_token(view.id, "x", ScopeSet::parse("audit:read").unwrap(), T0 + 10, T0)
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Invalid { field: "scopes", .. }));
-    let err = store.mint_named_token(view.id, "x", ScopeSet::empty(), T0, TokenSource::Console, T0).await.unwrap_err();
+    let err = store.mint_named_token(view.id, "x", ScopeSet::empty(), T0, T0).await.unwrap_err();
     assert!(matches!(err, CoreError::Invalid { field: "expires_at", .. }));
 }
 
@@ -127,7 +161,7 @@ async fn regenerating_the_secret_revokes_every_token_and_the_old_secret() {
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let t1 = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     let t2 =
-        store.mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, TokenSource::Api, T0).await.unwrap();
+        store.mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
     let (new_secret, revoked) = store.regenerate_secret(view.id, T0 + 5).await.unwrap();
     assert_eq!(revoked, 2);
     for t in [&t1, &t2] {
@@ -170,7 +204,7 @@ async fn disabled_application_refuses_clients_and_tokens() {
     s.scopes = client.scopes.clone();
     store.update_application(view.id, s, false, T0 + 5).await.unwrap();
     let minted = store
-        .mint_named_token(view.id, "x", ScopeSet::empty(), T0 + 3600, crate::model::TokenSource::Console, T0 + 6)
+        .mint_named_token(view.id, "x", ScopeSet::empty(), T0 + 3600, T0 + 6)
         .await;
     assert!(matches!(minted, Err(crate::CoreError::Refused(_))));
 }
@@ -220,8 +254,10 @@ async fn last_use_batches_only_move_forward() {
 #[tokio::test]
 async fn first_owner_only_once() {
     let (store, _d) = fresh().await;
-    assert!(store.create_first_owner("alice", "h", T0).await.unwrap().is_some());
-    assert!(store.create_first_owner("bob", "h", T0).await.unwrap().is_none());
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.insert_first_owner("alice", "h", T0).await.unwrap().is_some());
+    assert!(tx.insert_first_owner("bob", "h", T0).await.unwrap().is_none());
+    tx.commit().await.unwrap();
     assert_eq!(store.admin_count().await.unwrap(), 1);
     let (a, h) = store.admin_credentials("ALICE").await.unwrap().unwrap();
     assert_eq!(a.role, Role::Owner);
@@ -247,14 +283,18 @@ async fn application_search_and_paging() {
 #[tokio::test]
 async fn the_last_owner_stays() {
     let (store, _d) = fresh().await;
-    let alice = store.create_admin("alice", "h", Role::Owner, T0).await.unwrap();
-    let bob = store.create_admin("bob", "h", Role::Admin, T0).await.unwrap();
-    assert!(matches!(store.set_admin_role(alice.id, Role::Admin).await, Err(CoreError::Refused(_))));
-    assert!(matches!(store.remove_admin(alice.id).await, Err(CoreError::Refused(_))));
-    store.set_admin_role(bob.id, Role::Owner).await.unwrap();
-    assert_eq!(store.set_admin_role(alice.id, Role::Viewer).await.unwrap().role, Role::Viewer);
-    assert_eq!(store.remove_admin(alice.id).await.unwrap(), "alice");
-    assert!(matches!(store.remove_admin(AdminId(999)).await, Err(CoreError::NotFound(_))));
+    let cli = Caller::cli(T0);
+    let mut tx = store.write().await.unwrap();
+    let alice = tx.insert_admin("alice", "h", Role::Owner, T0).await.unwrap();
+    let bob = tx.insert_admin("bob", "h", Role::Admin, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    use usecase::admins::{remove_admin, set_admin_role};
+    assert!(matches!(set_admin_role(&store, &cli, alice.id, Role::Admin).await, Err(CoreError::Refused(_))));
+    assert!(matches!(remove_admin(&store, &cli, alice.id).await, Err(CoreError::Refused(_))));
+    set_admin_role(&store, &cli, bob.id, Role::Owner).await.unwrap();
+    assert_eq!(set_admin_role(&store, &cli, alice.id, Role::Viewer).await.unwrap().role, Role::Viewer);
+    assert_eq!(remove_admin(&store, &cli, alice.id).await.unwrap().username, "alice");
+    assert!(matches!(remove_admin(&store, &cli, AdminId(999)).await, Err(CoreError::NotFound(_))));
 }
 
 #[tokio::test]
@@ -265,7 +305,7 @@ async fn prune_deletes_only_past_retention() {
     let old = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     let recent = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
     let revoked = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
-    store.revoke_token(revoked.id, "test", T0 + 8 * 86_400).await.unwrap();
+    store.revoke_token(revoked.id, T0 + 8 * 86_400).await.unwrap();
     store.record_audit(&AuditRecord::new(T0, ActorKind::System, crate::AuditAction::ScopeCreated)).await.unwrap();
     store
         .record_audit(&AuditRecord::new(T0 + 80 * 86_400, ActorKind::System, crate::AuditAction::ScopeCreated))
@@ -279,6 +319,8 @@ async fn prune_deletes_only_past_retention() {
     assert!(store.token(old.id).await.unwrap().is_none());
     assert!(store.token(recent.id).await.unwrap().is_some());
     assert!(store.token(revoked.id).await.unwrap().is_some());
+    // Day 91: the events of day 0 (the application's creation and the one
+    // recorded above) go; those of days 8 and 80 stay.
     let (_, events) = store.prune(T0 + 91 * 86_400, 7 * 86_400, 90 * 86_400).await.unwrap();
-    assert_eq!(events, 1);
+    assert_eq!(events, 2);
 }

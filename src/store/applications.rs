@@ -1,0 +1,254 @@
+//! API applications: their settings and secrets.
+
+use super::{split_scopes, Page, Store, Tx};
+use crate::error::CoreError;
+use crate::model::*;
+use crate::secret::SecretDigest;
+
+/// Paging and filtering of the applications list.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationQuery {
+    /// Matches name or client ID (substring, case-insensitive).
+    pub search: Option<String>,
+    pub sort: ApplicationSort,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ApplicationSort {
+    #[default]
+    Name,
+    Newest,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApplicationRow {
+    id: i64,
+    name: String,
+    notes: String,
+    client_id: String,
+    scopes: String,
+    enabled: bool,
+    token_ttl_seconds: i64,
+    max_tokens: i64,
+    rate_per_second: i64,
+    rate_per_hour: i64,
+    created_at: i64,
+    updated_at: i64,
+    secret_regenerated_at: Option<i64>,
+    active_tokens: i64,
+    last_used_at: Option<i64>,
+}
+
+impl From<ApplicationRow> for ApplicationView {
+    fn from(r: ApplicationRow) -> Self {
+        ApplicationView {
+            id: ApplicationId(r.id),
+            name: r.name,
+            notes: r.notes,
+            client_id: r.client_id,
+            scopes: split_scopes(&r.scopes),
+            enabled: r.enabled,
+            token_ttl_seconds: r.token_ttl_seconds,
+            max_tokens: r.max_tokens,
+            rate_per_second: r.rate_per_second,
+            rate_per_hour: r.rate_per_hour,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            secret_regenerated_at: r.secret_regenerated_at,
+            active_tokens: r.active_tokens,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// `$1` is `now`.
+const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
+     a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
+     (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
+     AND t.source IN ('token_endpoint', 'console', 'api') AND t.revoked_at IS NULL AND t.expires_at > $1) AS active_tokens, \
+     (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
+
+async fn application_by_id<'c, E: sqlx::SqliteExecutor<'c>>(
+    e: E,
+    id: ApplicationId,
+    now: i64,
+) -> Result<Option<ApplicationView>, CoreError> {
+    let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications a WHERE a.id = $2");
+    Ok(sqlx::query_as::<_, ApplicationRow>(&sql).bind(now).bind(id.0).fetch_optional(e).await?.map(Into::into))
+}
+
+fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
+    move |e| match CoreError::from(e) {
+        CoreError::Conflict(_) => CoreError::invalid("name", format!("an application named \"{name}\" already exists")),
+        other => other,
+    }
+}
+
+impl Store {
+    pub async fn application(&self, id: ApplicationId, now: i64) -> Result<Option<ApplicationView>, CoreError> {
+        application_by_id(&self.pool, id, now).await
+    }
+
+    /// The application, or `NotFound`.
+    pub async fn require_application(&self, id: ApplicationId, now: i64) -> Result<ApplicationView, CoreError> {
+        self.application(id, now).await?.ok_or(CoreError::NotFound("application"))
+    }
+
+    pub async fn application_id_by_name(&self, name: &str) -> Result<Option<ApplicationId>, CoreError> {
+        Ok(sqlx::query_scalar::<_, i64>("SELECT id FROM applications WHERE name = $1")
+            .bind(name.trim())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ApplicationId))
+    }
+
+    pub async fn list_applications(&self, q: &ApplicationQuery, now: i64) -> Result<Page<ApplicationView>, CoreError> {
+        let per_page = q.per_page.clamp(1, 200);
+        let page = q.page.max(1);
+        let search = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let pattern = search.map(|s| {
+            let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let filter = if pattern.is_some() {
+            "WHERE (a.name LIKE $2 ESCAPE '\\' OR a.client_id LIKE $2 ESCAPE '\\')"
+        } else {
+            "WHERE $2 IS NULL"
+        };
+        let order = match q.sort {
+            ApplicationSort::Name => "a.name COLLATE NOCASE ASC",
+            ApplicationSort::Newest => "a.id DESC",
+        };
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM applications a {}", filter.replace("$2", "$1")))
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await?;
+        let sql =
+            format!("SELECT {APPLICATION_COLUMNS} FROM applications a {filter} ORDER BY {order} LIMIT $3 OFFSET $4");
+        let items = sqlx::query_as::<_, ApplicationRow>(&sql)
+            .bind(now)
+            .bind(&pattern)
+            .bind(per_page)
+            .bind((page - 1).saturating_mul(per_page))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        Ok(Page { items, total, page, per_page })
+    }
+}
+
+impl Tx {
+    pub async fn application(&mut self, id: ApplicationId, now: i64) -> Result<Option<ApplicationView>, CoreError> {
+        application_by_id(self.conn(), id, now).await
+    }
+
+    pub async fn require_application(&mut self, id: ApplicationId, now: i64) -> Result<ApplicationView, CoreError> {
+        self.application(id, now).await?.ok_or(CoreError::NotFound("application"))
+    }
+
+    /// Inserts an application with validated settings; returns its id.
+    pub async fn insert_application(
+        &mut self,
+        s: &ApplicationSettings,
+        client_id: &str,
+        secret: &SecretDigest,
+        now: i64,
+    ) -> Result<ApplicationId, CoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, \
+             max_tokens, rate_per_second, rate_per_hour, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $10) RETURNING id",
+        )
+        .bind(&s.name)
+        .bind(&s.notes)
+        .bind(client_id)
+        .bind(secret.as_bytes().to_vec())
+        .bind(s.scopes.to_string())
+        .bind(s.token_ttl_seconds)
+        .bind(s.max_tokens)
+        .bind(s.rate_per_second)
+        .bind(s.rate_per_hour)
+        .bind(now)
+        .fetch_one(self.conn())
+        .await
+        .map_err(name_taken(&s.name))?;
+        self.clients_changed = true;
+        Ok(ApplicationId(id))
+    }
+
+    /// Writes validated settings and the enabled flag.
+    pub async fn update_application(
+        &mut self,
+        id: ApplicationId,
+        s: &ApplicationSettings,
+        enabled: bool,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let updated: Option<i64> = sqlx::query_scalar(
+            "UPDATE applications SET name = $1, notes = $2, scopes = $3, enabled = $4, token_ttl_seconds = $5, \
+             max_tokens = $6, rate_per_second = $7, rate_per_hour = $8, updated_at = $9 WHERE id = $10 RETURNING id",
+        )
+        .bind(&s.name)
+        .bind(&s.notes)
+        .bind(s.scopes.to_string())
+        .bind(enabled)
+        .bind(s.token_ttl_seconds)
+        .bind(s.max_tokens)
+        .bind(s.rate_per_second)
+        .bind(s.rate_per_hour)
+        .bind(now)
+        .bind(id.0)
+        .fetch_optional(self.conn())
+        .await
+        .map_err(name_taken(&s.name))?;
+        self.clients_changed = true;
+        updated.map(|_| ()).ok_or(CoreError::NotFound("application"))
+    }
+
+    /// Deletes an application and (by cascade) its tokens.
+    pub async fn delete_application(&mut self, id: ApplicationId) -> Result<bool, CoreError> {
+        let done = sqlx::query("DELETE FROM applications WHERE id = $1").bind(id.0).execute(self.conn()).await?;
+        self.clients_changed = true;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the secret digest.
+    pub async fn replace_secret(&mut self, id: ApplicationId, secret: &SecretDigest, now: i64) -> Result<(), CoreError> {
+        let done = sqlx::query(
+            "UPDATE applications SET secret_hash = $1, secret_regenerated_at = $2, updated_at = $2 WHERE id = $3",
+        )
+        .bind(secret.as_bytes().to_vec())
+        .bind(now)
+        .bind(id.0)
+        .execute(self.conn())
+        .await?;
+        self.clients_changed = true;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::NotFound("application"));
+        }
+        Ok(())
+    }
+
+    /// Revokes every unrevoked token of an application; returns how many.
+    pub async fn revoke_application_tokens(
+        &mut self,
+        id: ApplicationId,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, CoreError> {
+        Ok(sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE application_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id.0)
+        .execute(self.conn())
+        .await?
+        .rows_affected())
+    }
+}

@@ -1,0 +1,219 @@
+//! The audit log.
+
+use super::{Page, Store, Tx};
+use crate::audit_action::AuditAction;
+use crate::error::CoreError;
+use crate::model::*;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    Administrator,
+    Application,
+    Anonymous,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Administrator => "administrator",
+            ActorKind::Application => "application",
+            ActorKind::Anonymous => "anonymous",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+/// One audit event to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub at: i64,
+    pub actor_kind: ActorKind,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub action: AuditAction,
+    pub target_kind: Option<&'static str>,
+    pub target_id: Option<i64>,
+    pub target_name: Option<String>,
+    pub application_id: Option<ApplicationId>,
+    pub client_ip: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl AuditRecord {
+    pub fn new(at: i64, actor_kind: ActorKind, action: AuditAction) -> Self {
+        AuditRecord {
+            at,
+            actor_kind,
+            actor_id: None,
+            actor_name: None,
+            action,
+            target_kind: None,
+            target_id: None,
+            target_name: None,
+            application_id: None,
+            client_ip: None,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+    pub fn by_admin(at: i64, admin: &AdminView, action: AuditAction) -> Self {
+        let mut r = Self::new(at, ActorKind::Administrator, action);
+        r.actor_id = Some(admin.id.0);
+        r.actor_name = Some(admin.username.clone());
+        r
+    }
+    pub fn on_application(mut self, id: ApplicationId, name: &str) -> Self {
+        self.target_kind = Some("application");
+        self.target_id = Some(id.0);
+        self.target_name = Some(name.to_owned());
+        self.application_id = Some(id);
+        self
+    }
+    pub fn on(mut self, kind: &'static str, id: Option<i64>, name: &str) -> Self {
+        self.target_kind = Some(kind);
+        self.target_id = id;
+        self.target_name = Some(name.to_owned());
+        self
+    }
+    pub fn from_ip(mut self, ip: Option<String>) -> Self {
+        self.client_ip = ip;
+        self
+    }
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+    /// Adds one field to the details.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value);
+        }
+        self
+    }
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub application_id: Option<ApplicationId>,
+    /// An exact action (`token.refused`) or a family (`token`).
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+fn audit_view(r: sqlx::sqlite::SqliteRow) -> Result<AuditEventView, sqlx::Error> {
+    let kind: String = r.try_get("actor_kind")?;
+    let name: Option<String> = r.try_get("actor_name")?;
+    let details: String = r.try_get("details")?;
+    Ok(AuditEventView {
+        id: AuditEventId(r.try_get("id")?),
+        at: r.try_get("at")?,
+        actor: name.unwrap_or(kind),
+        action: r.try_get("action")?,
+        target: r.try_get("target_name")?,
+        client_ip: r.try_get("client_ip")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Inserts an event. Every text in it is bounded here, whoever wrote it,
+/// so no request can grow the log by more than a few KiB.
+async fn insert<'c, E: sqlx::SqliteExecutor<'c>>(e: E, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
+    let bound = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_AUDIT_TEXT_LEN));
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
+         target_name, application_id, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         RETURNING id",
+    )
+    .bind(r.at)
+    .bind(r.actor_kind.as_str())
+    .bind(r.actor_id)
+    .bind(bound(&r.actor_name))
+    .bind(r.action.as_str())
+    .bind(r.target_kind)
+    .bind(r.target_id)
+    .bind(bound(&r.target_name))
+    .bind(r.application_id.map(|a| a.0))
+    .bind(bound(&r.client_ip))
+    .bind(bounded_json(&r.details).to_string())
+    .fetch_one(e)
+    .await?;
+    Ok(AuditEventId(id))
+}
+
+impl Tx {
+    /// Records the audit event of the change this transaction makes.
+    pub async fn record_audit(&mut self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
+        insert(self.conn(), r).await
+    }
+}
+
+impl Store {
+    /// Records an event that goes with no change (a refusal, a sign-in
+    /// failure, a folded repeat).
+    pub async fn record_audit(&self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
+        insert(&self.writer, r).await
+    }
+
+    /// Sets the `count` of de-duplicated audit events, in one transaction.
+    pub async fn update_audit_counts(&self, counts: &[(i64, i64)]) -> Result<(), CoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for (id, count) in counts {
+            sqlx::query("UPDATE audit_events SET details = json_set(details, '$.count', $1) WHERE id = $2")
+                .bind(count)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEventView>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
+             FROM audit_events ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit.clamp(1, 500))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(audit_view).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+    }
+
+    /// Audit events, newest first, filtered and paged.
+    pub async fn list_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEventView>, CoreError> {
+        let per_page = q.per_page.clamp(1, 500);
+        let page = q.page.max(1);
+        let filter = "WHERE ($1 IS NULL OR application_id = $1) \
+             AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($2) + 1) = $2 || '.') \
+             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
+            .bind(q.application_id.map(|a| a.0))
+            .bind(&q.action)
+            .bind(q.since)
+            .bind(q.until)
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
+             FROM audit_events {filter} ORDER BY id DESC LIMIT $5 OFFSET $6"
+        ))
+        .bind(q.application_id.map(|a| a.0))
+        .bind(&q.action)
+        .bind(q.since)
+        .bind(q.until)
+        .bind(per_page)
+        .bind((page - 1).saturating_mul(per_page))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.into_iter().map(audit_view).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Page { items, total, page, per_page })
+    }
+}

@@ -1,0 +1,226 @@
+//! Tokens: the bearer check on the hot path, lists, named tokens,
+//! revocation and last-use batches.
+
+use super::{scope_set, split_scopes, Store, Tx};
+use crate::error::CoreError;
+use crate::grant::{judge_token, StoredTokenState, TokenRejection};
+use crate::model::*;
+use crate::scope::ScopeSet;
+use crate::secret::{AccessToken, SecretDigest};
+use serde::Serialize;
+use sqlx::Row;
+
+/// Who a valid bearer token speaks for.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenContext {
+    pub token_id: TokenId,
+    pub application_id: ApplicationId,
+    pub client_id: String,
+    pub application_name: String,
+    pub scopes: ScopeSet,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub token_name: Option<String>,
+    pub rate_per_second: i64,
+    pub rate_per_hour: i64,
+}
+
+/// A token that was refused, with enough to audit it.
+#[derive(Debug, Clone)]
+pub struct RejectedToken {
+    pub rejection: TokenRejection,
+    pub token_id: Option<TokenId>,
+    pub application_id: Option<ApplicationId>,
+    pub application_name: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    application_id: i64,
+    name: Option<String>,
+    display_prefix: String,
+    scopes: String,
+    source: String,
+    created_at: i64,
+    expires_at: i64,
+    last_used_at: Option<i64>,
+    last_used_ip: Option<String>,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+}
+
+impl From<TokenRow> for TokenView {
+    fn from(r: TokenRow) -> Self {
+        TokenView {
+            id: TokenId(r.id),
+            application_id: ApplicationId(r.application_id),
+            name: r.name,
+            display_prefix: r.display_prefix,
+            scopes: split_scopes(&r.scopes),
+            source: TokenSource::parse(&r.source).unwrap_or(TokenSource::Api),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+            last_used_ip: r.last_used_ip,
+            revoked_at: r.revoked_at,
+            revoked_reason: r.revoked_reason,
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
+     last_used_at, last_used_ip, revoked_at, revoked_reason";
+
+async fn token_by_id<'c, E: sqlx::SqliteExecutor<'c>>(e: E, id: TokenId) -> Result<Option<TokenView>, CoreError> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
+    Ok(sqlx::query_as::<_, TokenRow>(&sql).bind(id.0).fetch_optional(e).await?.map(Into::into))
+}
+
+impl Store {
+    /// Checks a bearer token with one indexed lookup (by digest) joined to
+    /// its application; the verdict is the core's rule ([`judge_token`]).
+    pub async fn check_token(
+        &self,
+        token: &AccessToken,
+        now: i64,
+    ) -> Result<Result<TokenContext, RejectedToken>, CoreError> {
+        let unknown =
+            RejectedToken { rejection: TokenRejection::Unknown, token_id: None, application_id: None, application_name: None };
+        if !token.well_formed() {
+            return Ok(Err(unknown));
+        }
+        let digest = token.digest();
+        let row = sqlx::query(
+            "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
+             t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
+             a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(digest.as_bytes().to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(Err(unknown)) };
+        let stored: Vec<u8> = r.try_get("token_hash")?;
+        if !SecretDigest::from_slice(&stored).is_some_and(|h| h.matches(&digest)) {
+            return Ok(Err(unknown));
+        }
+        let token_id = TokenId(r.try_get("id")?);
+        let application_id = ApplicationId(r.try_get("application_id")?);
+        let application_name: String = r.try_get("app_name")?;
+        let state = StoredTokenState {
+            revoked_at: r.try_get("revoked_at")?,
+            revoked_reason: r.try_get("revoked_reason")?,
+            expires_at: r.try_get("expires_at")?,
+            application_enabled: r.try_get("enabled")?,
+        };
+        if let Err(rejection) = judge_token(&state, now) {
+            return Ok(Err(RejectedToken {
+                rejection,
+                token_id: Some(token_id),
+                application_id: Some(application_id),
+                application_name: Some(application_name),
+            }));
+        }
+        Ok(Ok(TokenContext {
+            token_id,
+            application_id,
+            client_id: r.try_get("client_id")?,
+            application_name,
+            // A scope the application has lost since the token was issued
+            // is gone from the token too, from this request on.
+            scopes: scope_set(&r.try_get::<String, _>("scopes")?)
+                .intersection(&scope_set(&r.try_get::<String, _>("app_scopes")?)),
+            issued_at: r.try_get("created_at")?,
+            expires_at: state.expires_at,
+            token_name: r.try_get("name")?,
+            rate_per_second: r.try_get("rate_per_second")?,
+            rate_per_hour: r.try_get("rate_per_hour")?,
+        }))
+    }
+
+    pub async fn list_tokens(&self, application: ApplicationId) -> Result<Vec<TokenView>, CoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC");
+        Ok(sqlx::query_as::<_, TokenRow>(&sql)
+            .bind(application.0)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub async fn token(&self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
+        token_by_id(&self.pool, id).await
+    }
+
+    /// Writes a batch of last-use records in one transaction. A later use
+    /// never goes backwards: the stored time only moves forward.
+    pub async fn record_token_uses(&self, uses: &[(TokenId, i64, Option<String>)]) -> Result<(), CoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for (id, at, ip) in uses {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) \
+                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
+            )
+            .bind(at)
+            .bind(ip)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Tx {
+    pub async fn token(&mut self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
+        token_by_id(self.conn(), id).await
+    }
+
+    /// Inserts a named token (console or API); returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_named_token(
+        &mut self,
+        application: ApplicationId,
+        token: &AccessToken,
+        name: &str,
+        scopes: &ScopeSet,
+        source: TokenSource,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<TokenId, CoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(application.0)
+        .bind(token.digest().as_bytes().to_vec())
+        .bind(token.display_prefix())
+        .bind(name)
+        .bind(scopes.to_string())
+        .bind(source.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(TokenId(id))
+    }
+
+    /// Revokes one token; `false` when it was already revoked or does not exist.
+    pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id.0)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,220 @@
+//! Applications: create, change (settings, enabled), delete, regenerate the secret.
+
+use super::{check_known_scopes, Caller, Permission};
+use crate::audit_action::AuditAction;
+use crate::error::CoreError;
+use crate::model::*;
+use crate::scope::ScopeSet;
+use crate::secret::{generate_client_id, ClientSecret};
+use crate::store::Store;
+use serde_json::json;
+
+const WRITE: Permission = Permission::Change("applications:write");
+
+/// Creates an application; the secret is returned here and never again.
+pub async fn create_application(
+    store: &Store,
+    caller: &Caller,
+    settings: ApplicationSettings,
+) -> Result<(ApplicationView, ClientSecret), CoreError> {
+    caller.require(WRITE)?;
+    caller.check_grantable(&settings.scopes)?;
+    let settings = settings.validated()?;
+    let secret = ClientSecret::generate();
+    let mut tx = store.write().await?;
+    check_known_scopes(&mut tx, &settings.scopes).await?;
+    let id = tx.insert_application(&settings, &generate_client_id(), &secret.digest(), caller.now).await?;
+    tx.record_audit(&caller.record(AuditAction::ApplicationCreated).on_application(id, &settings.name)).await?;
+    let view = tx.require_application(id, caller.now).await?;
+    tx.commit().await?;
+    Ok((view, secret))
+}
+
+/// A change to an application; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplicationChange {
+    pub name: Option<String>,
+    pub notes: Option<String>,
+    pub scopes: Option<ScopeSet>,
+    pub token_ttl_seconds: Option<i64>,
+    pub max_tokens: Option<i64>,
+    pub rate_per_second: Option<i64>,
+    pub rate_per_hour: Option<i64>,
+    /// `false` revokes every token of the application in the same
+    /// transaction; `true` later does not bring them back.
+    pub enabled: Option<bool>,
+}
+
+impl ApplicationChange {
+    /// Every setting replaced (the console's settings form).
+    pub fn settings(s: ApplicationSettings) -> Self {
+        ApplicationChange {
+            name: Some(s.name),
+            notes: Some(s.notes),
+            scopes: Some(s.scopes),
+            token_ttl_seconds: Some(s.token_ttl_seconds),
+            max_tokens: Some(s.max_tokens),
+            rate_per_second: Some(s.rate_per_second),
+            rate_per_hour: Some(s.rate_per_hour),
+            enabled: None,
+        }
+    }
+
+    pub fn enabled(enabled: bool) -> Self {
+        ApplicationChange { enabled: Some(enabled), ..Default::default() }
+    }
+
+    fn apply(&self, current: &ApplicationView) -> ApplicationSettings {
+        let mut s = ApplicationSettings::of(current);
+        let c = self.clone();
+        s.name = c.name.unwrap_or(s.name);
+        s.notes = c.notes.unwrap_or(s.notes);
+        s.scopes = c.scopes.unwrap_or(s.scopes);
+        s.token_ttl_seconds = c.token_ttl_seconds.unwrap_or(s.token_ttl_seconds);
+        s.max_tokens = c.max_tokens.unwrap_or(s.max_tokens);
+        s.rate_per_second = c.rate_per_second.unwrap_or(s.rate_per_second);
+        s.rate_per_hour = c.rate_per_hour.unwrap_or(s.rate_per_hour);
+        s
+    }
+}
+
+/// The settings that differ, by their field names.
+fn changed_fields(before: &ApplicationSettings, after: &ApplicationSettings) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if before.name != after.name {
+        out.push("name");
+    }
+    if before.notes != after.notes {
+        out.push("notes");
+    }
+    if before.scopes != after.scopes {
+        out.push("scopes");
+    }
+    if before.token_ttl_seconds != after.token_ttl_seconds {
+        out.push("token_ttl_seconds");
+    }
+    if before.max_tokens != after.max_tokens {
+        out.push("max_tokens");
+    }
+    if before.rate_per_second != after.rate_per_second {
+        out.push("rate_per_second");
+    }
+    if before.rate_per_hour != after.rate_per_hour {
+        out.push("rate_per_hour");
+    }
+    out
+}
+
+/// Changes an application's settings and whether it is enabled. Audits
+/// `application.updated` (naming the fields that changed) when a setting
+/// changed, and `application.enabled` or `application.disabled` when that
+/// changed; disabling revokes every token in the same transaction.
+pub async fn update_application(
+    store: &Store,
+    caller: &Caller,
+    id: ApplicationId,
+    change: ApplicationChange,
+) -> Result<ApplicationView, CoreError> {
+    caller.require(WRITE)?;
+    let current = store.require_application(id, caller.now).await?;
+    let operation = match change.enabled {
+        Some(false) if change == ApplicationChange::enabled(false) => "disable",
+        Some(true) if change == ApplicationChange::enabled(true) => "enable",
+        _ => "update",
+    };
+    caller.check_ceiling(store, &current, operation).await?;
+    if let Some(scopes) = &change.scopes {
+        caller.check_grantable(scopes)?;
+    }
+    let before = ApplicationSettings::of(&current);
+    let after = change.apply(&current).validated()?;
+    let enabled = change.enabled.unwrap_or(current.enabled);
+    let mut tx = store.write().await?;
+    // Re-read inside the transaction: the change applies to what is stored now.
+    let current = tx.require_application(id, caller.now).await?;
+    if after.scopes != before.scopes {
+        check_known_scopes(&mut tx, &after.scopes).await?;
+    }
+    tx.update_application(id, &after, enabled, caller.now).await?;
+    let fields = changed_fields(&before, &after);
+    if !fields.is_empty() {
+        let record =
+            caller.record(AuditAction::ApplicationUpdated).on_application(id, &after.name).with("changed", json!(fields));
+        tx.record_audit(&record).await?;
+    }
+    if enabled != current.enabled {
+        let record = if enabled {
+            caller.record(AuditAction::ApplicationEnabled).on_application(id, &after.name)
+        } else {
+            let revoked = tx.revoke_application_tokens(id, "application_disabled", caller.now).await?;
+            caller
+                .record(AuditAction::ApplicationDisabled)
+                .on_application(id, &after.name)
+                .with("tokens_revoked", json!(revoked))
+        };
+        tx.record_audit(&record).await?;
+    }
+    let view = tx.require_application(id, caller.now).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// Deletes an application with its tokens; returns what it was.
+pub async fn delete_application(
+    store: &Store,
+    caller: &Caller,
+    id: ApplicationId,
+) -> Result<ApplicationView, CoreError> {
+    caller.require(WRITE)?;
+    let current = store.require_application(id, caller.now).await?;
+    caller.check_ceiling(store, &current, "delete").await?;
+    let mut tx = store.write().await?;
+    let current = tx.require_application(id, caller.now).await?;
+    tx.delete_application(id).await?;
+    tx.record_audit(
+        &caller
+            .record(AuditAction::ApplicationDeleted)
+            .on_application(id, &current.name)
+            .with("active_tokens", json!(current.active_tokens)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(current)
+}
+
+/// A new secret, shown once.
+#[derive(Debug)]
+pub struct RegeneratedSecret {
+    pub application: ApplicationView,
+    pub secret: ClientSecret,
+    /// Tokens revoked with the old secret.
+    pub tokens_revoked: u64,
+}
+
+/// Replaces the secret and revokes every token of the application in one
+/// transaction, so no old token outlives the old secret (a token request
+/// that proved the old secret a moment before is refused by the issuer,
+/// which re-checks the secret when it inserts).
+pub async fn regenerate_secret(
+    store: &Store,
+    caller: &Caller,
+    id: ApplicationId,
+) -> Result<RegeneratedSecret, CoreError> {
+    caller.require(WRITE)?;
+    let current = store.require_application(id, caller.now).await?;
+    caller.check_ceiling(store, &current, "regenerate_secret").await?;
+    let secret = ClientSecret::generate();
+    let mut tx = store.write().await?;
+    tx.replace_secret(id, &secret.digest(), caller.now).await?;
+    let revoked = tx.revoke_application_tokens(id, "secret_regenerated", caller.now).await?;
+    let application = tx.require_application(id, caller.now).await?;
+    tx.record_audit(
+        &caller
+            .record(AuditAction::ApplicationSecretRegenerated)
+            .on_application(id, &application.name)
+            .with("tokens_revoked", json!(revoked)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(RegeneratedSecret { application, secret, tokens_revoked: revoked })
+}
