@@ -195,9 +195,9 @@ pub struct StoredTokenState {
 /// expired (from its expiry second on), then a disabled application.
 pub fn judge_token(t: &StoredTokenState, now: i64) -> Result<(), TokenRejection> {
     match crate::model::token_state(t.revoked_at, t.expires_at, now) {
-        crate::model::TokenState::Revoked => Err(TokenRejection::Revoked {
-            reason: t.revoked_reason.clone().unwrap_or_else(|| "revoked".into()),
-        }),
+        crate::model::TokenState::Revoked => {
+            Err(TokenRejection::Revoked { reason: t.revoked_reason.clone().unwrap_or_else(|| "revoked".into()) })
+        }
         crate::model::TokenState::Expired => Err(TokenRejection::Expired { expired_at: t.expires_at }),
         crate::model::TokenState::Active if !t.application_enabled => Err(TokenRejection::ApplicationDisabled),
         crate::model::TokenState::Active => Ok(()),

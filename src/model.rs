@@ -440,7 +440,8 @@ mod tests {
         assert_eq!(TokenExpiry::Days(7).resolve(now).unwrap(), now + 7 * 86_400);
         assert_eq!(TokenExpiry::At(now + 5).resolve(now).unwrap(), now + 5);
         assert_eq!(TokenExpiry::OnDate("2027-01-16".into()).resolve(now).unwrap(), 1_800_057_600);
-        for bad in [TokenExpiry::InSeconds(0), TokenExpiry::At(now), TokenExpiry::Days(800), TokenExpiry::OnDate("x".into())]
+        for bad in
+            [TokenExpiry::InSeconds(0), TokenExpiry::At(now), TokenExpiry::Days(800), TokenExpiry::OnDate("x".into())]
         {
             assert!(matches!(bad.resolve(now), Err(CoreError::Invalid { field: "expires_at", .. })), "{bad:?}");
         }

@@ -278,7 +278,9 @@ pub async fn mint_token(
     let request = MintRequest { name, scopes, expiry };
     let minted = mint_token(&ctx.store, &caller, keygate::ApplicationId(id), request).await.map_err(|e| match e {
         // The console's date field, not the API's name for it.
-        keygate::CoreError::Invalid { field: "expires_at", message } if custom => AppError::invalid("expires_on", message),
+        keygate::CoreError::Invalid { field: "expires_at", message } if custom => {
+            AppError::invalid("expires_on", message)
+        }
         other => other.into(),
     })?;
     put_flash(Flash {

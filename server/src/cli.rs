@@ -431,8 +431,9 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             Ok(())
         }
         Command::App(AppCommand::Enable { id, json }) => {
-            let app = applications::update_application(store, caller, ApplicationId(id), ApplicationChange::enabled(true))
-                .await?;
+            let app =
+                applications::update_application(store, caller, ApplicationId(id), ApplicationChange::enabled(true))
+                    .await?;
             answer(json, &app, || format!("enabled: {}", app_line(&app)));
             Ok(())
         }
@@ -491,7 +492,8 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                     return Err(format!("unknown action {a}; use a family or an action name").into());
                 }
             }
-            let q = AuditQuery { application_id: application_id.map(ApplicationId), action, since, until, page, per_page };
+            let q =
+                AuditQuery { application_id: application_id.map(ApplicationId), action, since, until, page, per_page };
             let p = store.list_audit_events(&q).await?;
             answer(json, &p, || {
                 p.items
@@ -596,7 +598,11 @@ async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) ->
         TokenCommand::Revoke { id, json } => {
             let revoked = tokens::revoke_token(store, caller, TokenId(id)).await?;
             answer(json, &json!({ "revoked": revoked }), || {
-                if revoked { format!("token {id} revoked") } else { format!("token {id} was already revoked") }
+                if revoked {
+                    format!("token {id} revoked")
+                } else {
+                    format!("token {id} was already revoked")
+                }
             });
         }
     }

@@ -96,7 +96,9 @@ impl From<CoreError> for HttpError {
                 )
             }
             CoreError::Forbidden { message, .. } => HttpError::api(StatusCode::FORBIDDEN, "forbidden", message),
-            CoreError::Throttled { message, retry_after } => HttpError::RateLimited { retry_after, description: message },
+            CoreError::Throttled { message, retry_after } => {
+                HttpError::RateLimited { retry_after, description: message }
+            }
             CoreError::Storage(err) => {
                 tracing::error!(error = %err, "storage error");
                 HttpError::Internal

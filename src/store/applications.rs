@@ -218,7 +218,12 @@ impl Tx {
     }
 
     /// Replaces the secret digest.
-    pub async fn replace_secret(&mut self, id: ApplicationId, secret: &SecretDigest, now: i64) -> Result<(), CoreError> {
+    pub async fn replace_secret(
+        &mut self,
+        id: ApplicationId,
+        secret: &SecretDigest,
+        now: i64,
+    ) -> Result<(), CoreError> {
         let done = sqlx::query(
             "UPDATE applications SET secret_hash = $1, secret_regenerated_at = $2, updated_at = $2 WHERE id = $3",
         )

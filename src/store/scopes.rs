@@ -47,10 +47,8 @@ impl Tx {
     }
 
     pub async fn delete_scope(&mut self, name: &str) -> Result<bool, CoreError> {
-        let done = sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = 0")
-            .bind(name)
-            .execute(self.conn())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = 0").bind(name).execute(self.conn()).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -9,18 +9,45 @@ const T0: i64 = 1_800_000_000;
 
 /// The use cases as the CLI calls them, in the shape these storage tests read.
 trait Ops {
-    async fn create_application(&self, s: ApplicationSettings, now: i64) -> Result<(ApplicationView, ClientSecret), CoreError>;
-    async fn update_application(&self, id: ApplicationId, s: ApplicationSettings, enabled: bool, now: i64) -> Result<ApplicationView, CoreError>;
+    async fn create_application(
+        &self,
+        s: ApplicationSettings,
+        now: i64,
+    ) -> Result<(ApplicationView, ClientSecret), CoreError>;
+    async fn update_application(
+        &self,
+        id: ApplicationId,
+        s: ApplicationSettings,
+        enabled: bool,
+        now: i64,
+    ) -> Result<ApplicationView, CoreError>;
     async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError>;
-    async fn mint_named_token(&self, app: ApplicationId, name: &str, scopes: ScopeSet, expires_at: i64, now: i64) -> Result<IssuedToken, CoreError>;
+    async fn mint_named_token(
+        &self,
+        app: ApplicationId,
+        name: &str,
+        scopes: ScopeSet,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<IssuedToken, CoreError>;
     async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError>;
 }
 
 impl Ops for Store {
-    async fn create_application(&self, s: ApplicationSettings, now: i64) -> Result<(ApplicationView, ClientSecret), CoreError> {
+    async fn create_application(
+        &self,
+        s: ApplicationSettings,
+        now: i64,
+    ) -> Result<(ApplicationView, ClientSecret), CoreError> {
         usecase::applications::create_application(self, &Caller::cli(now), s).await
     }
-    async fn update_application(&self, id: ApplicationId, s: ApplicationSettings, enabled: bool, now: i64) -> Result<ApplicationView, CoreError> {
+    async fn update_application(
+        &self,
+        id: ApplicationId,
+        s: ApplicationSettings,
+        enabled: bool,
+        now: i64,
+    ) -> Result<ApplicationView, CoreError> {
         let mut change = ApplicationChange::settings(s);
         change.enabled = Some(enabled);
         usecase::applications::update_application(self, &Caller::cli(now), id, change).await
@@ -29,8 +56,19 @@ impl Ops for Store {
         let r = usecase::applications::regenerate_secret(self, &Caller::cli(now), id).await?;
         Ok((r.secret, r.tokens_revoked))
     }
-    async fn mint_named_token(&self, app: ApplicationId, name: &str, scopes: ScopeSet, expires_at: i64, now: i64) -> Result<IssuedToken, CoreError> {
-        let request = usecase::tokens::MintRequest { name: name.into(), scopes: scopes.clone(), expiry: TokenExpiry::At(expires_at) };
+    async fn mint_named_token(
+        &self,
+        app: ApplicationId,
+        name: &str,
+        scopes: ScopeSet,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<IssuedToken, CoreError> {
+        let request = usecase::tokens::MintRequest {
+            name: name.into(),
+            scopes: scopes.clone(),
+            expiry: TokenExpiry::At(expires_at),
+        };
         let m = usecase::tokens::mint_token(self, &Caller::cli(now), app, request).await?;
         Ok(IssuedToken { id: m.view.id, token: m.token, scopes, created_at: now, expires_at, evicted: 0 })
     }
@@ -133,22 +171,14 @@ async fn named_tokens_do_not_count_against_the_cap() {
     let (view, _) = app_with(&store, "a", 1).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let named = store
-        .mint_named_token(
-            view.id,
-            "deploy bot",
-            ScopeSet::parse("tokens:read").unwrap(),
-            T0 + 86_400,
-            T0,
-        )
+        .mint_named_token(view.id, "deploy bot", ScopeSet::parse("tokens:read").unwrap(), T0 + 86_400, T0)
         .await
         .unwrap();
     store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     assert!(store.check_token(&named.token, T0 + 1).await.unwrap().is_ok());
-    let err = store
-        .mint_named_token(view.id, "x", ScopeSet::parse("audit:read").unwrap(), T0 + 10, T0)
-        .await
-        .unwrap_err();
+    let err =
+        store.mint_named_token(view.id, "x", ScopeSet::parse("audit:read").unwrap(), T0 + 10, T0).await.unwrap_err();
     assert!(matches!(err, CoreError::Invalid { field: "scopes", .. }));
     let err = store.mint_named_token(view.id, "x", ScopeSet::empty(), T0, T0).await.unwrap_err();
     assert!(matches!(err, CoreError::Invalid { field: "expires_at", .. }));
@@ -160,8 +190,7 @@ async fn regenerating_the_secret_revokes_every_token_and_the_old_secret() {
     let (view, old_secret) = app_with(&store, "a", 30).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let t1 = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
-    let t2 =
-        store.mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    let t2 = store.mint_named_token(view.id, "named", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
     let (new_secret, revoked) = store.regenerate_secret(view.id, T0 + 5).await.unwrap();
     assert_eq!(revoked, 2);
     for t in [&t1, &t2] {
@@ -203,9 +232,7 @@ async fn disabled_application_refuses_clients_and_tokens() {
     let mut s = ApplicationSettings::new("a");
     s.scopes = client.scopes.clone();
     store.update_application(view.id, s, false, T0 + 5).await.unwrap();
-    let minted = store
-        .mint_named_token(view.id, "x", ScopeSet::empty(), T0 + 3600, T0 + 6)
-        .await;
+    let minted = store.mint_named_token(view.id, "x", ScopeSet::empty(), T0 + 3600, T0 + 6).await;
     assert!(matches!(minted, Err(crate::CoreError::Refused(_))));
 }
 

@@ -85,8 +85,12 @@ impl Store {
         token: &AccessToken,
         now: i64,
     ) -> Result<Result<TokenContext, RejectedToken>, CoreError> {
-        let unknown =
-            RejectedToken { rejection: TokenRejection::Unknown, token_id: None, application_id: None, application_name: None };
+        let unknown = RejectedToken {
+            rejection: TokenRejection::Unknown,
+            token_id: None,
+            application_id: None,
+            application_name: None,
+        };
         if !token.well_formed() {
             return Ok(Err(unknown));
         }
@@ -213,14 +217,13 @@ impl Tx {
 
     /// Revokes one token; `false` when it was already revoked or does not exist.
     pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(id.0)
-        .execute(self.conn())
-        .await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(reason)
+                .bind(id.0)
+                .execute(self.conn())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 }

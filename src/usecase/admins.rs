@@ -53,8 +53,10 @@ pub async fn set_admin_role(store: &Store, caller: &Caller, id: AdminId, role: R
     }
     let after = AdminView { role, ..before.clone() };
     if before.role != role {
-        tx.record_audit(&on_admin(caller.record(AuditAction::AdminRoleChanged), &after).with("previous_role", json!(before.role)))
-            .await?;
+        tx.record_audit(
+            &on_admin(caller.record(AuditAction::AdminRoleChanged), &after).with("previous_role", json!(before.role)),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(after)

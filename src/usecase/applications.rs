@@ -138,8 +138,10 @@ pub async fn update_application(
     tx.update_application(id, &after, enabled, caller.now).await?;
     let fields = changed_fields(&before, &after);
     if !fields.is_empty() {
-        let record =
-            caller.record(AuditAction::ApplicationUpdated).on_application(id, &after.name).with("changed", json!(fields));
+        let record = caller
+            .record(AuditAction::ApplicationUpdated)
+            .on_application(id, &after.name)
+            .with("changed", json!(fields));
         tx.record_audit(&record).await?;
     }
     if enabled != current.enabled {

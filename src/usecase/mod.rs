@@ -146,8 +146,9 @@ impl Caller {
     ) -> Result<(), CoreError> {
         let Actor::Application { scopes: held, .. } = &self.actor else { return Ok(()) };
         // A stored scope list that does not parse is refused, never read as empty.
-        let target_scopes = ScopeSet::from_names(&target.scopes)
-            .map_err(|e| CoreError::Internal(format!("stored scopes of application {} do not parse: {e}", target.id)))?;
+        let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
+            CoreError::Internal(format!("stored scopes of application {} do not parse: {e}", target.id))
+        })?;
         let beyond: Vec<String> = target_scopes.not_in(held).iter().map(|s| s.to_string()).collect();
         if beyond.is_empty() {
             return Ok(());

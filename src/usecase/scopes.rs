@@ -24,7 +24,10 @@ pub async fn add_scope(store: &Store, caller: &Caller, name: &str, description: 
     let mut tx = store.write().await?;
     tx.insert_scope(name.as_str(), description, caller.now).await?;
     tx.record_audit(
-        &caller.record(AuditAction::ScopeCreated).on("scope", None, name.as_str()).with("description", json!(description)),
+        &caller
+            .record(AuditAction::ScopeCreated)
+            .on("scope", None, name.as_str())
+            .with("description", json!(description)),
     )
     .await?;
     tx.commit().await?;

@@ -15,7 +15,8 @@ async fn fresh() -> (Store, tempfile::TempDir) {
 }
 
 fn admin(role: Role) -> Caller {
-    let view = AdminView { id: AdminId(1), username: format!("{role}-person"), role, created_at: T0, last_sign_in_at: None };
+    let view =
+        AdminView { id: AdminId(1), username: format!("{role}-person"), role, created_at: T0, last_sign_in_at: None };
     Caller::administrator(view, T0, Some("10.0.0.7".into()))
 }
 
@@ -77,10 +78,12 @@ async fn viewers_change_nothing_and_only_owners_manage_administrators() {
     let by_admin =
         admins::add_admin(&store, &work, &admin(Role::Admin), "bob", "a long enough password", Role::Viewer).await;
     assert!(matches!(by_admin, Err(CoreError::Forbidden { .. })));
-    let by_token = admins::add_admin(&store, &work, &token_caller("applications:write"), "bob", "x", Role::Viewer).await;
+    let by_token =
+        admins::add_admin(&store, &work, &token_caller("applications:write"), "bob", "x", Role::Viewer).await;
     assert!(matches!(by_token, Err(CoreError::Forbidden { .. })));
-    let bob =
-        admins::add_admin(&store, &work, &admin(Role::Owner), "bob", "a long enough password", Role::Viewer).await.unwrap();
+    let bob = admins::add_admin(&store, &work, &admin(Role::Owner), "bob", "a long enough password", Role::Viewer)
+        .await
+        .unwrap();
     assert_eq!(bob.role, Role::Viewer);
     assert!(events(&store).await.iter().all(|e| e.action == "admin.created"));
 }
@@ -108,7 +111,8 @@ async fn a_token_acts_only_within_its_scopes() {
     assert_eq!(e[0].details["operation"], "regenerate_secret");
     assert_eq!(e[0].details["via"], "api");
     // Within its scopes it may act.
-    let (weak, _) = applications::create_application(&store, &writer, settings("weak", "applications:read")).await.unwrap();
+    let (weak, _) =
+        applications::create_application(&store, &writer, settings("weak", "applications:read")).await.unwrap();
     applications::regenerate_secret(&store, &writer, weak.id).await.unwrap();
 }
 
@@ -141,7 +145,9 @@ async fn scopes_in_use_or_built_in_stay() {
     let cli = Caller::cli(T0);
     scopes::add_scope(&store, &cli, "billing:read", "Read invoices").await.unwrap();
     let (app, _) = applications::create_application(&store, &cli, settings("a", "billing:read")).await.unwrap();
-    assert!(matches!(scopes::delete_scope(&store, &cli, "billing:read").await, Err(CoreError::Refused(m)) if m.contains("a")));
+    assert!(
+        matches!(scopes::delete_scope(&store, &cli, "billing:read").await, Err(CoreError::Refused(m)) if m.contains("a"))
+    );
     assert!(matches!(scopes::delete_scope(&store, &cli, "audit:read").await, Err(CoreError::Refused(_))));
     assert!(matches!(scopes::delete_scope(&store, &cli, "nope:x").await, Err(CoreError::NotFound(_))));
     applications::update_application(

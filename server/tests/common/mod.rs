@@ -107,6 +107,10 @@ pub struct Created {
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> String {
+        format!("sqlite:{}", self._dir.path().join("keygate.db").display())
+    }
+
     pub async fn create_app(&self, name: &str, scopes: &str) -> Created {
         let mut s = ApplicationSettings::new(name);
         s.scopes = ScopeSet::parse(scopes).unwrap();
