@@ -24,7 +24,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/keygate.db";
     about = "Keygate: admin console and OAuth 2.0 authorization server for machine-to-machine API access"
 )]
 pub struct Cli {
-    /// Database URL (SQLite: `sqlite:PATH`).
+    /// Database URL: `sqlite:PATH` (embedded) or
+    /// `postgres://user:password@host:port/db` (several instances may share it).
     #[arg(long, global = true, env = "KEYGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     #[command(subcommand)]

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod oauth;
 pub mod router;
 pub mod serve;
+pub mod sessions;
 pub mod state;
 
 pub use router::build_router;

@@ -16,15 +16,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// Builds the whole application. Creates the session table if needed.
 pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError> {
-    let session_store = SqliteStore::new(state.store.pool().clone());
-    session_store
-        .migrate()
-        .await
-        .map_err(|e| keygate::CoreError::Internal(format!("session table migration failed: {e}")))?;
+    let session_store = crate::sessions::SessionBackend::for_store(&state.store).await?;
     let sessions = SessionManagerLayer::new(session_store)
         .with_name("keygate_session")
         .with_http_only(true)

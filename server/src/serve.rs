@@ -101,11 +101,15 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match prune_state.store.prune(crate::now(), token_retention, audit_retention).await {
-                Ok((tokens, events)) if tokens + events > 0 => {
+            // Once per cluster: an instance that finds another pruning skips it.
+            let store = &prune_state.store;
+            let job = store.prune(crate::now(), token_retention, audit_retention);
+            match store.exclusively(keygate::store::JOB_PRUNE, job).await {
+                Ok(Some((tokens, events))) if tokens + events > 0 => {
                     tracing::info!(tokens, audit_events = events, "pruned past retention")
                 }
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                Ok(None) => tracing::debug!("another instance is pruning"),
                 Err(e) => tracing::error!(error = %e, "pruning failed"),
             }
         }

@@ -35,7 +35,7 @@ async fn last_used(db: &str, display_prefix: &str) -> Option<i64> {
     let store = keygate::store::Store::open(db).await.unwrap();
     let v: Option<i64> = sqlx::query_scalar("SELECT last_used_at FROM tokens WHERE display_prefix = ?")
         .bind(display_prefix)
-        .fetch_one(store.pool())
+        .fetch_one(store.sqlite_pool().unwrap())
         .await
         .unwrap();
     store.close().await;

@@ -38,9 +38,9 @@ async fn a_token_cannot_act_on_an_application_holding_scopes_it_lacks() {
     let writer = t.create_app("writer", "applications:read applications:write tokens:read tokens:write").await;
     let w = t.obtain_token(&writer, None).await;
     let root_id = root.app.id.0;
-    let root_token_id: i64 = sqlx::query_scalar("SELECT id FROM tokens WHERE application_id = ?")
+    let root_token_id: i64 = sqlx::query_scalar("SELECT id FROM tokens WHERE application_id = $1")
         .bind(root_id)
-        .fetch_one(t.store.pool())
+        .fetch_one(&t.db)
         .await
         .unwrap();
 
@@ -186,16 +186,16 @@ async fn unknown_client_ids_are_answered_from_the_cache_like_known_ones() {
     let c = t.create_app("late", "").await;
     // create_application clears the cache; another process's insert is
     // seen within the cache lifetime (2 s).
-    sqlx::query("UPDATE applications SET client_id = 'kgc_other' WHERE id = ?")
+    sqlx::query("UPDATE applications SET client_id = 'kgc_other' WHERE id = $1")
         .bind(c.app.id.0)
-        .execute(t.store.pool())
+        .execute(&t.db)
         .await
         .unwrap();
     assert!(t.store.client_for_authentication("kgc_other").await.unwrap().is_some());
     assert!(t.store.client_for_authentication("kgc_missing").await.unwrap().is_none());
-    sqlx::query("UPDATE applications SET client_id = 'kgc_missing' WHERE id = ?")
+    sqlx::query("UPDATE applications SET client_id = 'kgc_missing' WHERE id = $1")
         .bind(c.app.id.0)
-        .execute(t.store.pool())
+        .execute(&t.db)
         .await
         .unwrap();
     assert!(
@@ -321,7 +321,7 @@ async fn stored_text_from_unauthenticated_requests_is_bounded() {
     let stored = details["username"].as_str().unwrap();
     assert!(stored.chars().count() <= keygate::MAX_AUDIT_TEXT_LEN + 1, "{} characters kept", stored.len());
     let size: i64 =
-        sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events").fetch_one(t.store.pool()).await.unwrap();
+        sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events").fetch_one(&t.db).await.unwrap();
     assert!(size < 4096, "{size}");
 }
 
@@ -451,7 +451,10 @@ async fn one_time_secrets_are_not_cached_nor_stored_in_the_session_table() {
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(location.starts_with("/applications/"), "{location}");
     let sessions: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM tower_sessions").fetch_all(t.store.pool()).await.unwrap();
+        sqlx::query_scalar(if t.on_postgres() { "SELECT data FROM tower_sessions.session" } else { "SELECT data FROM tower_sessions" })
+            .fetch_all(&t.db)
+            .await
+            .unwrap();
     for data in &sessions {
         let text = String::from_utf8_lossy(data);
         assert!(!text.contains("kgs_"), "a secret sits in the session table: {text}");

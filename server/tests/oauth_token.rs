@@ -21,10 +21,10 @@ async fn client_secret_basic_issues_a_bearer_token() {
     let token = body["access_token"].as_str().unwrap();
     assert!(token.starts_with("kgt_") && token.len() == 47);
     // The database holds only the digest.
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE display_prefix = ? AND token_hash != ?")
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE display_prefix = $1 AND token_hash != $2")
         .bind(&token[..12])
         .bind(token.as_bytes())
-        .fetch_one(t.store.pool())
+        .fetch_one(&t.db)
         .await
         .unwrap();
     assert_eq!(stored, 1);

@@ -77,7 +77,7 @@ async fn start() -> Run {
 /// The events written after the setup, without what names the entry point.
 async fn script(entry: Entry) -> Vec<Value> {
     let r = start().await;
-    let mark: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(r.t.store.pool()).await.unwrap();
+    let mark: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(&r.t.db).await.unwrap();
 
     // Create.
     match entry {
@@ -186,10 +186,10 @@ async fn script(entry: Entry) -> Vec<Value> {
     }
 
     let rows: Vec<(String, String, Option<String>, Option<i64>, String)> = sqlx::query_as(
-        "SELECT action, actor_kind, target_name, application_id, details FROM audit_events WHERE id > ? ORDER BY id",
+        "SELECT action, actor_kind, target_name, application_id, details FROM audit_events WHERE id > $1 ORDER BY id",
     )
     .bind(mark)
-    .fetch_all(r.t.store.pool())
+    .fetch_all(&r.t.db)
     .await
     .unwrap();
     let expected_actor = match entry {
@@ -250,7 +250,7 @@ async fn administrators_are_managed_alike_in_the_console_and_the_cli() {
     for entry in [Entry::Console, Entry::Cli] {
         let r = start().await;
         let mark: i64 =
-            sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(r.t.store.pool()).await.unwrap();
+            sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(&r.t.db).await.unwrap();
         match entry {
             Entry::Console => {
                 r.console("add_admin", "username=bob&password=another+long+password&role=viewer").await;
@@ -277,9 +277,9 @@ async fn administrators_are_managed_alike_in_the_console_and_the_cli() {
             }
         }
         let rows: Vec<(String, Option<String>, String)> =
-            sqlx::query_as("SELECT action, target_name, details FROM audit_events WHERE id > ? ORDER BY id")
+            sqlx::query_as("SELECT action, target_name, details FROM audit_events WHERE id > $1 ORDER BY id")
                 .bind(mark)
-                .fetch_all(r.t.store.pool())
+                .fetch_all(&r.t.db)
                 .await
                 .unwrap();
         let normalized: Vec<Value> = rows

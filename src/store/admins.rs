@@ -1,9 +1,8 @@
 //! Administrators.
 
-use super::{Store, Tx};
+use super::{on_pool, on_tx, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
-use sqlx::Row;
 
 #[derive(sqlx::FromRow)]
 struct AdminRow {
@@ -26,12 +25,17 @@ impl From<AdminRow> for AdminView {
     }
 }
 
-const ADMIN_COLUMNS: &str = "id, username, role, created_at, last_sign_in_at";
-
-async fn admin_by_id<'c, E: sqlx::SqliteExecutor<'c>>(e: E, id: AdminId) -> Result<Option<AdminView>, CoreError> {
-    let sql = format!("SELECT {ADMIN_COLUMNS} FROM administrators WHERE id = $1");
-    Ok(sqlx::query_as::<_, AdminRow>(&sql).bind(id.0).fetch_optional(e).await?.map(Into::into))
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    admin: AdminRow,
+    password_hash: String,
 }
+
+const ADMIN_BY_ID: &str = "SELECT id, username, role, created_at, last_sign_in_at FROM administrators WHERE id = $1";
+/// Usernames match whatever their case (unique so on both backends).
+const ADMIN_BY_NAME: &str =
+    "SELECT id, username, role, created_at, last_sign_in_at FROM administrators WHERE lower(username) = lower($1)";
 
 fn taken(username: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
     move |e| match CoreError::from(e) {
@@ -42,47 +46,47 @@ fn taken(username: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
 
 impl Store {
     pub async fn admin_count(&self) -> Result<i64, CoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM administrators").fetch_one(&self.pool).await?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM administrators").fetch_one(p).await?))
     }
 
     /// The administrator and their password hash, for sign-in.
     pub async fn admin_credentials(&self, username: &str) -> Result<Option<(AdminView, String)>, CoreError> {
-        let sql = format!("SELECT {ADMIN_COLUMNS}, password_hash FROM administrators WHERE username = $1");
-        let row = sqlx::query(&sql).bind(username.trim()).fetch_optional(&self.pool).await?;
-        Ok(match row {
-            Some(r) => {
-                let hash: String = r.try_get("password_hash")?;
-                let admin = AdminView {
-                    id: AdminId(r.try_get("id")?),
-                    username: r.try_get("username")?,
-                    role: Role::parse(r.try_get::<String, _>("role")?.as_str()).unwrap_or(Role::Viewer),
-                    created_at: r.try_get("created_at")?,
-                    last_sign_in_at: r.try_get("last_sign_in_at")?,
-                };
-                Some((admin, hash))
-            }
-            None => None,
-        })
+        let row: Option<CredentialsRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, username, role, created_at, last_sign_in_at, password_hash FROM administrators \
+             WHERE lower(username) = lower($1)"
+        )
+        .bind(username.trim())
+        .fetch_optional(p)
+        .await?);
+        Ok(row.map(|r| (r.admin.into(), r.password_hash)))
     }
 
     pub async fn admin(&self, id: AdminId) -> Result<Option<AdminView>, CoreError> {
-        admin_by_id(&self.pool, id).await
+        let row: Option<AdminRow> =
+            on_pool!(self, |p| sqlx::query_as(ADMIN_BY_ID).bind(id.0).fetch_optional(p).await?);
+        Ok(row.map(Into::into))
     }
 
     pub async fn admin_by_username(&self, username: &str) -> Result<Option<AdminView>, CoreError> {
-        let sql = format!("SELECT {ADMIN_COLUMNS} FROM administrators WHERE username = $1");
-        Ok(sqlx::query_as::<_, AdminRow>(&sql).bind(username.trim()).fetch_optional(&self.pool).await?.map(Into::into))
+        let row: Option<AdminRow> =
+            on_pool!(self, |p| sqlx::query_as(ADMIN_BY_NAME).bind(username.trim()).fetch_optional(p).await?);
+        Ok(row.map(Into::into))
     }
 
     pub async fn list_admins(&self) -> Result<Vec<AdminView>, CoreError> {
-        let sql = format!("SELECT {ADMIN_COLUMNS} FROM administrators ORDER BY username");
-        Ok(sqlx::query_as::<_, AdminRow>(&sql).fetch_all(&self.pool).await?.into_iter().map(Into::into).collect())
+        let rows: Vec<AdminRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, username, role, created_at, last_sign_in_at FROM administrators ORDER BY lower(username)"
+        )
+        .fetch_all(p)
+        .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }
 
 impl Tx {
     pub async fn admin(&mut self, id: AdminId) -> Result<Option<AdminView>, CoreError> {
-        admin_by_id(self.conn(), id).await
+        let row: Option<AdminRow> = on_tx!(self, |c| sqlx::query_as(ADMIN_BY_ID).bind(id.0).fetch_optional(c).await?);
+        Ok(row.map(Into::into))
     }
 
     /// Inserts an administrator (the username already validated).
@@ -93,16 +97,16 @@ impl Tx {
         role: Role,
         now: i64,
     ) -> Result<AdminView, CoreError> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
             "INSERT INTO administrators (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(role.as_str())
         .bind(now)
-        .fetch_one(self.conn())
+        .fetch_one(c)
         .await
-        .map_err(taken(username))?;
+        .map_err(taken(username))?);
         Ok(AdminView { id: AdminId(id), username: username.to_owned(), role, created_at: now, last_sign_in_at: None })
     }
 
@@ -114,15 +118,15 @@ impl Tx {
         password_hash: &str,
         now: i64,
     ) -> Result<Option<AdminView>, CoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
             "INSERT INTO administrators (username, password_hash, role, created_at) \
              SELECT $1, $2, 'owner', $3 WHERE NOT EXISTS (SELECT 1 FROM administrators) RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(now)
-        .fetch_optional(self.conn())
-        .await?;
+        .fetch_optional(c)
+        .await?);
         Ok(id.map(|id| AdminView {
             id: AdminId(id),
             username: username.to_owned(),
@@ -136,44 +140,48 @@ impl Tx {
     /// The count and the change are one statement, so two owners demoting
     /// each other at once cannot both succeed.
     pub async fn set_admin_role(&mut self, id: AdminId, role: Role) -> Result<bool, CoreError> {
-        let done = sqlx::query(
+        let done = on_tx!(self, |c| sqlx::query(
             "UPDATE administrators SET role = $1 WHERE id = $2 AND (role != 'owner' OR $1 = 'owner' \
              OR (SELECT COUNT(*) FROM administrators WHERE role = 'owner') > 1)",
         )
         .bind(role.as_str())
         .bind(id.0)
-        .execute(self.conn())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Removes an administrator unless they are the last owner; `Ok(false)` then.
     pub async fn delete_admin(&mut self, id: AdminId) -> Result<bool, CoreError> {
-        let done = sqlx::query(
+        let done = on_tx!(self, |c| sqlx::query(
             "DELETE FROM administrators WHERE id = $1 AND (role != 'owner' \
              OR (SELECT COUNT(*) FROM administrators WHERE role = 'owner') > 1)",
         )
         .bind(id.0)
-        .execute(self.conn())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     pub async fn set_admin_password(&mut self, id: AdminId, password_hash: &str) -> Result<bool, CoreError> {
-        let done = sqlx::query("UPDATE administrators SET password_hash = $1 WHERE id = $2")
+        let done = on_tx!(self, |c| sqlx::query("UPDATE administrators SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(id.0)
-            .execute(self.conn())
-            .await?;
-        Ok(done.rows_affected() == 1)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(done == 1)
     }
 
     pub async fn record_sign_in(&mut self, id: AdminId, now: i64) -> Result<(), CoreError> {
-        sqlx::query("UPDATE administrators SET last_sign_in_at = $1 WHERE id = $2")
+        on_tx!(self, |c| sqlx::query("UPDATE administrators SET last_sign_in_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id.0)
-            .execute(self.conn())
-            .await?;
+            .execute(c)
+            .await?
+            .rows_affected());
         Ok(())
     }
 }

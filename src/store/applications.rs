@@ -1,6 +1,6 @@
 //! API applications: their settings and secrets.
 
-use super::{split_scopes, Page, Store, Tx};
+use super::{on_pool, on_tx, split_scopes, Page, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
 use crate::secret::SecretDigest;
@@ -70,13 +70,9 @@ const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes,
      AND t.source IN ('token_endpoint', 'console', 'api') AND t.revoked_at IS NULL AND t.expires_at > $1) AS active_tokens, \
      (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
 
-async fn application_by_id<'c, E: sqlx::SqliteExecutor<'c>>(
-    e: E,
-    id: ApplicationId,
-    now: i64,
-) -> Result<Option<ApplicationView>, CoreError> {
-    let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications a WHERE a.id = $2");
-    Ok(sqlx::query_as::<_, ApplicationRow>(&sql).bind(now).bind(id.0).fetch_optional(e).await?.map(Into::into))
+/// `$1` is `now`, `$2` the id.
+fn application_by_id_sql() -> String {
+    format!("SELECT {APPLICATION_COLUMNS} FROM applications a WHERE a.id = $2")
 }
 
 fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
@@ -88,7 +84,10 @@ fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
 
 impl Store {
     pub async fn application(&self, id: ApplicationId, now: i64) -> Result<Option<ApplicationView>, CoreError> {
-        application_by_id(&self.pool, id, now).await
+        let sql = application_by_id_sql();
+        let row: Option<ApplicationRow> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(now).bind(id.0).fetch_optional(p).await?);
+        Ok(row.map(Into::into))
     }
 
     /// The application, or `NotFound`.
@@ -97,11 +96,11 @@ impl Store {
     }
 
     pub async fn application_id_by_name(&self, name: &str) -> Result<Option<ApplicationId>, CoreError> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT id FROM applications WHERE name = $1")
+        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, i64>("SELECT id FROM applications WHERE lower(name) = lower($1)")
             .bind(name.trim())
-            .fetch_optional(&self.pool)
+            .fetch_optional(p)
             .await?
-            .map(ApplicationId))
+            .map(ApplicationId)))
     }
 
     pub async fn list_applications(&self, q: &ApplicationQuery, now: i64) -> Result<Page<ApplicationView>, CoreError> {
@@ -113,38 +112,42 @@ impl Store {
             format!("%{escaped}%")
         });
         let filter = if pattern.is_some() {
-            "WHERE (a.name LIKE $2 ESCAPE '\\' OR a.client_id LIKE $2 ESCAPE '\\')"
+            // lower() on both sides: PostgreSQL's LIKE is case-sensitive, SQLite's is not.
+            "WHERE (lower(a.name) LIKE lower($2) ESCAPE '\\' OR lower(a.client_id) LIKE lower($2) ESCAPE '\\')"
         } else {
             "WHERE $2 IS NULL"
         };
         let order = match q.sort {
-            ApplicationSort::Name => "a.name COLLATE NOCASE ASC",
+            ApplicationSort::Name => "lower(a.name) ASC, a.id ASC",
             ApplicationSort::Newest => "a.id DESC",
         };
         let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM applications a {}", filter.replace("$2", "$1")))
+            on_pool!(self, |p| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM applications a {}", filter.replace("$2", "$1")))
                 .bind(&pattern)
-                .fetch_one(&self.pool)
-                .await?;
+                .fetch_one(p)
+                .await?);
         let sql =
             format!("SELECT {APPLICATION_COLUMNS} FROM applications a {filter} ORDER BY {order} LIMIT $3 OFFSET $4");
-        let items = sqlx::query_as::<_, ApplicationRow>(&sql)
+        let items = on_pool!(self, |p| sqlx::query_as::<_, ApplicationRow>(&sql)
             .bind(now)
             .bind(&pattern)
             .bind(per_page)
             .bind((page - 1).saturating_mul(per_page))
-            .fetch_all(&self.pool)
+            .fetch_all(p)
             .await?
             .into_iter()
             .map(Into::into)
-            .collect();
+            .collect());
         Ok(Page { items, total, page, per_page })
     }
 }
 
 impl Tx {
     pub async fn application(&mut self, id: ApplicationId, now: i64) -> Result<Option<ApplicationView>, CoreError> {
-        application_by_id(self.conn(), id, now).await
+        let sql = application_by_id_sql();
+        let row: Option<ApplicationRow> =
+            on_tx!(self, |c| sqlx::query_as(&sql).bind(now).bind(id.0).fetch_optional(c).await?);
+        Ok(row.map(Into::into))
     }
 
     pub async fn require_application(&mut self, id: ApplicationId, now: i64) -> Result<ApplicationView, CoreError> {
@@ -159,10 +162,10 @@ impl Tx {
         secret: &SecretDigest,
         now: i64,
     ) -> Result<ApplicationId, CoreError> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
             "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, \
              max_tokens, rate_per_second, rate_per_hour, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $10) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, $10) RETURNING id",
         )
         .bind(&s.name)
         .bind(&s.notes)
@@ -174,9 +177,9 @@ impl Tx {
         .bind(s.rate_per_second)
         .bind(s.rate_per_hour)
         .bind(now)
-        .fetch_one(self.conn())
+        .fetch_one(c)
         .await
-        .map_err(name_taken(&s.name))?;
+        .map_err(name_taken(&s.name))?);
         self.clients_changed = true;
         Ok(ApplicationId(id))
     }
@@ -189,7 +192,7 @@ impl Tx {
         enabled: bool,
         now: i64,
     ) -> Result<(), CoreError> {
-        let updated: Option<i64> = sqlx::query_scalar(
+        let updated: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
             "UPDATE applications SET name = $1, notes = $2, scopes = $3, enabled = $4, token_ttl_seconds = $5, \
              max_tokens = $6, rate_per_second = $7, rate_per_hour = $8, updated_at = $9 WHERE id = $10 RETURNING id",
         )
@@ -203,18 +206,18 @@ impl Tx {
         .bind(s.rate_per_hour)
         .bind(now)
         .bind(id.0)
-        .fetch_optional(self.conn())
+        .fetch_optional(c)
         .await
-        .map_err(name_taken(&s.name))?;
+        .map_err(name_taken(&s.name))?);
         self.clients_changed = true;
         updated.map(|_| ()).ok_or(CoreError::NotFound("application"))
     }
 
     /// Deletes an application and (by cascade) its tokens.
     pub async fn delete_application(&mut self, id: ApplicationId) -> Result<bool, CoreError> {
-        let done = sqlx::query("DELETE FROM applications WHERE id = $1").bind(id.0).execute(self.conn()).await?;
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM applications WHERE id = $1").bind(id.0).execute(c).await?.rows_affected());
         self.clients_changed = true;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Replaces the secret digest.
@@ -224,16 +227,17 @@ impl Tx {
         secret: &SecretDigest,
         now: i64,
     ) -> Result<(), CoreError> {
-        let done = sqlx::query(
+        let done = on_tx!(self, |c| sqlx::query(
             "UPDATE applications SET secret_hash = $1, secret_regenerated_at = $2, updated_at = $2 WHERE id = $3",
         )
         .bind(secret.as_bytes().to_vec())
         .bind(now)
         .bind(id.0)
-        .execute(self.conn())
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
         self.clients_changed = true;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Err(CoreError::NotFound("application"));
         }
         Ok(())
@@ -246,14 +250,14 @@ impl Tx {
         reason: &str,
         now: i64,
     ) -> Result<u64, CoreError> {
-        Ok(sqlx::query(
+        Ok(on_tx!(self, |c| sqlx::query(
             "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE application_id = $3 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(reason)
         .bind(id.0)
-        .execute(self.conn())
+        .execute(c)
         .await?
-        .rows_affected())
+        .rows_affected()))
     }
 }

@@ -1,10 +1,9 @@
 //! The audit log.
 
-use super::{Page, Store, Tx};
+use super::{on_pool, on_tx, on_writer, Db, Page, Store, Tx};
 use crate::audit_action::AuditAction;
 use crate::error::CoreError;
 use crate::model::*;
-use sqlx::Row;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
@@ -105,50 +104,61 @@ pub struct AuditQuery {
     pub per_page: i64,
 }
 
-fn audit_view(r: sqlx::sqlite::SqliteRow) -> Result<AuditEventView, sqlx::Error> {
-    let kind: String = r.try_get("actor_kind")?;
-    let name: Option<String> = r.try_get("actor_name")?;
-    let details: String = r.try_get("details")?;
-    Ok(AuditEventView {
-        id: AuditEventId(r.try_get("id")?),
-        at: r.try_get("at")?,
-        actor: name.unwrap_or(kind),
-        action: r.try_get("action")?,
-        target: r.try_get("target_name")?,
-        client_ip: r.try_get("client_ip")?,
-        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-    })
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: i64,
+    at: i64,
+    actor_kind: String,
+    actor_name: Option<String>,
+    action: String,
+    target_name: Option<String>,
+    client_ip: Option<String>,
+    details: String,
 }
 
-/// Inserts an event. Every text in it is bounded here, whoever wrote it,
-/// so no request can grow the log by more than a few KiB.
-async fn insert<'c, E: sqlx::SqliteExecutor<'c>>(e: E, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
-    let bound = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_AUDIT_TEXT_LEN));
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
-         target_name, application_id, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         RETURNING id",
-    )
-    .bind(r.at)
-    .bind(r.actor_kind.as_str())
-    .bind(r.actor_id)
-    .bind(bound(&r.actor_name))
-    .bind(r.action.as_str())
-    .bind(r.target_kind)
-    .bind(r.target_id)
-    .bind(bound(&r.target_name))
-    .bind(r.application_id.map(|a| a.0))
-    .bind(bound(&r.client_ip))
-    .bind(bounded_json(&r.details).to_string())
-    .fetch_one(e)
-    .await?;
-    Ok(AuditEventId(id))
+impl From<AuditRow> for AuditEventView {
+    fn from(r: AuditRow) -> Self {
+        AuditEventView {
+            id: AuditEventId(r.id),
+            at: r.at,
+            actor: r.actor_name.unwrap_or(r.actor_kind),
+            action: r.action,
+            target: r.target_name,
+            client_ip: r.client_ip,
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+const INSERT: &str = "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
+     target_name, application_id, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
+
+/// Binds an event to [`INSERT`]. Every text in it is bounded here, whoever
+/// wrote it, so no request can grow the log by more than a few KiB.
+macro_rules! bind_event {
+    ($query:expr, $r:expr) => {{
+        let r: &AuditRecord = $r;
+        let bound = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_AUDIT_TEXT_LEN));
+        $query
+            .bind(r.at)
+            .bind(r.actor_kind.as_str())
+            .bind(r.actor_id)
+            .bind(bound(&r.actor_name))
+            .bind(r.action.as_str())
+            .bind(r.target_kind)
+            .bind(r.target_id)
+            .bind(bound(&r.target_name))
+            .bind(r.application_id.map(|a| a.0))
+            .bind(bound(&r.client_ip))
+            .bind(bounded_json(&r.details).to_string())
+    }};
 }
 
 impl Tx {
     /// Records the audit event of the change this transaction makes.
     pub async fn record_audit(&mut self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
-        insert(self.conn(), r).await
+        let id: i64 = on_tx!(self, |c| bind_event!(sqlx::query_scalar(INSERT), r).fetch_one(c).await?);
+        Ok(AuditEventId(id))
     }
 }
 
@@ -156,7 +166,8 @@ impl Store {
     /// Records an event that goes with no change (a refusal, a sign-in
     /// failure, a folded repeat).
     pub async fn record_audit(&self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
-        insert(&self.writer, r).await
+        let id: i64 = on_writer!(self, |w| bind_event!(sqlx::query_scalar(INSERT), r).fetch_one(w).await?);
+        Ok(AuditEventId(id))
     }
 
     /// Sets the `count` of de-duplicated audit events, in one transaction.
@@ -164,27 +175,45 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
-        for (id, count) in counts {
-            sqlx::query("UPDATE audit_events SET details = json_set(details, '$.count', $1) WHERE id = $2")
-                .bind(count)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                for (id, count) in counts {
+                    sqlx::query("UPDATE audit_events SET details = json_set(details, '$.count', $1) WHERE id = $2")
+                        .bind(count)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Db::Postgres { pool } => {
+                let mut tx = pool.begin().await?;
+                for (id, count) in counts {
+                    sqlx::query(
+                        "UPDATE audit_events SET details = jsonb_set(details::jsonb, '{count}', to_jsonb($1::bigint))::text \
+                         WHERE id = $2",
+                    )
+                    .bind(count)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
 
     pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEventView>, CoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(
             "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
              FROM audit_events ORDER BY id DESC LIMIT $1",
         )
         .bind(limit.clamp(1, 500))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(audit_view).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+        .fetch_all(p)
+        .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Audit events, newest first, filtered and paged.
@@ -194,14 +223,14 @@ impl Store {
         let filter = "WHERE ($1 IS NULL OR application_id = $1) \
              AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($2) + 1) = $2 || '.') \
              AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
+        let total: i64 = on_pool!(self, |p| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
             .bind(q.application_id.map(|a| a.0))
             .bind(&q.action)
             .bind(q.since)
             .bind(q.until)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows = sqlx::query(&format!(
+            .fetch_one(p)
+            .await?);
+        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&format!(
             "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
              FROM audit_events {filter} ORDER BY id DESC LIMIT $5 OFFSET $6"
         ))
@@ -211,9 +240,9 @@ impl Store {
         .bind(q.until)
         .bind(per_page)
         .bind((page - 1).saturating_mul(per_page))
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows.into_iter().map(audit_view).collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .fetch_all(p)
+        .await?);
+        let items = rows.into_iter().map(Into::into).collect();
         Ok(Page { items, total, page, per_page })
     }
 }

@@ -1,16 +1,18 @@
 //! Client records for authentication, with a short-lived cache.
 
-use super::{scope_set, Store};
+use super::{on_pool, scope_set, Store};
 use crate::client::ClientRecord;
 use crate::error::CoreError;
 use crate::model::ApplicationId;
 use crate::secret::SecretDigest;
-use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const CLIENT_CACHE_TTL: Duration = Duration::from_secs(2);
+/// PostgreSQL channel on which a change to applications is announced, so
+/// every instance drops its cached client records at once.
+pub(super) const CHANGED_CHANNEL: &str = "keygate_clients_changed";
 const CLIENT_CACHE_MAX: usize = 50_000;
 
 /// Client records by client ID, kept briefly so client authentication
@@ -56,20 +58,33 @@ impl ClientCache {
 const CLIENT_COLUMNS: &str =
     "id, client_id, name, secret_hash, enabled, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour";
 
-fn client_record(r: sqlx::sqlite::SqliteRow) -> Result<ClientRecord, CoreError> {
-    let hash: Vec<u8> = r.try_get("secret_hash")?;
+#[derive(sqlx::FromRow)]
+struct ClientRow {
+    id: i64,
+    client_id: String,
+    name: String,
+    secret_hash: Vec<u8>,
+    enabled: bool,
+    scopes: String,
+    token_ttl_seconds: i64,
+    max_tokens: i64,
+    rate_per_second: i64,
+    rate_per_hour: i64,
+}
+
+fn client_record(r: ClientRow) -> Result<ClientRecord, CoreError> {
     Ok(ClientRecord {
-        id: ApplicationId(r.try_get("id")?),
-        client_id: r.try_get("client_id")?,
-        name: r.try_get("name")?,
-        secret_hash: SecretDigest::from_slice(&hash)
+        id: ApplicationId(r.id),
+        client_id: r.client_id,
+        name: r.name,
+        secret_hash: SecretDigest::from_slice(&r.secret_hash)
             .ok_or_else(|| CoreError::Internal("stored secret digest has the wrong length".into()))?,
-        enabled: r.try_get("enabled")?,
-        scopes: scope_set(&r.try_get::<String, _>("scopes")?),
-        token_ttl_seconds: r.try_get("token_ttl_seconds")?,
-        max_tokens: r.try_get("max_tokens")?,
-        rate_per_second: r.try_get("rate_per_second")?,
-        rate_per_hour: r.try_get("rate_per_hour")?,
+        enabled: r.enabled,
+        scopes: scope_set(&r.scopes),
+        token_ttl_seconds: r.token_ttl_seconds,
+        max_tokens: r.max_tokens,
+        rate_per_second: r.rate_per_second,
+        rate_per_hour: r.rate_per_hour,
     })
 }
 
@@ -86,11 +101,53 @@ impl Store {
 
     pub async fn client_by_client_id(&self, client_id: &str) -> Result<Option<ClientRecord>, CoreError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM applications WHERE client_id = $1");
-        sqlx::query(&sql).bind(client_id).fetch_optional(&self.pool).await?.map(client_record).transpose()
+        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).bind(client_id).fetch_optional(p).await?);
+        row.map(client_record).transpose()
     }
 
     pub async fn client_by_id(&self, id: ApplicationId) -> Result<Option<ClientRecord>, CoreError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM applications WHERE id = $1");
-        sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await?.map(client_record).transpose()
+        let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await?);
+        row.map(client_record).transpose()
     }
+}
+
+/// Listens for application changes committed by any instance (PostgreSQL)
+/// and clears this instance's client cache on each, so an old secret is
+/// refused everywhere within moments (the cache's own lifetime bounds it
+/// if the listener is down: it reconnects, clearing the cache each time).
+pub(super) fn listen_for_changes(pool: sqlx::PgPool, cache: ClientCache) {
+    tokio::spawn(async move {
+        loop {
+            if pool.is_closed() {
+                return;
+            }
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(CHANGED_CHANNEL).await {
+                        tracing::warn!(error = %e, "cannot listen for client changes; retrying");
+                    } else {
+                        cache.forget_all();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(_)) => cache.forget_all(),
+                                // The connection dropped: anything may have changed meanwhile.
+                                Ok(None) => cache.forget_all(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "client change listener failed; reconnecting");
+                                    break;
+                                }
+                            }
+                            if pool.is_closed() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect the client change listener; retrying"),
+            }
+            cache.forget_all();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }

@@ -8,8 +8,14 @@
 //! revoke all but the newest `max_tokens` valid endpoint tokens. One writer
 //! and one order mean concurrent requests never leave more than
 //! `max_tokens` valid.
+//!
+//! On PostgreSQL, where several instances issue at once, each request is
+//! one transaction that first locks its application's row (`FOR UPDATE`,
+//! which also re-checks the secret and the enabled flag), so issuers of one
+//! application take turns across instances and the cap stays exact; the
+//! statements after the lock see every token committed before it.
 
-use super::Store;
+use super::{Db, Store};
 use crate::client::ClientRecord;
 use crate::error::CoreError;
 use crate::grant;
@@ -74,9 +80,13 @@ impl Store {
         scopes: ScopeSet,
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
+        let issuer = match &self.db {
+            Db::Sqlite { issuer, .. } => issuer,
+            Db::Postgres { pool } => return issue_on_postgres(pool, client, scopes, now).await,
+        };
         let (reply, answer) = oneshot::channel();
         let job = IssueJob { client: client.clone(), scopes, now, token: AccessToken::generate(), reply };
-        self.issuer
+        issuer
             .send(job)
             .await
             .map_err(|_| IssueError::Core(CoreError::Internal("the token issuer has stopped".into())))?;
@@ -124,7 +134,7 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
              SELECT id, $1, $2, NULL, $3, 'token_endpoint', $4, $5 FROM applications \
-             WHERE id = $6 AND enabled = 1 AND secret_hash = $7 RETURNING id",
+             WHERE id = $6 AND enabled = TRUE AND secret_hash = $7 RETURNING id",
         )
         .bind(job.token.digest().as_bytes().to_vec())
         .bind(job.token.display_prefix())
@@ -154,4 +164,53 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+async fn issue_on_postgres(
+    pool: &sqlx::PgPool,
+    client: &ClientRecord,
+    scopes: ScopeSet,
+    now: i64,
+) -> Result<IssuedToken, IssueError> {
+    let token = AccessToken::generate();
+    let expires_at = grant::expiry(now, client.token_ttl_seconds);
+    let mut tx = pool.begin().await.map_err(CoreError::from)?;
+    let current: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM applications WHERE id = $1 AND enabled = TRUE AND secret_hash = $2 FOR UPDATE",
+    )
+    .bind(client.id.0)
+    .bind(client.secret_hash.as_bytes().to_vec())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(CoreError::from)?;
+    if current.is_none() {
+        return Err(IssueError::ClientChanged);
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
+         VALUES ($1, $2, $3, NULL, $4, 'token_endpoint', $5, $6) RETURNING id",
+    )
+    .bind(client.id.0)
+    .bind(token.digest().as_bytes().to_vec())
+    .bind(token.display_prefix())
+    .bind(scopes.to_string())
+    .bind(now)
+    .bind(expires_at)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(CoreError::from)?;
+    let evicted = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1, revoked_reason = 'token_cap' WHERE id IN ( \
+           SELECT id FROM tokens WHERE application_id = $2 AND source = 'token_endpoint' \
+           AND revoked_at IS NULL AND expires_at > $1 ORDER BY id DESC OFFSET $3)",
+    )
+    .bind(now)
+    .bind(client.id.0)
+    .bind(grant::tokens_kept_after_issue(client.max_tokens))
+    .execute(&mut *tx)
+    .await
+    .map_err(CoreError::from)?
+    .rows_affected();
+    tx.commit().await.map_err(CoreError::from)?;
+    Ok(IssuedToken { id: TokenId(id), token, scopes, created_at: now, expires_at, evicted })
 }

@@ -4,12 +4,20 @@
 //! read through [`Store`] and change things through one write
 //! transaction, [`Tx`], that also carries the change's audit event.
 //!
+//! Two backends behind the same interface, picked by the URL's scheme:
+//! SQLite (`sqlite:`, embedded, the default) and PostgreSQL (`postgres://`,
+//! for several instances on one database). The SQL is written once where
+//! both dialects agree (`$n` parameters, `RETURNING`, `lower()`), and the
+//! [`on_pool!`]/[`on_tx!`] macros run it on whichever driver is open, so
+//! each query is compiled and type-checked for both; the few statements
+//! where the dialects differ are written per backend side by side.
+//!
 //! SQLite durability: WAL with `synchronous = NORMAL` makes every committed
 //! transaction survive a crash of the process (SIGKILL); only a power loss
 //! can drop the last commits. Write transactions begin `IMMEDIATE`, so
 //! SQLite takes the write lock first and the busy timeout applies, rather
 //! than failing a read-then-write upgrade when another process (the CLI)
-//! writes at the same time.
+//! writes at the same time. PostgreSQL commits synchronously by default.
 
 mod admins;
 mod applications;
@@ -17,6 +25,8 @@ mod audit;
 mod clients;
 mod issuer;
 mod scopes;
+#[doc(hidden)]
+pub mod testing;
 mod tokens;
 
 pub use applications::{ApplicationQuery, ApplicationSort};
@@ -29,26 +39,113 @@ use crate::error::CoreError;
 use crate::model::*;
 use crate::scope::{ScopeName, ScopeSet};
 use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// Readers: WAL lets them run beside the writer.
-    pool: SqlitePool,
-    /// The one connection that writes. Queuing writers here (an async
-    /// wait) instead of letting several connections contend for SQLite's
-    /// write lock (a sleeping busy handler) keeps issuance fast and its
-    /// tail latency low.
-    writer: SqlitePool,
-    /// Token requests for the group-committing issuer task.
-    issuer: tokio::sync::mpsc::Sender<issuer::IssueJob>,
+    db: Db,
     clients: clients::ClientCache,
 }
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite {
+        /// Readers: WAL lets them run beside the writer.
+        pool: SqlitePool,
+        /// The one connection that writes. Queuing writers here (an async
+        /// wait) instead of letting several connections contend for
+        /// SQLite's write lock (a sleeping busy handler) keeps issuance
+        /// fast and its tail latency low.
+        writer: SqlitePool,
+        /// Token requests for the group-committing issuer task.
+        issuer: tokio::sync::mpsc::Sender<issuer::IssueJob>,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+/// Which database a store (or a URL) speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn of_url(url: &str) -> Result<Backend, CoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(CoreError::Internal(format!(
+                "unsupported database URL scheme \"{}\": use sqlite:PATH or postgres://user:password@host:port/db",
+                url.split(':').next().unwrap_or("").chars().take(20).collect::<String>()
+            )))
+        }
+    }
+}
+
+/// Runs `$body` with `$e` bound to the pool that reads, on either backend.
+macro_rules! on_pool {
+    ($store:expr, |$e:ident| $body:expr) => {
+        match &$store.db {
+            crate::store::Db::Sqlite { pool, .. } => {
+                let $e = pool;
+                $body
+            }
+            crate::store::Db::Postgres { pool } => {
+                let $e = pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Runs `$body` with `$e` bound to the pool that writes outside a
+/// transaction (SQLite's single writer), on either backend.
+macro_rules! on_writer {
+    ($store:expr, |$e:ident| $body:expr) => {
+        match &$store.db {
+            crate::store::Db::Sqlite { writer, .. } => {
+                let $e = writer;
+                $body
+            }
+            crate::store::Db::Postgres { pool } => {
+                let $e = pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_writer;
+
+/// Runs `$body` with `$c` bound to the transaction's connection.
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.inner {
+            crate::store::TxInner::Sqlite(t) => {
+                let $c: &mut sqlx::SqliteConnection = &mut *t;
+                $body
+            }
+            crate::store::TxInner::Postgres(t) => {
+                let $c: &mut sqlx::PgConnection = &mut *t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
 
 /// One page of a list.
 #[derive(Debug, Clone, Serialize)]
@@ -62,25 +159,49 @@ pub struct Page<T> {
 /// One write transaction: a change and its audit event commit together or
 /// not at all. Dropping it without [`Tx::commit`] rolls everything back.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Sqlite>,
+    inner: TxInner,
     store: Store,
     /// A change to applications: clear the client cache once committed.
     clients_changed: bool,
 }
 
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
 impl Tx {
-    pub async fn commit(self) -> Result<(), CoreError> {
-        self.inner.commit().await?;
+    pub async fn commit(mut self) -> Result<(), CoreError> {
+        if self.clients_changed {
+            // Other instances drop their cached client records when this
+            // commits (PostgreSQL delivers notifications at commit).
+            if let TxInner::Postgres(t) = &mut self.inner {
+                sqlx::query("SELECT pg_notify($1, '')").bind(clients::CHANGED_CHANNEL).execute(&mut **t).await?;
+            }
+        }
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
         if self.clients_changed {
             self.store.clients.forget_all();
         }
         Ok(())
     }
 
-    fn conn(&mut self) -> &mut sqlx::SqliteConnection {
-        &mut self.inner
+    /// Serialises transactions that take the same `key`: on PostgreSQL a
+    /// transaction-scoped advisory lock (so several instances agree); on
+    /// SQLite every write transaction is serialised already.
+    pub async fn serialize(&mut self, key: i64) -> Result<(), CoreError> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut **t).await?;
+        }
+        Ok(())
     }
 }
+
+/// Keys of [`Tx::serialize`].
+pub const LOCK_ADMINISTRATORS: i64 = 0x6b67_0001;
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
@@ -108,79 +229,85 @@ fn ensure_parent_dir(url: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// The counts of the overview, as one row.
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    apps: i64,
+    enabled_apps: i64,
+    active: i64,
+    events: i64,
+}
+
 impl Store {
-    /// Opens (creating if needed) the database at `url`.
+    /// Opens the database at `url` (`sqlite:` creates the file if needed).
     pub async fn open(url: &str) -> Result<Store, CoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(CoreError::Internal(format!(
-                "unsupported database URL (only sqlite: is supported): {}",
-                url.split(':').next().unwrap_or("")
-            )));
+        let db = match Backend::of_url(url)? {
+            Backend::Sqlite => open_sqlite(url).await?,
+            Backend::Postgres => open_postgres(url).await?,
+        };
+        let store = Store { db, clients: Default::default() };
+        if let Db::Postgres { pool } = &store.db {
+            clients::listen_for_changes(pool.clone(), store.clients.clone());
         }
-        ensure_parent_dir(url)?;
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
-        // The writer never checkpoints: copying WAL pages back (and the fsync
-        // that goes with it) would stall every queued write. A background
-        // task checkpoints passively from a reader connection instead.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
-            .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect_with(options)
-            .await?;
-        let checkpoint_pool = pool.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                if checkpoint_pool.is_closed() {
-                    break;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoint_pool).await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-            }
-        });
-        let issuer = issuer::start(writer.clone());
-        Ok(Store { pool, writer, issuer, clients: Default::default() })
+        Ok(store)
     }
 
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Applies the migrations of this backend. On PostgreSQL the migrator
+    /// holds an advisory lock, so instances starting together migrate once.
     pub async fn migrate(&self) -> Result<(), CoreError> {
-        MIGRATOR.run(&self.writer).await.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
+        let done = match &self.db {
+            Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await,
+            Db::Postgres { pool } => POSTGRES_MIGRATOR.run(pool).await,
+        };
+        done.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The SQLite reader pool, for the session store and tests.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.db {
+            Db::Sqlite { pool, .. } => Some(pool),
+            Db::Postgres { .. } => None,
+        }
     }
 
-    /// Starts a write transaction on the writer connection.
+    /// The PostgreSQL pool, for the session store and tests.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres { pool } => Some(pool),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    /// Starts a write transaction.
     pub async fn write(&self) -> Result<Tx, CoreError> {
-        let inner = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let inner = match &self.db {
+            Db::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
+        };
         Ok(Tx { inner, store: self.clone(), clients_changed: false })
     }
 
     pub async fn close(&self) {
-        // A last full checkpoint so the database file alone is current.
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.writer).await;
-        self.writer.close().await;
-        self.pool.close().await;
+        match &self.db {
+            Db::Sqlite { pool, writer, .. } => {
+                // A last full checkpoint so the database file alone is current.
+                let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(writer).await;
+                writer.close().await;
+                pool.close().await;
+            }
+            Db::Postgres { pool } => pool.close().await,
+        }
     }
 
     pub async fn healthy(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await.is_ok()
+        on_pool!(self, |p| sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)").fetch_one(p).await.is_ok())
     }
 
     /// Deletes tokens that expired (or were revoked) more than
@@ -188,36 +315,133 @@ impl Store {
     /// `audit_retention` seconds. Returns (tokens, events) deleted.
     pub async fn prune(&self, now: i64, token_retention: i64, audit_retention: i64) -> Result<(u64, u64), CoreError> {
         let cutoff = now - token_retention;
-        let tokens = sqlx::query("DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1")
+        let tokens = on_writer!(self, |w| sqlx::query("DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1")
             .bind(cutoff)
-            .execute(&self.writer)
+            .execute(w)
             .await?
-            .rows_affected();
-        let events = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .rows_affected());
+        let events = on_writer!(self, |w| sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(now - audit_retention)
-            .execute(&self.writer)
+            .execute(w)
             .await?
-            .rows_affected();
+            .rows_affected());
         Ok((tokens, events))
+    }
+
+    /// Runs `job` unless another instance on the same database is running
+    /// it right now (a session advisory lock on PostgreSQL): periodic jobs
+    /// run once per cluster, not once per instance. `Ok(None)` when skipped.
+    pub async fn exclusively<T, F>(&self, key: i64, job: F) -> Result<Option<T>, CoreError>
+    where
+        F: std::future::Future<Output = Result<T, CoreError>>,
+    {
+        let Db::Postgres { pool } = &self.db else { return job.await.map(Some) };
+        let mut conn = pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
+        if !got {
+            return Ok(None);
+        }
+        let result = job.await;
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut *conn).await?;
+        result.map(Some)
     }
 
     /// The overview's counts.
     pub async fn dashboard_stats(&self, now: i64) -> Result<DashboardStats, CoreError> {
-        let r = sqlx::query(
+        let r: StatsRow = on_pool!(self, |p| sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM applications) AS apps, \
-                    (SELECT COUNT(*) FROM applications WHERE enabled = 1) AS enabled_apps, \
+                    (SELECT COUNT(*) FROM applications WHERE enabled = TRUE) AS enabled_apps, \
                     (SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL AND expires_at > $1) AS active, \
                     (SELECT COUNT(*) FROM audit_events WHERE at > $1 - 86400) AS events",
         )
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(p)
+        .await?);
         Ok(DashboardStats {
-            applications: r.try_get("apps")?,
-            enabled_applications: r.try_get("enabled_apps")?,
-            active_tokens: r.try_get("active")?,
-            audit_events_24h: r.try_get("events")?,
+            applications: r.apps,
+            enabled_applications: r.enabled_apps,
+            active_tokens: r.active,
+            audit_events_24h: r.events,
         })
+    }
+}
+
+/// Key of the pruning job's lock (see [`Store::exclusively`]).
+pub const JOB_PRUNE: i64 = 0x6b67_1001;
+
+async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
+    ensure_parent_dir(url)?;
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-16000");
+    // The writer never checkpoints: copying WAL pages back (and the fsync
+    // that goes with it) would stall every queued write. A background
+    // task checkpoints passively from a reader connection instead.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+        .await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect_with(options)
+        .await?;
+    let checkpoint_pool = pool.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            if checkpoint_pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoint_pool).await {
+                tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+            }
+        }
+    });
+    let issuer = issuer::start(writer.clone());
+    Ok(Db::Sqlite { pool, writer, issuer })
+}
+
+/// Where a PostgreSQL URL points, for messages: never its password.
+pub fn postgres_target(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(o) => format!("{}:{}/{}", o.get_host(), o.get_port(), o.get_database().unwrap_or("")),
+        Err(_) => "an unparsable postgres:// URL".into(),
+    }
+}
+
+async fn open_postgres(url: &str) -> Result<Db, CoreError> {
+    let target = postgres_target(url);
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| CoreError::Internal("the postgres:// database URL does not parse".into()))?
+        .application_name("keygate");
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| CoreError::Internal(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e))))?;
+    Ok(Db::Postgres { pool })
+}
+
+/// Why a connection failed, in words that never repeat the URL.
+fn connect_reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Tls(_) => "TLS failed".into(),
+        sqlx::Error::PoolTimedOut => "timed out".into(),
+        other => other.to_string().chars().take(200).collect(),
     }
 }
 

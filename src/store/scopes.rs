@@ -1,66 +1,89 @@
 //! The scope catalogue.
 
-use super::{Store, Tx};
+use super::{on_pool, on_tx, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
-use sqlx::Row;
 
-fn scope_view(r: sqlx::sqlite::SqliteRow) -> Result<ScopeView, sqlx::Error> {
-    Ok(ScopeView { name: r.try_get("name")?, description: r.try_get("description")?, builtin: r.try_get("builtin")? })
+#[derive(sqlx::FromRow)]
+struct ScopeRow {
+    name: String,
+    description: String,
+    builtin: bool,
+}
+
+impl From<ScopeRow> for ScopeView {
+    fn from(r: ScopeRow) -> Self {
+        ScopeView { name: r.name, description: r.description, builtin: r.builtin }
+    }
 }
 
 impl Store {
     pub async fn list_scopes(&self) -> Result<Vec<ScopeView>, CoreError> {
-        let rows = sqlx::query("SELECT name, description, builtin FROM scopes ORDER BY builtin DESC, name")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(scope_view).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+        let rows: Vec<ScopeRow> = on_pool!(self, |p| sqlx::query_as("SELECT name, description, builtin FROM scopes ORDER BY builtin DESC, name")
+            .fetch_all(p)
+            .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }
 
 impl Tx {
     pub async fn scope(&mut self, name: &str) -> Result<Option<ScopeView>, CoreError> {
-        let row = sqlx::query("SELECT name, description, builtin FROM scopes WHERE name = $1")
+        let row: Option<ScopeRow> = on_tx!(self, |c| sqlx::query_as("SELECT name, description, builtin FROM scopes WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.conn())
-            .await?;
-        Ok(row.map(scope_view).transpose()?)
+            .fetch_optional(c)
+            .await?);
+        Ok(row.map(Into::into))
     }
 
     /// Every scope name in the catalogue.
     pub async fn scope_names(&mut self) -> Result<Vec<String>, CoreError> {
-        Ok(sqlx::query_scalar("SELECT name FROM scopes").fetch_all(self.conn()).await?)
+        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT name FROM scopes").fetch_all(c).await?))
     }
 
     pub async fn insert_scope(&mut self, name: &str, description: &str, now: i64) -> Result<(), CoreError> {
-        sqlx::query("INSERT INTO scopes (name, description, builtin, created_at) VALUES ($1, $2, 0, $3)")
+        on_tx!(self, |c| sqlx::query("INSERT INTO scopes (name, description, builtin, created_at) VALUES ($1, $2, FALSE, $3)")
             .bind(name)
             .bind(description)
             .bind(now)
-            .execute(self.conn())
+            .execute(c)
             .await
             .map_err(|e| match CoreError::from(e) {
                 CoreError::Conflict(_) => CoreError::invalid("name", format!("the scope \"{name}\" already exists")),
                 other => other,
-            })?;
+            })?
+            .rows_affected());
         Ok(())
     }
 
     pub async fn delete_scope(&mut self, name: &str) -> Result<bool, CoreError> {
         let done =
-            sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = 0").bind(name).execute(self.conn()).await?;
-        Ok(done.rows_affected() == 1)
+            on_tx!(self, |c| sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = FALSE").bind(name).execute(c).await?.rows_affected());
+        Ok(done == 1)
     }
 
     /// Names of the applications allowed `scope`.
     pub async fn applications_with_scope(&mut self, scope: &str) -> Result<Vec<String>, CoreError> {
         // Scopes are stored space-delimited; padding both sides makes the
         // match exact (no scope name contains a space).
-        Ok(sqlx::query_scalar(
-            "SELECT name FROM applications WHERE instr(' ' || scopes || ' ', ' ' || $1 || ' ') > 0 ORDER BY name",
-        )
-        .bind(scope)
-        .fetch_all(self.conn())
-        .await?)
+        Ok(match &mut self.inner {
+            super::TxInner::Sqlite(t) => {
+                sqlx::query_scalar(
+                    "SELECT name FROM applications WHERE instr(' ' || scopes || ' ', ' ' || $1 || ' ') > 0 \
+                     ORDER BY lower(name)",
+                )
+                .bind(scope)
+                .fetch_all(&mut **t)
+                .await?
+            }
+            super::TxInner::Postgres(t) => {
+                sqlx::query_scalar(
+                    "SELECT name FROM applications WHERE strpos(' ' || scopes || ' ', ' ' || $1 || ' ') > 0 \
+                     ORDER BY lower(name)",
+                )
+                .bind(scope)
+                .fetch_all(&mut **t)
+                .await?
+            }
+        })
     }
 }

@@ -79,7 +79,7 @@ impl Ops for Store {
 
 async fn fresh() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("kg.db").display());
+    let url = testing::fresh_database_url(dir.path()).await.unwrap();
     let store = Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     (store, dir)
@@ -100,7 +100,7 @@ async fn application_roundtrip_never_stores_the_secret() {
     assert!(view.client_id.starts_with("kgc_"));
     assert_eq!(view.scopes, vec!["applications:read", "tokens:read"]);
     let stored: Vec<u8> =
-        sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(store.pool()).await.unwrap();
+        on_pool!(store, |p| sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(p).await.unwrap());
     assert_eq!(stored, secret.digest().as_bytes());
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     assert!(client.authenticate(&secret).is_ok());
@@ -253,14 +253,14 @@ async fn cap_holds_under_one_hundred_concurrent_requests() {
         ok += 1;
     }
     assert_eq!(ok, 100);
-    let valid: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tokens WHERE application_id = ? AND revoked_at IS NULL AND expires_at > ?",
+    let valid: i64 = on_pool!(store, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE application_id = $1 AND revoked_at IS NULL AND expires_at > $2",
     )
     .bind(view.id.0)
     .bind(T0)
-    .fetch_one(store.pool())
+    .fetch_one(p)
     .await
-    .unwrap();
+    .unwrap());
     assert_eq!(valid, 30);
 }
 

@@ -1,14 +1,13 @@
 //! Tokens: the bearer check on the hot path, lists, named tokens,
 //! revocation and last-use batches.
 
-use super::{scope_set, split_scopes, Store, Tx};
+use super::{on_pool, on_tx, scope_set, split_scopes, Db, Store, Tx};
 use crate::error::CoreError;
 use crate::grant::{judge_token, StoredTokenState, TokenRejection};
 use crate::model::*;
 use crate::scope::ScopeSet;
 use crate::secret::{AccessToken, SecretDigest};
 use serde::Serialize;
-use sqlx::Row;
 
 /// Who a valid bearer token speaks for.
 #[derive(Debug, Clone, Serialize)]
@@ -72,9 +71,27 @@ impl From<TokenRow> for TokenView {
 const TOKEN_COLUMNS: &str = "id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
      last_used_at, last_used_ip, revoked_at, revoked_reason";
 
-async fn token_by_id<'c, E: sqlx::SqliteExecutor<'c>>(e: E, id: TokenId) -> Result<Option<TokenView>, CoreError> {
-    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
-    Ok(sqlx::query_as::<_, TokenRow>(&sql).bind(id.0).fetch_optional(e).await?.map(Into::into))
+const TOKEN_BY_ID: &str = "SELECT id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
+     last_used_at, last_used_ip, revoked_at, revoked_reason FROM tokens WHERE id = $1";
+
+/// What the bearer check reads: the token joined to its application.
+#[derive(sqlx::FromRow)]
+struct CheckRow {
+    id: i64,
+    application_id: i64,
+    token_hash: Vec<u8>,
+    name: Option<String>,
+    scopes: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+    client_id: String,
+    app_name: String,
+    enabled: bool,
+    app_scopes: String,
+    rate_per_second: i64,
+    rate_per_hour: i64,
 }
 
 impl Store {
@@ -95,67 +112,65 @@ impl Store {
             return Ok(Err(unknown));
         }
         let digest = token.digest();
-        let row = sqlx::query(
+        let row: Option<CheckRow> = on_pool!(self, |p| sqlx::query_as(
             "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
              t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
              a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes().to_vec())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await?);
         let Some(r) = row else { return Ok(Err(unknown)) };
-        let stored: Vec<u8> = r.try_get("token_hash")?;
-        if !SecretDigest::from_slice(&stored).is_some_and(|h| h.matches(&digest)) {
+        if !SecretDigest::from_slice(&r.token_hash).is_some_and(|h| h.matches(&digest)) {
             return Ok(Err(unknown));
         }
-        let token_id = TokenId(r.try_get("id")?);
-        let application_id = ApplicationId(r.try_get("application_id")?);
-        let application_name: String = r.try_get("app_name")?;
+        let token_id = TokenId(r.id);
+        let application_id = ApplicationId(r.application_id);
         let state = StoredTokenState {
-            revoked_at: r.try_get("revoked_at")?,
-            revoked_reason: r.try_get("revoked_reason")?,
-            expires_at: r.try_get("expires_at")?,
-            application_enabled: r.try_get("enabled")?,
+            revoked_at: r.revoked_at,
+            revoked_reason: r.revoked_reason,
+            expires_at: r.expires_at,
+            application_enabled: r.enabled,
         };
         if let Err(rejection) = judge_token(&state, now) {
             return Ok(Err(RejectedToken {
                 rejection,
                 token_id: Some(token_id),
                 application_id: Some(application_id),
-                application_name: Some(application_name),
+                application_name: Some(r.app_name),
             }));
         }
         Ok(Ok(TokenContext {
             token_id,
             application_id,
-            client_id: r.try_get("client_id")?,
-            application_name,
+            client_id: r.client_id,
+            application_name: r.app_name,
             // A scope the application has lost since the token was issued
             // is gone from the token too, from this request on.
-            scopes: scope_set(&r.try_get::<String, _>("scopes")?)
-                .intersection(&scope_set(&r.try_get::<String, _>("app_scopes")?)),
-            issued_at: r.try_get("created_at")?,
+            scopes: scope_set(&r.scopes).intersection(&scope_set(&r.app_scopes)),
+            issued_at: r.created_at,
             expires_at: state.expires_at,
-            token_name: r.try_get("name")?,
-            rate_per_second: r.try_get("rate_per_second")?,
-            rate_per_hour: r.try_get("rate_per_hour")?,
+            token_name: r.name,
+            rate_per_second: r.rate_per_second,
+            rate_per_hour: r.rate_per_hour,
         }))
     }
 
     pub async fn list_tokens(&self, application: ApplicationId) -> Result<Vec<TokenView>, CoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC");
-        Ok(sqlx::query_as::<_, TokenRow>(&sql)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
             .bind(application.0)
-            .fetch_all(&self.pool)
+            .fetch_all(p)
             .await?
             .into_iter()
             .map(Into::into)
-            .collect())
+            .collect()))
     }
 
     pub async fn token(&self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
-        token_by_id(&self.pool, id).await
+        let row: Option<TokenRow> = on_pool!(self, |p| sqlx::query_as(TOKEN_BY_ID).bind(id.0).fetch_optional(p).await?);
+        Ok(row.map(Into::into))
     }
 
     /// Writes a batch of last-use records in one transaction. A later use
@@ -164,26 +179,44 @@ impl Store {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
-        for (id, at, ip) in uses {
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) \
-                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)",
-            )
-            .bind(at)
-            .bind(ip)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        const SQL: &str = "UPDATE tokens SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) \
+                           WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)";
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                for (id, at, ip) in uses {
+                    sqlx::query(SQL).bind(at).bind(ip).bind(id.0).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            Db::Postgres { pool } => {
+                // One statement for the whole batch; ordered by id so two
+                // instances flushing at once lock rows in the same order.
+                let mut batch: Vec<&(TokenId, i64, Option<String>)> = uses.iter().collect();
+                batch.sort_by_key(|u| u.0);
+                let ids: Vec<i64> = batch.iter().map(|u| u.0 .0).collect();
+                let ats: Vec<i64> = batch.iter().map(|u| u.1).collect();
+                let ips: Vec<Option<String>> = batch.iter().map(|u| u.2.clone()).collect();
+                sqlx::query(
+                    "UPDATE tokens t SET last_used_at = u.at, last_used_ip = COALESCE(u.ip, t.last_used_ip) \
+                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS u(id, at, ip) \
+                     WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at <= u.at)",
+                )
+                .bind(&ids)
+                .bind(&ats)
+                .bind(&ips)
+                .execute(pool)
+                .await?;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
 }
 
 impl Tx {
     pub async fn token(&mut self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
-        token_by_id(self.conn(), id).await
+        let row: Option<TokenRow> = on_tx!(self, |c| sqlx::query_as(TOKEN_BY_ID).bind(id.0).fetch_optional(c).await?);
+        Ok(row.map(Into::into))
     }
 
     /// Inserts a named token (console or API); returns its id.
@@ -198,7 +231,7 @@ impl Tx {
         now: i64,
         expires_at: i64,
     ) -> Result<TokenId, CoreError> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
             "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -210,20 +243,21 @@ impl Tx {
         .bind(source.as_str())
         .bind(now)
         .bind(expires_at)
-        .fetch_one(self.conn())
-        .await?;
+        .fetch_one(c)
+        .await?);
         Ok(TokenId(id))
     }
 
     /// Revokes one token; `false` when it was already revoked or does not exist.
     pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
         let done =
-            sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+            on_tx!(self, |c| sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(reason)
                 .bind(id.0)
-                .execute(self.conn())
-                .await?;
-        Ok(done.rows_affected() == 1)
+                .execute(c)
+                .await?
+                .rows_affected());
+        Ok(done == 1)
     }
 }

@@ -9,7 +9,8 @@ const T0: i64 = 1_800_000_000;
 
 async fn fresh() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite:{}", dir.path().join("kg.db").display())).await.unwrap();
+    let url = crate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     (store, dir)
 }

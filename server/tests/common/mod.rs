@@ -17,18 +17,25 @@ pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub store: Store,
+    /// The same database for raw checks, on either backend (`$1` parameters).
+    pub db: sqlx::AnyPool,
+    pub url: String,
     pub _dir: tempfile::TempDir,
 }
 
+/// The real router on a fresh database: SQLite, or PostgreSQL when
+/// `KEYGATE_TEST_POSTGRES_URL` names a test server.
 pub async fn test_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("keygate.db").display());
+    let url = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
     let store = Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
     let state = AppState::new(keygate_server::serve::leptos_options(addr), store.clone(), "http://127.0.0.1:3000");
     let router = keygate_server::build_router(state.clone()).await.unwrap();
-    TestApp { router, state, store, _dir: dir }
+    sqlx::any::install_default_drivers();
+    let db = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+    TestApp { router, state, store, db, url, _dir: dir }
 }
 
 /// The use cases as the CLI calls them, under the names these tests use.
@@ -108,7 +115,11 @@ pub struct Created {
 
 impl TestApp {
     pub fn database_url(&self) -> String {
-        format!("sqlite:{}", self._dir.path().join("keygate.db").display())
+        self.url.clone()
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.store.backend() == keygate::store::Backend::Postgres
     }
 
     pub async fn create_app(&self, name: &str, scopes: &str) -> Created {
@@ -150,7 +161,7 @@ impl TestApp {
 
     pub async fn audit_actions(&self) -> Vec<(String, serde_json::Value)> {
         sqlx::query_as::<_, (String, String)>("SELECT action, details FROM audit_events ORDER BY id")
-            .fetch_all(self.store.pool())
+            .fetch_all(&self.db)
             .await
             .unwrap()
             .into_iter()
