@@ -21,6 +21,10 @@ pub enum CoreError {
     /// Too many attempts, or the server is busy: try again in `retry_after` seconds.
     #[error("{message}")]
     Throttled { message: String, retry_after: i64 },
+    /// The database cannot be reached (at start, or while serving: then
+    /// the server answers 503 and recovers by itself when it returns).
+    #[error("{0}")]
+    Unavailable(String),
     #[cfg(feature = "ssr")]
     #[error("internal storage error")]
     Storage(#[source] sqlx::Error),
@@ -41,11 +45,26 @@ impl CoreError {
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for CoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return CoreError::Conflict("that name is already taken".into());
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                CoreError::Conflict("that name is already taken".into())
             }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+                tracing::warn!(error = %e, "the database is unavailable");
+                CoreError::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            // PostgreSQL refusing connections for now: connection exceptions
+            // (08…), shutdown or start-up (57P0…), too many connections
+            // (53300), a database closed to connections (55000).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300" || c == "55000") =>
+            {
+                tracing::warn!(error = %e, "the database is unavailable");
+                CoreError::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            _ => CoreError::Storage(e),
         }
-        CoreError::Storage(e)
     }
 }

@@ -21,6 +21,9 @@ pub enum AppError {
     Throttled { message: String, retry_after: i64 },
     #[error("{0} not found")]
     NotFound(String),
+    /// The database cannot be reached for now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("something went wrong on the server; the details are in its log")]
     Internal,
     #[error("the request did not reach the server: {0}")]
@@ -62,6 +65,7 @@ impl From<keygate::CoreError> for AppError {
                 tracing::error!(error = %err, "storage error in a server function");
                 AppError::Internal
             }
+            C::Unavailable(m) => AppError::Unavailable(m),
             C::Internal(m) => {
                 #[cfg(feature = "ssr")]
                 tracing::error!(error = %m, "internal error in a server function");

@@ -30,6 +30,8 @@ pub enum HttpError {
         description: String,
     },
     Internal,
+    /// 503: the database is unavailable for now.
+    Unavailable,
 }
 
 impl HttpError {
@@ -99,6 +101,7 @@ impl From<CoreError> for HttpError {
             CoreError::Throttled { message, retry_after } => {
                 HttpError::RateLimited { retry_after, description: message }
             }
+            CoreError::Unavailable(_) => HttpError::Unavailable,
             CoreError::Storage(err) => {
                 tracing::error!(error = %err, "storage error");
                 HttpError::Internal
@@ -142,6 +145,15 @@ impl IntoResponse for HttpError {
                 )
                     .into_response();
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                r
+            }
+            HttpError::Unavailable => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "error": "temporarily_unavailable", "error_description": "the database is unavailable; try again shortly" })),
+                )
+                    .into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
                 r
             }
             HttpError::Internal => (

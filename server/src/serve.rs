@@ -67,6 +67,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     // Raises the open-file limit before anything else opens files.
     let limits = ConnectionLimits::from_env();
     store.migrate().await?;
+    store.watch_client_changes();
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));

@@ -320,8 +320,7 @@ async fn stored_text_from_unauthenticated_requests_is_bounded() {
     let (_, details) = actions.iter().find(|(a, _)| a == "admin.sign_in_failed").unwrap();
     let stored = details["username"].as_str().unwrap();
     assert!(stored.chars().count() <= keygate::MAX_AUDIT_TEXT_LEN + 1, "{} characters kept", stored.len());
-    let size: i64 =
-        sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events").fetch_one(&t.db).await.unwrap();
+    let size: i64 = sqlx::query_scalar("SELECT SUM(LENGTH(details)) FROM audit_events").fetch_one(&t.db).await.unwrap();
     assert!(size < 4096, "{size}");
 }
 
@@ -450,11 +449,14 @@ async fn one_time_secrets_are_not_cached_nor_stored_in_the_session_table() {
         .await;
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(location.starts_with("/applications/"), "{location}");
-    let sessions: Vec<Vec<u8>> =
-        sqlx::query_scalar(if t.on_postgres() { "SELECT data FROM tower_sessions.session" } else { "SELECT data FROM tower_sessions" })
-            .fetch_all(&t.db)
-            .await
-            .unwrap();
+    let sessions: Vec<Vec<u8>> = sqlx::query_scalar(if t.on_postgres() {
+        "SELECT data FROM tower_sessions.session"
+    } else {
+        "SELECT data FROM tower_sessions"
+    })
+    .fetch_all(&t.db)
+    .await
+    .unwrap();
     for data in &sessions {
         let text = String::from_utf8_lossy(data);
         assert!(!text.contains("kgs_"), "a secret sits in the session table: {text}");

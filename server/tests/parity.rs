@@ -249,8 +249,7 @@ async fn administrators_are_managed_alike_in_the_console_and_the_cli() {
     let mut seen = Vec::new();
     for entry in [Entry::Console, Entry::Cli] {
         let r = start().await;
-        let mark: i64 =
-            sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(&r.t.db).await.unwrap();
+        let mark: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit_events").fetch_one(&r.t.db).await.unwrap();
         match entry {
             Entry::Console => {
                 r.console("add_admin", "username=bob&password=another+long+password&role=viewer").await;

@@ -97,7 +97,8 @@ impl Tx {
         role: Role,
         now: i64,
     ) -> Result<AdminView, CoreError> {
-        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
             "INSERT INTO administrators (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(username)
@@ -106,7 +107,8 @@ impl Tx {
         .bind(now)
         .fetch_one(c)
         .await
-        .map_err(taken(username))?);
+        .map_err(taken(username))?
+        });
         Ok(AdminView { id: AdminId(id), username: username.to_owned(), role, created_at: now, last_sign_in_at: None })
     }
 

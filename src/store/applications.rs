@@ -96,11 +96,13 @@ impl Store {
     }
 
     pub async fn application_id_by_name(&self, name: &str) -> Result<Option<ApplicationId>, CoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, i64>("SELECT id FROM applications WHERE lower(name) = lower($1)")
-            .bind(name.trim())
-            .fetch_optional(p)
-            .await?
-            .map(ApplicationId)))
+        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM applications WHERE lower(name) = lower($1)"
+        )
+        .bind(name.trim())
+        .fetch_optional(p)
+        .await?
+        .map(ApplicationId)))
     }
 
     pub async fn list_applications(&self, q: &ApplicationQuery, now: i64) -> Result<Page<ApplicationView>, CoreError> {
@@ -121,11 +123,13 @@ impl Store {
             ApplicationSort::Name => "lower(a.name) ASC, a.id ASC",
             ApplicationSort::Newest => "a.id DESC",
         };
-        let total: i64 =
-            on_pool!(self, |p| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM applications a {}", filter.replace("$2", "$1")))
-                .bind(&pattern)
-                .fetch_one(p)
-                .await?);
+        let total: i64 = on_pool!(self, |p| sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM applications a {}",
+            filter.replace("$2", "$1")
+        ))
+        .bind(&pattern)
+        .fetch_one(p)
+        .await?);
         let sql =
             format!("SELECT {APPLICATION_COLUMNS} FROM applications a {filter} ORDER BY {order} LIMIT $3 OFFSET $4");
         let items = on_pool!(self, |p| sqlx::query_as::<_, ApplicationRow>(&sql)
@@ -215,7 +219,11 @@ impl Tx {
 
     /// Deletes an application and (by cascade) its tokens.
     pub async fn delete_application(&mut self, id: ApplicationId) -> Result<bool, CoreError> {
-        let done = on_tx!(self, |c| sqlx::query("DELETE FROM applications WHERE id = $1").bind(id.0).execute(c).await?.rows_affected());
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM applications WHERE id = $1")
+            .bind(id.0)
+            .execute(c)
+            .await?
+            .rows_affected());
         self.clients_changed = true;
         Ok(done == 1)
     }

@@ -133,6 +133,7 @@ pub(super) fn listen_for_changes(pool: sqlx::PgPool, cache: ClientCache) {
                                 Ok(Some(_)) => cache.forget_all(),
                                 // The connection dropped: anything may have changed meanwhile.
                                 Ok(None) => cache.forget_all(),
+                                Err(_) if pool.is_closed() => return,
                                 Err(e) => {
                                     tracing::warn!(error = %e, "client change listener failed; reconnecting");
                                     break;
@@ -144,6 +145,7 @@ pub(super) fn listen_for_changes(pool: sqlx::PgPool, cache: ClientCache) {
                         }
                     }
                 }
+                Err(_) if pool.is_closed() => return,
                 Err(e) => tracing::warn!(error = %e, "cannot connect the client change listener; retrying"),
             }
             cache.forget_all();

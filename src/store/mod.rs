@@ -87,7 +87,7 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
         } else {
-            Err(CoreError::Internal(format!(
+            Err(CoreError::Unavailable(format!(
                 "unsupported database URL scheme \"{}\": use sqlite:PATH or postgres://user:password@host:port/db",
                 url.split(':').next().unwrap_or("").chars().take(20).collect::<String>()
             )))
@@ -245,11 +245,15 @@ impl Store {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => open_postgres(url).await?,
         };
-        let store = Store { db, clients: Default::default() };
-        if let Db::Postgres { pool } = &store.db {
-            clients::listen_for_changes(pool.clone(), store.clients.clone());
+        Ok(Store { db, clients: Default::default() })
+    }
+
+    /// For a server sharing its database with others (PostgreSQL): drops
+    /// cached client records whenever any instance changes an application.
+    pub fn watch_client_changes(&self) {
+        if let Db::Postgres { pool } = &self.db {
+            clients::listen_for_changes(pool.clone(), self.clients.clone());
         }
-        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -424,13 +428,23 @@ async fn open_postgres(url: &str) -> Result<Db, CoreError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| CoreError::Internal("the postgres:// database URL does not parse".into()))?
         .application_name("keygate");
+    // One connection first: its error says why (refused, no such role or
+    // database) where the pool would only report a timeout.
+    let probe =
+        tokio::time::timeout(Duration::from_secs(10), <sqlx::PgConnection as sqlx::Connection>::connect_with(&options))
+            .await
+            .map_err(|_| CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: timed out")))?
+            .map_err(|e| {
+                CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e)))
+            })?;
+    let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
-        .map_err(|e| CoreError::Internal(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e))))?;
+        .map_err(|e| CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e))))?;
     Ok(Db::Postgres { pool })
 }
 
@@ -441,6 +455,7 @@ fn connect_reason(e: &sqlx::Error) -> String {
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::Tls(_) => "TLS failed".into(),
         sqlx::Error::PoolTimedOut => "timed out".into(),
+        sqlx::Error::Configuration(_) => "the URL's options are not valid".into(),
         other => other.to_string().chars().take(200).collect(),
     }
 }

@@ -19,19 +19,22 @@ impl From<ScopeRow> for ScopeView {
 
 impl Store {
     pub async fn list_scopes(&self) -> Result<Vec<ScopeView>, CoreError> {
-        let rows: Vec<ScopeRow> = on_pool!(self, |p| sqlx::query_as("SELECT name, description, builtin FROM scopes ORDER BY builtin DESC, name")
-            .fetch_all(p)
-            .await?);
+        let rows: Vec<ScopeRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT name, description, builtin FROM scopes ORDER BY builtin DESC, name"
+        )
+        .fetch_all(p)
+        .await?);
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
 
 impl Tx {
     pub async fn scope(&mut self, name: &str) -> Result<Option<ScopeView>, CoreError> {
-        let row: Option<ScopeRow> = on_tx!(self, |c| sqlx::query_as("SELECT name, description, builtin FROM scopes WHERE name = $1")
-            .bind(name)
-            .fetch_optional(c)
-            .await?);
+        let row: Option<ScopeRow> =
+            on_tx!(self, |c| sqlx::query_as("SELECT name, description, builtin FROM scopes WHERE name = $1")
+                .bind(name)
+                .fetch_optional(c)
+                .await?);
         Ok(row.map(Into::into))
     }
 
@@ -41,23 +44,28 @@ impl Tx {
     }
 
     pub async fn insert_scope(&mut self, name: &str, description: &str, now: i64) -> Result<(), CoreError> {
-        on_tx!(self, |c| sqlx::query("INSERT INTO scopes (name, description, builtin, created_at) VALUES ($1, $2, FALSE, $3)")
-            .bind(name)
-            .bind(description)
-            .bind(now)
-            .execute(c)
-            .await
-            .map_err(|e| match CoreError::from(e) {
-                CoreError::Conflict(_) => CoreError::invalid("name", format!("the scope \"{name}\" already exists")),
-                other => other,
-            })?
-            .rows_affected());
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO scopes (name, description, builtin, created_at) VALUES ($1, $2, FALSE, $3)"
+        )
+        .bind(name)
+        .bind(description)
+        .bind(now)
+        .execute(c)
+        .await
+        .map_err(|e| match CoreError::from(e) {
+            CoreError::Conflict(_) => CoreError::invalid("name", format!("the scope \"{name}\" already exists")),
+            other => other,
+        })?
+        .rows_affected());
         Ok(())
     }
 
     pub async fn delete_scope(&mut self, name: &str) -> Result<bool, CoreError> {
-        let done =
-            on_tx!(self, |c| sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = FALSE").bind(name).execute(c).await?.rows_affected());
+        let done = on_tx!(self, |c| sqlx::query("DELETE FROM scopes WHERE name = $1 AND builtin = FALSE")
+            .bind(name)
+            .execute(c)
+            .await?
+            .rows_affected());
         Ok(done == 1)
     }
 

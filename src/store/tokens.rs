@@ -112,7 +112,9 @@ impl Store {
             return Ok(Err(unknown));
         }
         let digest = token.digest();
-        let row: Option<CheckRow> = on_pool!(self, |p| sqlx::query_as(
+        let row: Option<CheckRow> =
+            on_pool!(self, |p| {
+                sqlx::query_as(
             "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
              t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
              a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
@@ -120,7 +122,8 @@ impl Store {
         )
         .bind(digest.as_bytes().to_vec())
         .fetch_optional(p)
-        .await?);
+        .await?
+            });
         let Some(r) = row else { return Ok(Err(unknown)) };
         if !SecretDigest::from_slice(&r.token_hash).is_some_and(|h| h.matches(&digest)) {
             return Ok(Err(unknown));
@@ -169,7 +172,8 @@ impl Store {
     }
 
     pub async fn token(&self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
-        let row: Option<TokenRow> = on_pool!(self, |p| sqlx::query_as(TOKEN_BY_ID).bind(id.0).fetch_optional(p).await?);
+        let row: Option<TokenRow> =
+            on_pool!(self, |p| sqlx::query_as(TOKEN_BY_ID).bind(id.0).fetch_optional(p).await?);
         Ok(row.map(Into::into))
     }
 
@@ -231,7 +235,8 @@ impl Tx {
         now: i64,
         expires_at: i64,
     ) -> Result<TokenId, CoreError> {
-        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
             "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -244,20 +249,22 @@ impl Tx {
         .bind(now)
         .bind(expires_at)
         .fetch_one(c)
-        .await?);
+        .await?
+        });
         Ok(TokenId(id))
     }
 
     /// Revokes one token; `false` when it was already revoked or does not exist.
     pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
-        let done =
-            on_tx!(self, |c| sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(reason)
-                .bind(id.0)
-                .execute(c)
-                .await?
-                .rows_affected());
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL"
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id.0)
+        .execute(c)
+        .await?
+        .rows_affected());
         Ok(done == 1)
     }
 }

@@ -1,0 +1,262 @@
+//! Two real `keygate serve` processes on one PostgreSQL database behave as
+//! one server: they start together and migrate once, a token from one
+//! works on the other, revocations and new secrets reach both, the token
+//! cap holds across them, a console session works on both, events written
+//! by one are seen through the other, and killing one under load loses
+//! nothing it acknowledged. Runs when `KEYGATE_TEST_POSTGRES_URL` names a
+//! test server (`scripts/test.sh` starts one).
+
+mod process;
+
+use process::{signal, Server, BIN};
+use serde_json::Value;
+use std::process::Command;
+
+fn start(db: &str, dir: &std::path::Path, name: &str) -> Server {
+    process::start(
+        db,
+        &[("KEYGATE_LOG", "warn"), ("KEYGATE_USAGE_FLUSH_SECONDS", "1")],
+        dir.join(format!("{name}.log")),
+    )
+}
+
+fn cli(db: &str, args: &[&str]) -> Value {
+    let out = Command::new(BIN).args(args).args(["--database-url", db]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn token_response(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> reqwest::Response {
+    http.post(format!("{base}/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let res = token_response(http, base, id, secret).await;
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn me_status(http: &reqwest::Client, base: &str, token: &str) -> u16 {
+    http.get(format!("{base}/api/v1/me")).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+async fn introspect_status(http: &reqwest::Client, base: &str, id: &str, secret: &str, token: &str) -> u16 {
+    http.post(format!("{base}/oauth2/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_database_act_as_one() {
+    if keygate::store::testing::postgres_base_url().is_none() {
+        eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+
+    // Both start at once on the empty database; the migrations run once.
+    let (d1, d2, p1, p2) = (db.clone(), db.clone(), dir.path().to_owned(), dir.path().to_owned());
+    let a = std::thread::spawn(move || start(&d1, &p1, "a"));
+    let b = std::thread::spawn(move || start(&d2, &p2, "b"));
+    let (mut a, b) = (a.join().unwrap(), b.join().unwrap());
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let migrations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert_eq!(migrations, keygate::store::POSTGRES_MIGRATOR.iter().count() as i64);
+
+    let created = cli(
+        &db,
+        &["app", "create", "--name", "shared", "--scope", "applications:read", "--rate-per-second", "100000", "--json"],
+    );
+    let (id, secret) =
+        (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // A token issued by one instance works on the other.
+    let t1 = token(&http, &a.base, &id, &secret).await;
+    assert_eq!(me_status(&http, &b.base, &t1).await, 200);
+
+    // Revoked on one, refused by the other on the next request.
+    let res = http
+        .post(format!("{}/oauth2/revoke", a.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", t1.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(me_status(&http, &b.base, &t1).await, 401);
+
+    // The cap holds across instances: 100 requests at once, split over both.
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (http, base, id, secret) =
+            (http.clone(), if i % 2 == 0 { a.base.clone() } else { b.base.clone() }, id.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move { token_response(&http, &base, &id, &secret).await.status().as_u16() }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let now = keygate_server::now();
+    let valid: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL AND expires_at > $1 AND source = 'token_endpoint'",
+    )
+    .bind(now)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(valid, 30);
+
+    // A new secret (from a third process, the CLI) reaches both instances'
+    // cached client records: both refuse the old secret within a second.
+    let t2 = token(&http, &b.base, &id, &secret).await;
+    assert_eq!(introspect_status(&http, &a.base, &id, &secret, &t2).await, 200);
+    assert_eq!(introspect_status(&http, &b.base, &id, &secret, &t2).await, 200);
+    let app_id = created["id"].to_string();
+    let regenerated = cli(&db, &["app", "regenerate-secret", &app_id, "--json"]);
+    let new_secret = regenerated["client_secret"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    for base in [&a.base, &b.base] {
+        assert_eq!(introspect_status(&http, base, &id, &secret, &t2).await, 401, "old secret on {base}");
+        assert_eq!(me_status(&http, base, &t2).await, 401, "tokens of the old secret on {base}");
+    }
+
+    // A console session made on one instance works on the other.
+    let setup = a.setup.clone().expect("a setup link on the fresh database");
+    let code = setup.split("code=").nth(1).unwrap().to_owned();
+    let res = http
+        .post(format!("{}/console/fn/create_owner", a.base))
+        .form(&[
+            ("code", code.as_str()),
+            ("username", "alice"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection() || res.status().is_success(), "{}", res.status());
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("keygate_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("a session cookie");
+    let dashboard = |base: &str, cookie: Option<&str>| {
+        let mut r = http.post(format!("{base}/console/fn/dashboard")).form(&[("x", "")]);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    assert_eq!(dashboard(&b.base, None).await.unwrap().status(), 401);
+    let res = dashboard(&b.base, Some(&cookie)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("alice"));
+
+    // Killing one instance under load loses nothing it acknowledged; the
+    // other keeps serving every token the first one issued.
+    let load = {
+        let (http, base, id, secret) = (http.clone(), a.base.clone(), id.clone(), new_secret.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for _ in 0..2000 {
+                match http
+                    .post(format!("{base}/oauth2/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await
+                {
+                    Ok(res) if res.status() == 200 => match res.json::<Value>().await {
+                        Ok(v) => acknowledged.push(v["access_token"].as_str().unwrap().to_owned()),
+                        Err(_) => break,
+                    },
+                    _ => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    signal(&mut a, "-KILL");
+    let acknowledged = load.await.unwrap();
+    assert!(!acknowledged.is_empty(), "some tokens were issued before the kill");
+    // Every acknowledged token is on record. The cap keeps the newest 30
+    // valid; the load is sequential, so at most one token was committed
+    // and never acknowledged after the last one: the newest 29
+    // acknowledged ones all work on the surviving instance.
+    let digests: Vec<Vec<u8>> =
+        acknowledged.iter().map(|t| keygate::secret::SecretDigest::of(t).as_bytes().to_vec()).collect();
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE token_hash = ANY($1)")
+        .bind(&digests)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, acknowledged.len() as i64);
+    for t in acknowledged.iter().rev().take(29) {
+        assert_eq!(me_status(&http, &b.base, t).await, 200);
+    }
+
+    // Events written by the killed instance are seen through the other.
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events ORDER BY id").fetch_all(&pool).await.unwrap();
+    for expected in ["application.created", "token.revoked", "application.secret_regenerated", "admin.owner_created"] {
+        assert!(events.iter().any(|e| e == expected), "{expected} in {events:?}");
+    }
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_database_answers_503_and_the_server_recovers_by_itself() {
+    let Some(base) = keygate::store::testing::postgres_base_url() else {
+        eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let name = db.rsplit('/').next().unwrap().to_owned();
+    let server = start(&db, dir.path(), "outage");
+    let created = cli(&db, &["app", "create", "--name", "o", "--json"]);
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    let http = reqwest::Client::new();
+    let live = token(&http, &server.base, id, secret).await;
+
+    // The database goes away: no new connections, every open one cut.
+    let admin = sqlx::PgPool::connect(&format!("{base}/postgres")).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let res = token_response(&http, &server.base, id, secret).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+    let res = http.get(format!("{}/api/v1/me", server.base)).bearer_auth(&live).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+
+    // It comes back; so does the server, without a restart.
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
+    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(me_status(&http, &server.base, &live).await, 200);
+    token(&http, &server.base, id, secret).await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(secret) && !log.contains(&live), "no secret in the log");
+}
