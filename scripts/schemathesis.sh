@@ -26,7 +26,7 @@ trap cleanup EXIT
 for n in 1 2 3; do
   "$BIN" app create --name "decoy-$n" --scope applications:read --database-url "$DB" --json >/dev/null
 done
-ALL="--scope applications:read --scope applications:write --scope tokens:read --scope tokens:write --scope audit:read"
+ALL="--scope applications:read --scope applications:write --scope tokens:read --scope tokens:write --scope audit:read --scope scopes:read --scope scopes:write"
 # shellcheck disable=SC2086
 CREDS=$("$BIN" app create --name schemathesis $ALL --rate-per-second 100000 --rate-per-hour 100000000 \
   --database-url "$DB" --json)
