@@ -114,7 +114,7 @@ pub async fn require_bearer(State(state): State<AppState>, mut req: Request, nex
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
-    let quota = match count_request(&state, ctx.application_id, ctx.rate_per_second, ctx.rate_per_hour) {
+    let quota = match count_request(&state, ctx.application_id, ctx.rate_per_second, ctx.rate_per_hour).await {
         Ok(q) => q,
         Err(r) => return r,
     };

@@ -55,13 +55,19 @@ pub fn rate_headers(response: &mut Response, d: &RateDecision) {
 }
 
 /// Counts one request of an identified application; 429 past its limits.
-pub fn count_request(
+/// On PostgreSQL the counters live in the database, so the limits hold
+/// across every instance; on SQLite (one process) they live in memory.
+pub async fn count_request(
     state: &AppState,
     app: keygate::ApplicationId,
     per_second: i64,
     per_hour: i64,
 ) -> Result<RateDecision, Response> {
-    let d = state.rate.check(&app, per_second, per_hour, now_ms());
+    let d = match state.store.count_shared_request(app, per_second, per_hour).await {
+        Ok(Some(d)) => d,
+        Ok(None) => state.rate.check(&app, per_second, per_hour, now_ms()),
+        Err(e) => return Err(HttpError::from(e).into_response()),
+    };
     if d.allowed {
         return Ok(d);
     }
@@ -177,7 +183,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         }
     }
     let client = authenticate_client(state, &parts.headers, &mut form, ip, now).await?;
-    let quota = count_request(state, client.id, client.rate_per_second, client.rate_per_hour)?;
+    let quota = count_request(state, client.id, client.rate_per_second, client.rate_per_hour).await?;
     let with_quota = |e: HttpError| {
         let mut r = e.into_response();
         rate_headers(&mut r, &quota);
@@ -216,7 +222,7 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
         let client = authenticate_client(&state, &parts.headers, &mut form, ip, now).await?;
-        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour)?;
+        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();
             rate_headers(&mut r, &quota);
@@ -259,7 +265,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
         let client = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
-        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour)?;
+        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();
             rate_headers(&mut r, &quota);

@@ -166,6 +166,31 @@ async fn two_instances_on_one_postgres_database_act_as_one() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("alice"));
 
+    // An hourly quota of 25 grants at most 25, however the requests are
+    // spread over the instances.
+    let quota = cli(
+        &db,
+        &["app", "create", "--name", "quota", "--rate-per-second", "100000", "--rate-per-hour", "25", "--json"],
+    );
+    let (qid, qsecret) =
+        (quota["client_id"].as_str().unwrap().to_owned(), quota["client_secret"].as_str().unwrap().to_owned());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (http, base, id, secret) =
+            (http.clone(), if i % 2 == 0 { a.base.clone() } else { b.base.clone() }, qid.clone(), qsecret.clone());
+        tasks.push(tokio::spawn(async move { token_response(&http, &base, &id, &secret).await.status().as_u16() }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 25, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    let res = token_response(&http, &b.base, &qid, &qsecret).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    assert!(res.headers().contains_key("retry-after"));
+
     // Killing one instance under load loses nothing it acknowledged; the
     // other keeps serving every token the first one issued.
     let load = {

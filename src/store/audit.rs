@@ -187,7 +187,7 @@ impl Store {
                 }
                 tx.commit().await?;
             }
-            Db::Postgres { pool } => {
+            Db::Postgres { pool, .. } => {
                 let mut tx = pool.begin().await?;
                 for (id, count) in counts {
                     sqlx::query(

@@ -82,7 +82,7 @@ impl Store {
     ) -> Result<IssuedToken, IssueError> {
         let issuer = match &self.db {
             Db::Sqlite { issuer, .. } => issuer,
-            Db::Postgres { pool } => return issue_on_postgres(pool, client, scopes, now).await,
+            Db::Postgres { pool, .. } => return issue_on_postgres(pool, client, scopes, now).await,
         };
         let (reply, answer) = oneshot::channel();
         let job = IssueJob { client: client.clone(), scopes, now, token: AccessToken::generate(), reply };

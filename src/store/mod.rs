@@ -24,6 +24,7 @@ mod applications;
 mod audit;
 mod clients;
 mod issuer;
+mod rates;
 mod scopes;
 #[doc(hidden)]
 pub mod testing;
@@ -69,6 +70,10 @@ enum Db {
     },
     Postgres {
         pool: PgPool,
+        /// Rate counters: commits that need no flush to disk
+        /// (`synchronous_commit = off`), so counting costs no fsync; a
+        /// crash may forget the current window's counts, nothing else.
+        counters: PgPool,
     },
 }
 
@@ -103,7 +108,7 @@ macro_rules! on_pool {
                 let $e = pool;
                 $body
             }
-            crate::store::Db::Postgres { pool } => {
+            crate::store::Db::Postgres { pool, .. } => {
                 let $e = pool;
                 $body
             }
@@ -121,7 +126,7 @@ macro_rules! on_writer {
                 let $e = writer;
                 $body
             }
-            crate::store::Db::Postgres { pool } => {
+            crate::store::Db::Postgres { pool, .. } => {
                 let $e = pool;
                 $body
             }
@@ -251,7 +256,7 @@ impl Store {
     /// For a server sharing its database with others (PostgreSQL): drops
     /// cached client records whenever any instance changes an application.
     pub fn watch_client_changes(&self) {
-        if let Db::Postgres { pool } = &self.db {
+        if let Db::Postgres { pool, .. } = &self.db {
             clients::listen_for_changes(pool.clone(), self.clients.clone());
         }
     }
@@ -268,7 +273,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), CoreError> {
         let done = match &self.db {
             Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await,
-            Db::Postgres { pool } => POSTGRES_MIGRATOR.run(pool).await,
+            Db::Postgres { pool, .. } => POSTGRES_MIGRATOR.run(pool).await,
         };
         done.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
     }
@@ -284,7 +289,7 @@ impl Store {
     /// The PostgreSQL pool, for the session store and tests.
     pub fn postgres_pool(&self) -> Option<&PgPool> {
         match &self.db {
-            Db::Postgres { pool } => Some(pool),
+            Db::Postgres { pool, .. } => Some(pool),
             Db::Sqlite { .. } => None,
         }
     }
@@ -293,7 +298,7 @@ impl Store {
     pub async fn write(&self) -> Result<Tx, CoreError> {
         let inner = match &self.db {
             Db::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres { pool } => TxInner::Postgres(pool.begin().await?),
+            Db::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
         };
         Ok(Tx { inner, store: self.clone(), clients_changed: false })
     }
@@ -306,7 +311,10 @@ impl Store {
                 writer.close().await;
                 pool.close().await;
             }
-            Db::Postgres { pool } => pool.close().await,
+            Db::Postgres { pool, counters } => {
+                counters.close().await;
+                pool.close().await;
+            }
         }
     }
 
@@ -339,7 +347,7 @@ impl Store {
     where
         F: std::future::Future<Output = Result<T, CoreError>>,
     {
-        let Db::Postgres { pool } = &self.db else { return job.await.map(Some) };
+        let Db::Postgres { pool, .. } = &self.db else { return job.await.map(Some) };
         let mut conn = pool.acquire().await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut *conn).await?;
         if !got {
@@ -438,14 +446,23 @@ async fn open_postgres(url: &str) -> Result<Db, CoreError> {
                 CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e)))
             })?;
     let _ = sqlx::Connection::close(probe).await;
+    let unreachable =
+        |e: sqlx::Error| CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e)));
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
-        .map_err(|e| CoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {}", connect_reason(&e))))?;
-    Ok(Db::Postgres { pool })
+        .map_err(unreachable)?;
+    let counters = PgPoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.options([("synchronous_commit", "off")]))
+        .await
+        .map_err(unreachable)?;
+    Ok(Db::Postgres { pool, counters })
 }
 
 /// Why a connection failed, in words that never repeat the URL.

@@ -112,9 +112,8 @@ impl Store {
             return Ok(Err(unknown));
         }
         let digest = token.digest();
-        let row: Option<CheckRow> =
-            on_pool!(self, |p| {
-                sqlx::query_as(
+        let row: Option<CheckRow> = on_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
              t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
              a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
@@ -123,7 +122,7 @@ impl Store {
         .bind(digest.as_bytes().to_vec())
         .fetch_optional(p)
         .await?
-            });
+        });
         let Some(r) = row else { return Ok(Err(unknown)) };
         if !SecretDigest::from_slice(&r.token_hash).is_some_and(|h| h.matches(&digest)) {
             return Ok(Err(unknown));
@@ -193,7 +192,7 @@ impl Store {
                 }
                 tx.commit().await?;
             }
-            Db::Postgres { pool } => {
+            Db::Postgres { pool, .. } => {
                 // One statement for the whole batch; ordered by id so two
                 // instances flushing at once lock rows in the same order.
                 let mut batch: Vec<&(TokenId, i64, Option<String>)> = uses.iter().collect();
