@@ -34,15 +34,16 @@ def rss_kb(pid, field):
 
 
 class Server:
-    def __init__(self, db):
+    def __init__(self, db, port=PORT):
         self.db = db
+        self.base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, KEYGATE_LOG="warn")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([BIN, "serve", "--addr", f"127.0.0.1:{PORT}", "--database-url", db],
+        self.proc = subprocess.Popen([BIN, "serve", "--addr", f"127.0.0.1:{port}", "--database-url", db],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         while True:
             try:
-                with urllib.request.urlopen(f"{BASE}/healthz", timeout=1) as r:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as r:
                     if r.status == 200:
                         break
             except Exception:
@@ -56,8 +57,8 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def token(client_id, secret):
-    req = urllib.request.Request(f"{BASE}/oauth2/token", data=b"grant_type=client_credentials", method="POST")
+def token(client_id, secret, base=BASE):
+    req = urllib.request.Request(f"{base}/oauth2/token", data=b"grant_type=client_credentials", method="POST")
     req.add_header("Authorization", "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode())
     req.add_header("Content-Type", "application/x-www-form-urlencoded")
     with urllib.request.urlopen(req) as r:
@@ -65,12 +66,29 @@ def token(client_id, secret):
 
 
 def wrk(name, path, script, server):
+    return wrk_many(name, path, script, [server])
+
+
+def wrk_many(name, path, script, servers):
+    """One wrk per server, all at once; figures summed (latencies of the first)."""
     lua = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     lua.write(script)
     lua.close()
-    out = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", DURATION, "--latency", "-s", lua.name,
-                          BASE + path], check=True, capture_output=True, text=True).stdout
+    threads = max(1, THREADS // len(servers))
+    conns = max(threads, CONNECTIONS // len(servers))
+    procs = [subprocess.Popen(["wrk", "-t", str(threads), "-c", str(conns), "-d", DURATION, "--latency", "-s", lua.name,
+                               s.base + path], stdout=subprocess.PIPE, text=True) for s in servers]
+    outs = [p.communicate()[0] for p in procs]
     os.unlink(lua.name)
+    parsed = [parse_wrk(name, out, s) for out, s in zip(outs, servers)]
+    total = dict(parsed[0])
+    for key in ("rps", "errors", "requests"):
+        total[key] = sum(r[key] for r in parsed)
+    total["peak_rss_mb"] = max(r["peak_rss_mb"] for r in parsed)
+    return total
+
+
+def parse_wrk(name, out, server):
     def lat(label):
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         v, unit = float(m.group(1)), m.group(2)
@@ -130,16 +148,38 @@ def seed(db, apps=10_000, tokens=1_000_000):
     con.close()
 
 
-def run_suite(db, creds, introspector, server, only=None, caller=None):
+def run_suite(db, creds, introspector, server, only=None, caller=None, servers=None):
     # The bearer comes from another application: the issuance run evicts
     # all but the newest 30 tokens of its own application.
-    bearer = token(*caller)
+    servers = servers or [server]
+    bearer = token(*caller, base=servers[0].base)
     results = {}
     for name, (path, script) in scripts(*creds, bearer, introspector).items():
         if only and name not in only:
             continue
-        results[name] = wrk(name, path, script, server)
+        results[name] = wrk_many(name, path, script, servers)
     return results
+
+
+def postgres_runs(base_url):
+    """One instance, then two on the same database (each driven by its own
+    wrk, figures summed), on a fresh PostgreSQL database."""
+    name = "kg_bench_" + secrets.token_hex(4)
+    subprocess.run(["psql", f"{base_url}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    db = f"{base_url}/{name}"
+    app = cli(db, "app", "create", "--name", "bench-client", "--scope", "applications:read", *HIGH, "--json")
+    rs = cli(db, "app", "create", "--name", "bench-resource-server", "--scope", "introspect", *HIGH, "--json")
+    caller_app = cli(db, "app", "create", "--name", "bench-caller", "--scope", "applications:read", *HIGH, "--json")
+    creds, introspector = (app["client_id"], app["client_secret"]), (rs["client_id"], rs["client_secret"])
+    caller = (caller_app["client_id"], caller_app["client_secret"])
+    one = Server(db)
+    single = run_suite(db, creds, introspector, one, caller=caller)
+    one.stop()
+    a, b = Server(db), Server(db, port=PORT + 1)
+    double = run_suite(db, creds, introspector, a, caller=caller, servers=[a, b])
+    a.stop()
+    b.stop()
+    return single, double
 
 
 def show(title, results, ceiling):
@@ -203,6 +243,13 @@ def main():
             print(f"Wasm bundle: {raw / 1024:.0f} KB raw, {br / 1024:.0f} KB brotli")
         except FileNotFoundError:
             print(f"Wasm bundle: {raw / 1024:.0f} KB raw (install brotli for the compressed size)")
+    pg_url = os.environ.get("BENCH_POSTGRES_URL")
+    pg = None
+    if pg_url:
+        print("PostgreSQL runs …", flush=True)
+        pg = postgres_runs(pg_url)
+        show("PostgreSQL, one instance", pg[0], pg[0]["ceiling"]["rps"])
+        show("PostgreSQL, two instances on one database (summed)", pg[1], pg[1]["ceiling"]["rps"])
     errors = sum(r["errors"] for r in list(small.values()) + list(big.values()))
     print(f"Errors over all runs: {errors}")
     targets = [
@@ -216,6 +263,12 @@ def main():
         ("issuance with 1M tokens >= 90% of fresh", big["issuance"]["rps"] >= 0.9 * small["issuance"]["rps"]),
         ("validation with 1M tokens >= 90% of fresh", big["validation"]["rps"] >= 0.9 * small["validation"]["rps"]),
     ]
+    if pg:
+        for label, runs in (("one instance", pg[0]), ("two instances", pg[1])):
+            c = runs["ceiling"]["rps"]
+            targets.append((f"PostgreSQL {label}: validation >= 40% of its ceiling", runs["validation"]["rps"] / c >= 0.40))
+            targets.append((f"PostgreSQL {label}: issuance >= 10% of its ceiling", runs["issuance"]["rps"] / c >= 0.10))
+            targets.append((f"PostgreSQL {label}: no errors", sum(r["errors"] for r in runs.values()) == 0))
     print("\nTargets")
     for label, ok in targets:
         print(f"  [{'met' if ok else 'MISSED'}] {label}")
