@@ -194,6 +194,17 @@ impl Tx {
         Ok(())
     }
 
+    /// Locks an application's row until this transaction ends (PostgreSQL),
+    /// so a rule checked on it holds for the change: a disable, a new
+    /// secret or a settings change of the same application waits. On
+    /// SQLite every write transaction is serialised already.
+    pub async fn lock_application(&mut self, id: crate::model::ApplicationId) -> Result<(), CoreError> {
+        if let TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT id FROM applications WHERE id = $1 FOR UPDATE").bind(id.0).execute(&mut **t).await?;
+        }
+        Ok(())
+    }
+
     /// Serialises transactions that take the same `key`: on PostgreSQL a
     /// transaction-scoped advisory lock (so several instances agree); on
     /// SQLite every write transaction is serialised already.
@@ -207,6 +218,7 @@ impl Tx {
 
 /// Keys of [`Tx::serialize`].
 pub const LOCK_ADMINISTRATORS: i64 = 0x6b67_0001;
+pub const LOCK_SCOPES: i64 = 0x6b67_0002;
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()

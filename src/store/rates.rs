@@ -27,18 +27,21 @@ impl Store {
     ) -> Result<Option<RateDecision>, CoreError> {
         let Db::Postgres { counters, .. } = &self.db else { return Ok(None) };
         // Check and count in one statement: the row lock makes concurrent
-        // requests of one application take turns, across instances.
+        // requests of one application take turns, across instances. A
+        // statement whose clock reading is older than the row's window
+        // (it waited for the lock) counts in the row's window, never
+        // resets it.
         let allowed: Option<Counted> = sqlx::query_as(
             "WITH now AS (SELECT floor(extract(epoch FROM clock_timestamp()))::bigint AS s) \
              INSERT INTO rate_counters AS r (application_id, second, in_second, hour, in_hour) \
              SELECT $1, now.s, 1, now.s / 3600, 1 FROM now \
              ON CONFLICT (application_id) DO UPDATE SET \
-               in_second = CASE WHEN r.second = EXCLUDED.second THEN r.in_second + 1 ELSE 1 END, \
+               in_second = CASE WHEN EXCLUDED.second <= r.second THEN r.in_second + 1 ELSE 1 END, \
                second = GREATEST(r.second, EXCLUDED.second), \
-               in_hour = CASE WHEN r.hour = EXCLUDED.hour THEN r.in_hour + 1 ELSE 1 END, \
+               in_hour = CASE WHEN EXCLUDED.hour <= r.hour THEN r.in_hour + 1 ELSE 1 END, \
                hour = GREATEST(r.hour, EXCLUDED.hour) \
-             WHERE (r.second <> EXCLUDED.second OR r.in_second < $2) \
-               AND (r.hour <> EXCLUDED.hour OR r.in_hour < $3) \
+             WHERE (EXCLUDED.second > r.second OR r.in_second < $2) \
+               AND (EXCLUDED.hour > r.hour OR r.in_hour < $3) \
              RETURNING r.second AS now_s, r.hour, r.in_hour",
         )
         .bind(application.0)

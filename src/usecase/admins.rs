@@ -7,7 +7,7 @@ use crate::audit_action::AuditAction;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::password_work::{PasswordBusy, PasswordWork, BUSY_RETRY_AFTER_SECONDS};
-use crate::store::{ActorKind, AuditRecord, Store};
+use crate::store::{ActorKind, AuditRecord, Store, LOCK_ADMINISTRATORS};
 use serde_json::json;
 
 fn busy(_: PasswordBusy) -> CoreError {
@@ -47,6 +47,8 @@ pub async fn add_admin(
 pub async fn set_admin_role(store: &Store, caller: &Caller, id: AdminId, role: Role) -> Result<AdminView, CoreError> {
     caller.require(Permission::Owner)?;
     let mut tx = store.write().await?;
+    // Two owners demoting each other at once must not both succeed.
+    tx.serialize(LOCK_ADMINISTRATORS).await?;
     let before = tx.admin(id).await?.ok_or(CoreError::NotFound("administrator"))?;
     if !tx.set_admin_role(id, role).await? {
         return Err(CoreError::Refused("the last owner cannot be demoted; make someone else owner first".into()));
@@ -65,6 +67,7 @@ pub async fn set_admin_role(store: &Store, caller: &Caller, id: AdminId, role: R
 pub async fn remove_admin(store: &Store, caller: &Caller, id: AdminId) -> Result<AdminView, CoreError> {
     caller.require(Permission::Owner)?;
     let mut tx = store.write().await?;
+    tx.serialize(LOCK_ADMINISTRATORS).await?;
     let target = tx.admin(id).await?.ok_or(CoreError::NotFound("administrator"))?;
     if !tx.delete_admin(id).await? {
         return Err(CoreError::Refused("the last owner cannot be removed".into()));
@@ -104,6 +107,8 @@ pub async fn create_first_owner(
     let username = validate_username(username)?;
     let hash = hash(work, password).await?;
     let mut tx = store.write().await?;
+    // Two setup links used at once (each instance has its own) make one owner.
+    tx.serialize(LOCK_ADMINISTRATORS).await?;
     let Some(owner) = tx.insert_first_owner(&username, &hash, now).await? else {
         return Err(CoreError::Refused("an administrator already exists; sign in instead".into()));
     };

@@ -126,12 +126,15 @@ pub async fn update_application(
     if let Some(scopes) = &change.scopes {
         caller.check_grantable(scopes)?;
     }
+    let mut tx = store.write().await?;
+    // Read again under the row lock: the change applies to what is stored
+    // now, so a concurrent change is neither undone nor misreported.
+    tx.lock_application(id).await?;
+    let current = tx.require_application(id, caller.now).await?;
+    caller.recheck_ceiling(&current)?;
     let before = ApplicationSettings::of(&current);
     let after = change.apply(&current).validated()?;
     let enabled = change.enabled.unwrap_or(current.enabled);
-    let mut tx = store.write().await?;
-    // Re-read inside the transaction: the change applies to what is stored now.
-    let current = tx.require_application(id, caller.now).await?;
     if after.scopes != before.scopes {
         check_known_scopes(&mut tx, &after.scopes).await?;
     }
@@ -171,8 +174,12 @@ pub async fn delete_application(
     let current = store.require_application(id, caller.now).await?;
     caller.check_ceiling(store, &current, "delete").await?;
     let mut tx = store.write().await?;
+    tx.lock_application(id).await?;
     let current = tx.require_application(id, caller.now).await?;
-    tx.delete_application(id).await?;
+    caller.recheck_ceiling(&current)?;
+    if !tx.delete_application(id).await? {
+        return Err(CoreError::NotFound("application"));
+    }
     tx.record_audit(
         &caller
             .record(AuditAction::ApplicationDeleted)
@@ -207,6 +214,8 @@ pub async fn regenerate_secret(
     caller.check_ceiling(store, &current, "regenerate_secret").await?;
     let secret = ClientSecret::generate();
     let mut tx = store.write().await?;
+    tx.lock_application(id).await?;
+    caller.recheck_ceiling(&tx.require_application(id, caller.now).await?)?;
     tx.replace_secret(id, &secret.digest(), caller.now).await?;
     let revoked = tx.revoke_application_tokens(id, "secret_regenerated", caller.now).await?;
     let application = tx.require_application(id, caller.now).await?;

@@ -162,14 +162,40 @@ impl Caller {
         if let Err(e) = store.record_audit(&record).await {
             tracing::error!(error = %e, "could not audit a refused operation");
         }
-        Err(CoreError::Forbidden {
-            message: format!(
-                "the application holds scopes the calling token does not ({}); a token may act only on \
-                 applications whose scopes it holds itself",
-                beyond.join(", ")
-            ),
-            missing_scopes: beyond,
-        })
+        Err(ceiling_refusal(beyond))
+    }
+
+    /// The ceiling again, on the application as the change's transaction
+    /// read it (an administrator may have widened its scopes meanwhile).
+    /// Not audited: the transaction holds the writer.
+    pub fn recheck_ceiling(&self, target: &ApplicationView) -> Result<(), CoreError> {
+        let beyond = self.beyond_ceiling(target)?;
+        if beyond.is_empty() {
+            Ok(())
+        } else {
+            Err(ceiling_refusal(beyond))
+        }
+    }
+
+    /// The target application's scopes this caller's token lacks.
+    fn beyond_ceiling(&self, target: &ApplicationView) -> Result<Vec<String>, CoreError> {
+        let Actor::Application { scopes: held, .. } = &self.actor else { return Ok(Vec::new()) };
+        // A stored scope list that does not parse is refused, never read as empty.
+        let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
+            CoreError::Internal(format!("stored scopes of application {} do not parse: {e}", target.id))
+        })?;
+        Ok(target_scopes.not_in(held).iter().map(|s| s.to_string()).collect())
+    }
+}
+
+fn ceiling_refusal(beyond: Vec<String>) -> CoreError {
+    CoreError::Forbidden {
+        message: format!(
+            "the application holds scopes the calling token does not ({}); a token may act only on \
+             applications whose scopes it holds itself",
+            beyond.join(", ")
+        ),
+        missing_scopes: beyond,
     }
 }
 
@@ -178,6 +204,8 @@ async fn check_known_scopes(tx: &mut crate::store::Tx, scopes: &ScopeSet) -> Res
     if scopes.is_empty() {
         return Ok(());
     }
+    // A scope deleted meanwhile must not end up allowed (see `delete_scope`).
+    tx.serialize(crate::store::LOCK_SCOPES).await?;
     let known = tx.scope_names().await?;
     let unknown: Vec<&str> = scopes.iter().map(|s| s.as_str()).filter(|s| !known.iter().any(|k| k == s)).collect();
     if unknown.is_empty() {

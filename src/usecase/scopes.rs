@@ -40,6 +40,8 @@ pub async fn add_scope(store: &Store, caller: &Caller, name: &str, description: 
 pub async fn delete_scope(store: &Store, caller: &Caller, name: &str) -> Result<ScopeView, CoreError> {
     caller.require(WRITE)?;
     let mut tx = store.write().await?;
+    // No application may be given the scope while it is being deleted.
+    tx.serialize(crate::store::LOCK_SCOPES).await?;
     let scope = tx.scope(name.trim()).await?.ok_or(CoreError::NotFound("scope"))?;
     if scope.builtin {
         return Err(CoreError::Refused(format!("{} is one of Keygate's own scopes and cannot be deleted", scope.name)));

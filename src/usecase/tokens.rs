@@ -50,7 +50,11 @@ pub async fn mint_token(
     };
     let token = AccessToken::generate();
     let mut tx = store.write().await?;
+    // Under the row lock, a disable or a new secret of this application
+    // waits for this token and then revokes it too, never misses it.
+    tx.lock_application(application).await?;
     let app = tx.require_application(application, caller.now).await?;
+    caller.recheck_ceiling(&app)?;
     if !app.enabled {
         return Err(CoreError::Refused("the application is disabled; enable it before creating tokens for it".into()));
     }
@@ -87,6 +91,8 @@ pub async fn revoke_token(store: &Store, caller: &Caller, id: TokenId) -> Result
         super::Actor::Cli => "revoked_via_cli",
     };
     let mut tx = store.write().await?;
+    tx.lock_application(app.id).await?;
+    caller.recheck_ceiling(&tx.require_application(app.id, caller.now).await?)?;
     if !tx.revoke_token(id, reason, caller.now).await? {
         return Ok(false);
     }
