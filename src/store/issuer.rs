@@ -9,11 +9,13 @@
 //! and one order mean concurrent requests never leave more than
 //! `max_tokens` valid.
 //!
-//! On PostgreSQL, where several instances issue at once, each request is
-//! one transaction that first locks its application's row (`FOR UPDATE`,
-//! which also re-checks the secret and the enabled flag), so issuers of one
-//! application take turns across instances and the cap stays exact; the
-//! statements after the lock see every token committed before it.
+//! On PostgreSQL, where several instances issue at once, each instance
+//! group-commits too: one transaction per batch first locks the rows of
+//! the batch's applications (`FOR UPDATE`, in id order), re-checks each
+//! request's secret and the enabled flag against them, inserts the tokens
+//! and revokes each application's excess once. Issuers of one application
+//! take turns across instances, so the cap stays exact; the statements
+//! after the lock see every token committed before it.
 
 use super::{Db, Store};
 use crate::client::ClientRecord;
@@ -81,8 +83,7 @@ impl Store {
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
         let issuer = match &self.db {
-            Db::Sqlite { issuer, .. } => issuer,
-            Db::Postgres { pool, .. } => return issue_on_postgres(pool, client, scopes, now).await,
+            Db::Sqlite { issuer, .. } | Db::Postgres { issuer, .. } => issuer,
         };
         let (reply, answer) = oneshot::channel();
         let job = IssueJob { client: client.clone(), scopes, now, token: AccessToken::generate(), reply };
@@ -166,51 +167,130 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
     Ok(outcomes)
 }
 
-async fn issue_on_postgres(
-    pool: &sqlx::PgPool,
-    client: &ClientRecord,
-    scopes: ScopeSet,
-    now: i64,
-) -> Result<IssuedToken, IssueError> {
-    let token = AccessToken::generate();
-    let expires_at = grant::expiry(now, client.token_ttl_seconds);
-    let mut tx = pool.begin().await.map_err(CoreError::from)?;
-    let current: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM applications WHERE id = $1 AND enabled = TRUE AND secret_hash = $2 FOR UPDATE",
-    )
-    .bind(client.id.0)
-    .bind(client.secret_hash.as_bytes().to_vec())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(CoreError::from)?;
-    if current.is_none() {
-        return Err(IssueError::ClientChanged);
+pub(super) fn start_postgres(pool: sqlx::PgPool) -> mpsc::Sender<IssueJob> {
+    let (issuer, jobs) = mpsc::channel(4096);
+    tokio::spawn(run_postgres_issuer(pool, jobs));
+    issuer
+}
+
+async fn run_postgres_issuer(pool: sqlx::PgPool, mut jobs: mpsc::Receiver<IssueJob>) {
+    let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
+    while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
+        match issue_batch_on_postgres(&pool, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
+                        id,
+                        token: job.token,
+                        scopes: job.scopes,
+                        created_at: job.now,
+                        expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
+                        evicted,
+                    }));
+                }
+            }
+            Err(e) => {
+                let e = CoreError::from(e);
+                tracing::error!(error = %e, requests = batch.len(), "token issuance batch failed");
+                for job in batch.drain(..) {
+                    let refusal = match &e {
+                        CoreError::Unavailable(m) => CoreError::Unavailable(m.clone()),
+                        _ => CoreError::Internal("token issuance failed; see the server log".into()),
+                    };
+                    let _ = job.reply.send(Err(IssueError::Core(refusal)));
+                }
+            }
+        }
     }
-    let id: i64 = sqlx::query_scalar(
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedApplication {
+    id: i64,
+    enabled: bool,
+    secret_hash: Vec<u8>,
+    max_tokens: i64,
+}
+
+async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Lock every application of the batch, in id order (no deadlock
+    // between instances), and read what each request must still match.
+    let mut ids: Vec<i64> = batch.iter().map(|j| j.client.id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let locked: Vec<LockedApplication> = sqlx::query_as(
+        "SELECT id, enabled, secret_hash, max_tokens FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut outcomes: Vec<Option<IssueOutcome>> = Vec::with_capacity(batch.len());
+    let (mut apps, mut hashes, mut prefixes, mut scopes, mut created, mut expires) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for job in batch {
+        let c = &job.client;
+        let current = locked.iter().find(|a| a.id == c.id.0);
+        if !current.is_some_and(|a| a.enabled && a.secret_hash == c.secret_hash.as_bytes()) {
+            outcomes.push(Some(Err(IssueError::ClientChanged)));
+            continue;
+        }
+        outcomes.push(None);
+        apps.push(c.id.0);
+        hashes.push(job.token.digest().as_bytes().to_vec());
+        prefixes.push(job.token.display_prefix());
+        scopes.push(job.scopes.to_string());
+        created.push(job.now);
+        expires.push(grant::expiry(job.now, c.token_ttl_seconds));
+    }
+    // One statement for the batch; each id is matched back by its digest.
+    let inserted: Vec<(i64, Vec<u8>)> = sqlx::query_as(
         "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
-         VALUES ($1, $2, $3, NULL, $4, 'token_endpoint', $5, $6) RETURNING id",
+         SELECT a, h, p, NULL, s, 'token_endpoint', c, e \
+         FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+           WITH ORDINALITY AS t(a, h, p, s, c, e, n) ORDER BY n RETURNING id, token_hash",
     )
-    .bind(client.id.0)
-    .bind(token.digest().as_bytes().to_vec())
-    .bind(token.display_prefix())
-    .bind(scopes.to_string())
-    .bind(now)
-    .bind(expires_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(CoreError::from)?;
-    let evicted = sqlx::query(
-        "UPDATE tokens SET revoked_at = $1, revoked_reason = 'token_cap' WHERE id IN ( \
-           SELECT id FROM tokens WHERE application_id = $2 AND source = 'token_endpoint' \
-           AND revoked_at IS NULL AND expires_at > $1 ORDER BY id DESC OFFSET $3)",
-    )
-    .bind(now)
-    .bind(client.id.0)
-    .bind(grant::tokens_kept_after_issue(client.max_tokens))
-    .execute(&mut *tx)
-    .await
-    .map_err(CoreError::from)?
-    .rows_affected();
-    tx.commit().await.map_err(CoreError::from)?;
-    Ok(IssuedToken { id: TokenId(id), token, scopes, created_at: now, expires_at, evicted })
+    .bind(&apps)
+    .bind(&hashes)
+    .bind(&prefixes)
+    .bind(&scopes)
+    .bind(&created)
+    .bind(&expires)
+    .fetch_all(&mut *tx)
+    .await?;
+    // The excess of each application, once per batch.
+    let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+    let mut evicted_by_app = std::collections::HashMap::new();
+    for app in locked.iter().filter(|a| apps.contains(&a.id)) {
+        let evicted = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = 'token_cap' WHERE id IN ( \
+               SELECT id FROM tokens WHERE application_id = $2 AND source = 'token_endpoint' \
+               AND revoked_at IS NULL AND expires_at > $1 ORDER BY id DESC OFFSET $3)",
+        )
+        .bind(now)
+        .bind(app.id)
+        .bind(grant::tokens_kept_after_issue(app.max_tokens))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        evicted_by_app.insert(app.id, evicted);
+    }
+    tx.commit().await?;
+    let ids_by_digest: std::collections::HashMap<Vec<u8>, i64> =
+        inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
+    Ok(batch
+        .iter()
+        .zip(outcomes)
+        .map(|(job, outcome)| match outcome {
+            Some(refused) => refused,
+            None => {
+                let Some(id) = ids_by_digest.get(job.token.digest().as_bytes()).copied() else {
+                    return Err(IssueError::Core(CoreError::Internal("an issued token was not recorded".into())));
+                };
+                // The application's evictions are reported once, with its first token.
+                let evicted = evicted_by_app.remove(&job.client.id.0).unwrap_or(0);
+                Ok((TokenId(id), evicted))
+            }
+        })
+        .collect())
 }

@@ -70,6 +70,8 @@ enum Db {
     },
     Postgres {
         pool: PgPool,
+        /// Token requests for this instance's group-committing issuer.
+        issuer: tokio::sync::mpsc::Sender<issuer::IssueJob>,
         /// Rate counters: commits that need no flush to disk
         /// (`synchronous_commit = off`), so counting costs no fsync; a
         /// crash may forget the current window's counts, nothing else.
@@ -323,7 +325,7 @@ impl Store {
                 writer.close().await;
                 pool.close().await;
             }
-            Db::Postgres { pool, counters } => {
+            Db::Postgres { pool, counters, .. } => {
                 counters.close().await;
                 pool.close().await;
             }
@@ -474,7 +476,8 @@ async fn open_postgres(url: &str) -> Result<Db, CoreError> {
         .connect_with(options.options([("synchronous_commit", "off")]))
         .await
         .map_err(unreachable)?;
-    Ok(Db::Postgres { pool, counters })
+    let issuer = issuer::start_postgres(pool.clone());
+    Ok(Db::Postgres { pool, issuer, counters })
 }
 
 /// Why a connection failed, in words that never repeat the URL.
