@@ -100,26 +100,36 @@ impl Store {
 async fn run_issuer(writer: SqlitePool, mut jobs: mpsc::Receiver<IssueJob>) {
     let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
     while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
-        match issue_batch(&writer, &batch).await {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
-                        id,
-                        token: job.token,
-                        scopes: job.scopes,
-                        created_at: job.now,
-                        expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
-                        evicted,
-                    }));
-                }
+        let result = issue_batch(&writer, &batch).await;
+        answer(&mut batch, result);
+    }
+}
+
+/// Answers every request of a batch with its outcome, or all of them with
+/// the batch's failure (503 while the database is away, else an opaque 500).
+fn answer(batch: &mut Vec<IssueJob>, result: Result<Vec<IssueOutcome>, sqlx::Error>) {
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in batch.drain(..).zip(outcomes) {
+                let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
+                    id,
+                    token: job.token,
+                    scopes: job.scopes,
+                    created_at: job.now,
+                    expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
+                    evicted,
+                }));
             }
-            Err(e) => {
-                tracing::error!(error = %e, requests = batch.len(), "token issuance batch failed");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(IssueError::Core(CoreError::Internal(
-                        "token issuance failed; see the server log".into(),
-                    ))));
-                }
+        }
+        Err(e) => {
+            let e = CoreError::from(e);
+            tracing::error!(error = %e, requests = batch.len(), "token issuance batch failed");
+            for job in batch.drain(..) {
+                let refusal = match &e {
+                    CoreError::Unavailable(m) => CoreError::Unavailable(m.clone()),
+                    _ => CoreError::Internal("token issuance failed; see the server log".into()),
+                };
+                let _ = job.reply.send(Err(IssueError::Core(refusal)));
             }
         }
     }
@@ -176,31 +186,8 @@ pub(super) fn start_postgres(pool: sqlx::PgPool) -> mpsc::Sender<IssueJob> {
 async fn run_postgres_issuer(pool: sqlx::PgPool, mut jobs: mpsc::Receiver<IssueJob>) {
     let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
     while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
-        match issue_batch_on_postgres(&pool, &batch).await {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
-                        id,
-                        token: job.token,
-                        scopes: job.scopes,
-                        created_at: job.now,
-                        expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
-                        evicted,
-                    }));
-                }
-            }
-            Err(e) => {
-                let e = CoreError::from(e);
-                tracing::error!(error = %e, requests = batch.len(), "token issuance batch failed");
-                for job in batch.drain(..) {
-                    let refusal = match &e {
-                        CoreError::Unavailable(m) => CoreError::Unavailable(m.clone()),
-                        _ => CoreError::Internal("token issuance failed; see the server log".into()),
-                    };
-                    let _ = job.reply.send(Err(IssueError::Core(refusal)));
-                }
-            }
-        }
+        let result = issue_batch_on_postgres(&pool, &batch).await;
+        answer(&mut batch, result);
     }
 }
 
