@@ -128,7 +128,7 @@ mod tests {
                 Err(PasswordBusy) => busy += 1,
             }
         }
-        assert!(done >= 1 && done <= 3 + 1, "at most one running and two queued at a time: {done}");
+        assert!((1..=3 + 1).contains(&done), "at most one running and two queued at a time: {done}");
         assert!(busy >= 16, "{busy}");
         assert_eq!(work.verify("correct horse battery".into(), Some(hash)).await, Ok(true));
     }

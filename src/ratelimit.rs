@@ -1,7 +1,9 @@
 //! Per-application rate limits (a per-second and an hourly quota, fixed
 //! windows as BeyondTrust reports them), and a limiter for failed client
-//! authentication keyed by client ID and by source address. In memory, no
-//! database write per request; `now_ms` is passed in.
+//! authentication keyed by client ID and by source address. The
+//! per-application limits count in memory on SQLite (one server process)
+//! and in the database on PostgreSQL (`store::rates`); failed
+//! authentications are counted in the database on both. `now_ms` is passed in.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -117,62 +119,23 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
 pub const FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE: i64 = 10;
 pub const FAILED_AUTH_PER_ADDRESS_PER_MINUTE: i64 = 30;
 
-#[derive(Debug, Default)]
-pub struct FailedAuthLimiter {
-    failures: Mutex<HashMap<String, (i64, i64)>>,
+/// The keys a failed client authentication counts against, with their
+/// limits. The client ID is cut to the longest one Keygate makes room for,
+/// for the check and the count alike.
+pub fn failed_auth_keys(client_id: &str, ip: Option<&str>) -> [(String, i64); 2] {
+    let ip = ip.unwrap_or("-");
+    let client: String = client_id.chars().take(64).collect();
+    [
+        (format!("ca:{client}|{ip}"), FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE),
+        (format!("a:{ip}"), FAILED_AUTH_PER_ADDRESS_PER_MINUTE),
+    ]
 }
 
-impl FailedAuthLimiter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn count(map: &HashMap<String, (i64, i64)>, key: &str, minute: i64) -> i64 {
-        map.get(key).filter(|(m, _)| *m == minute).map(|(_, n)| *n).unwrap_or(0)
-    }
-
-    fn keys(client_id: &str, ip: Option<&str>) -> Vec<(String, i64)> {
-        let ip = ip.unwrap_or("-");
-        let client: String = client_id.chars().take(64).collect();
-        vec![
-            (format!("ca:{client}|{ip}"), FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE),
-            (format!("a:{ip}"), FAILED_AUTH_PER_ADDRESS_PER_MINUTE),
-        ]
-    }
-
-    /// `Err(retry_after_seconds)` when this client ID from this address, or
-    /// this address, has failed too often in the current minute.
-    pub fn check(&self, client_id: &str, ip: Option<&str>, now_ms: i64) -> Result<(), i64> {
-        let sec = now_ms.div_euclid(1000);
-        let minute = sec.div_euclid(60);
-        let retry = (minute + 1) * 60 - sec;
-        let map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if Self::keys(client_id, ip).iter().any(|(k, limit)| Self::count(&map, k, minute) >= *limit) {
-            return Err(retry);
-        }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, client_id: &str, ip: Option<&str>, now_ms: i64) {
-        let minute = now_ms.div_euclid(1000).div_euclid(60);
-        let mut map = match self.failures.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        if map.len() > 100_000 {
-            map.retain(|_, (m, _)| *m == minute);
-        }
-        for (k, _) in Self::keys(client_id, ip) {
-            let e = map.entry(k).or_insert((minute, 0));
-            if e.0 != minute {
-                *e = (minute, 0);
-            }
-            e.1 += 1;
-        }
-    }
+/// The minute window `now_ms` falls in, and the seconds until it ends.
+pub fn failed_auth_window(now_ms: i64) -> (i64, i64) {
+    let sec = now_ms.div_euclid(1000);
+    let minute = sec.div_euclid(60);
+    (minute, (minute + 1) * 60 - sec)
 }
 
 #[cfg(test)]
@@ -213,21 +176,12 @@ mod tests {
     }
 
     #[test]
-    fn failed_auth_limits_per_client_and_address() {
-        let f = FailedAuthLimiter::new();
+    fn failed_auth_keys_are_bounded_and_windows_end_on_the_minute() {
+        let long = "x".repeat(10_000);
+        let [(k, _), (a, _)] = failed_auth_keys(&long, Some("10.0.0.1"));
+        assert!(k.len() < 100);
+        assert_eq!(a, "a:10.0.0.1");
         let t = 1_800_000_000_000 / 60_000 * 60_000;
-        for _ in 0..FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE {
-            assert!(f.check("kgc_x", Some("10.0.0.1"), t).is_ok());
-            f.record_failure("kgc_x", Some("10.0.0.1"), t);
-        }
-        assert_eq!(f.check("kgc_x", Some("10.0.0.1"), t + 1000), Err(59));
-        // Someone else's failures never limit the client from another address.
-        assert!(f.check("kgc_x", Some("10.0.0.9"), t + 1000).is_ok());
-        assert!(f.check("kgc_y", Some("10.0.0.9"), t).is_ok());
-        for i in 0..FAILED_AUTH_PER_ADDRESS_PER_MINUTE {
-            f.record_failure(&format!("kgc_{i}"), Some("10.0.0.2"), t);
-        }
-        assert!(f.check("kgc_new", Some("10.0.0.2"), t).is_err());
-        assert!(f.check("kgc_x", Some("10.0.0.1"), t + 60_000).is_ok());
+        assert_eq!(failed_auth_window(t + 1000), (t / 60_000, 59));
     }
 }

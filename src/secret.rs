@@ -121,9 +121,42 @@ impl AccessToken {
     }
 }
 
-/// Compares two strings in constant time (for codes typed by people).
-pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+/// A key for [`seal`], derived from a secret the database never holds
+/// (a session ID) and what the sealed value is for, so one secret yields
+/// unrelated keys for unrelated purposes.
+pub fn derive_key(secret: &str, purpose: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in ["keygate-sealing-key-v1", purpose, secret] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// Encrypts and authenticates `plain` under `key` (XChaCha20-Poly1305, a
+/// random 24-byte nonce in front), for values that must wait in the
+/// database without being readable there.
+pub fn seal(key: &[u8; 32], plain: &[u8]) -> Result<Vec<u8>, crate::CoreError> {
+    use chacha20poly1305::aead::{Aead, AeadCore, KeyInit};
+    use chacha20poly1305::XChaCha20Poly1305;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let sealed = cipher.encrypt(&nonce, plain).map_err(|_| crate::CoreError::Internal("sealing failed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens what [`seal`] made under the same key; `None` for any other key
+/// or a changed byte.
+pub fn open_sealed(key: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    if sealed.len() < 24 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(24);
+    XChaCha20Poly1305::new(key.into()).decrypt(XNonce::from_slice(nonce), body).ok()
 }
 
 /// A one-time setup code for creating the first owner.
@@ -162,6 +195,21 @@ pub fn dummy_password_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_values_open_only_under_their_key() {
+        let key = derive_key("session-id", "flash");
+        let sealed = seal(&key, b"kgs_secret").unwrap();
+        assert!(!sealed.windows(10).any(|w| w == b"kgs_secret"), "no clear text in the sealed bytes");
+        assert_eq!(open_sealed(&key, &sealed).as_deref(), Some(&b"kgs_secret"[..]));
+        assert_eq!(open_sealed(&derive_key("other-session", "flash"), &sealed), None);
+        assert_eq!(open_sealed(&derive_key("session-id", "other purpose"), &sealed), None);
+        let mut changed = sealed.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert_eq!(open_sealed(&key, &changed), None);
+        assert_eq!(open_sealed(&key, &sealed[..10]), None);
+    }
 
     #[test]
     fn secrets_have_prefixes_entropy_and_charset() {

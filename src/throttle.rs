@@ -1,20 +1,20 @@
 //! Slows down repeated failed sign-ins, per username-and-address and per
 //! address. After a few failures for one key each further attempt must wait,
-//! doubling up to a ceiling. Pure logic with `now` passed in; the server
-//! holds it behind a lock.
+//! doubling up to a ceiling. Pure rules with `now` passed in; the counts
+//! live in the database (`sign_in_failures`), so every instance on one
+//! database throttles together, and the sign-in use case applies these
+//! rules in one serialised transaction.
 //!
-//! An attempt is *reserved* before its password is checked and counts as a
-//! failure while it is in flight, so parallel attempts cannot all slip past
-//! the check before the first failure is recorded: reserving and checking
-//! are one step under one lock. A success releases the reservation and
-//! clears the username key; a failure turns it into a recorded failure.
-
-use std::collections::HashMap;
+//! An attempt is *admitted* before its password is checked and counts as a
+//! failure from that moment, so parallel attempts cannot all slip past the
+//! check before the first failure is recorded, and an attempt whose request
+//! went away (or whose server died) mid-check stays a failure. A success
+//! takes the count back and clears the username key.
 
 /// How many failures a kind of key gets for free, then how the wait grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    pub free_failures: u32,
+    pub free_failures: i64,
     pub base_delay_seconds: i64,
     pub max_delay_seconds: i64,
 }
@@ -28,118 +28,118 @@ pub const PER_ADDRESS: ThrottlePolicy =
     ThrottlePolicy { free_failures: 10, base_delay_seconds: 2, max_delay_seconds: 300 };
 
 /// Failures older than this are forgotten.
-const WINDOW_SECONDS: i64 = 3600;
-const MAX_KEYS: usize = 100_000;
+pub const WINDOW_SECONDS: i64 = 3600;
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    /// Attempts reserved and not yet finished; they count as failures.
-    in_flight: u32,
-    last_at: i64,
+/// What is kept per key: failures (admitted attempts included) and the
+/// time of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInFailures {
+    pub failures: i64,
+    pub last_at: i64,
 }
 
-/// How a reserved attempt ended.
+/// How an admitted attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
     Succeeded,
     Failed,
-    /// The password was never checked (the server was busy, or the
-    /// request went away): the reservation is simply released.
+    /// The password was never checked (the server was busy): the attempt
+    /// is taken back.
     NotChecked,
 }
 
-#[derive(Debug, Default)]
-pub struct SignInThrottle {
-    failures: HashMap<String, Failures>,
+/// Which of an attempt's keys: the account (username and address) or the
+/// address alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Account,
+    Address,
 }
 
 /// The keys a sign-in attempt is throttled by.
-pub fn sign_in_keys(username: &str, ip: Option<&str>) -> [(String, ThrottlePolicy); 2] {
+pub fn sign_in_keys(username: &str, ip: Option<&str>) -> [(String, ThrottlePolicy, KeyKind); 2] {
     let ip = ip.unwrap_or("-");
-    // The username is cut so an attacker cannot grow the map's keys.
+    // The username is cut so an attacker cannot grow the keys.
     let user: String = username.trim().to_lowercase().chars().take(64).collect();
-    [(format!("u:{user}|{ip}"), PER_ACCOUNT), (format!("a:{ip}"), PER_ADDRESS)]
+    [(format!("u:{user}|{ip}"), PER_ACCOUNT, KeyKind::Account), (format!("a:{ip}"), PER_ADDRESS, KeyKind::Address)]
 }
 
-impl SignInThrottle {
-    pub fn new() -> Self {
-        Self::default()
+fn recent(f: &SignInFailures, now: i64) -> i64 {
+    if now - f.last_at < WINDOW_SECONDS {
+        f.failures
+    } else {
+        0
     }
+}
 
-    fn wait_for(&self, key: &str, policy: ThrottlePolicy, now: i64) -> Option<i64> {
-        let f = self.failures.get(key)?;
-        let recent = if now - f.last_at < WINDOW_SECONDS { f.count } else { 0 };
-        let counted = recent + f.in_flight;
-        if counted < policy.free_failures {
-            return None;
-        }
-        let exp = (counted - policy.free_failures).min(16);
-        let delay = (policy.base_delay_seconds << exp).min(policy.max_delay_seconds);
-        // An attempt in flight has not failed yet; treat it as failing now.
-        let last = if f.in_flight > 0 { now } else { f.last_at };
-        let wait = last + delay - now;
-        (wait > 0).then_some(wait)
+/// Seconds to wait before another attempt on this key, if any.
+pub fn wait_for(f: Option<&SignInFailures>, policy: ThrottlePolicy, now: i64) -> Option<i64> {
+    let f = f?;
+    let counted = recent(f, now);
+    if counted < policy.free_failures {
+        return None;
     }
+    let exp = (counted - policy.free_failures).min(16);
+    let delay = (policy.base_delay_seconds << exp).min(policy.max_delay_seconds);
+    let wait = f.last_at + delay - now;
+    (wait > 0).then_some(wait)
+}
 
-    /// Reserves an attempt for every key, or `Err(seconds)` to wait (the
-    /// longest wait any key asks for) and reserves nothing.
-    pub fn try_reserve(&mut self, keys: &[(String, ThrottlePolicy)], now: i64) -> Result<(), i64> {
-        let wait = keys.iter().filter_map(|(k, p)| self.wait_for(k, *p, now)).max();
-        if let Some(wait) = wait {
-            return Err(wait);
-        }
-        if self.failures.len() >= MAX_KEYS {
-            self.failures.retain(|_, f| f.in_flight > 0 || now - f.last_at < WINDOW_SECONDS);
-        }
-        for (k, _) in keys {
-            let e = self.failures.entry(k.clone()).or_insert(Failures { count: 0, in_flight: 0, last_at: now });
-            if e.in_flight == 0 && now - e.last_at >= WINDOW_SECONDS {
-                e.count = 0;
-            }
-            e.in_flight += 1;
-        }
-        Ok(())
-    }
+/// The record once an attempt is admitted: one failure more, now.
+pub fn admitted(f: Option<&SignInFailures>, now: i64) -> SignInFailures {
+    SignInFailures { failures: f.map_or(0, |f| recent(f, now)) + 1, last_at: now }
+}
 
-    /// Ends a reserved attempt. A success forgets the account key's
-    /// failures (the address keeps its record: one good password does not
-    /// excuse guessing at other accounts from there).
-    pub fn finish(&mut self, keys: &[(String, ThrottlePolicy)], outcome: AttemptOutcome, now: i64) {
-        for (i, (k, _)) in keys.iter().enumerate() {
-            let Some(e) = self.failures.get_mut(k) else { continue };
-            e.in_flight = e.in_flight.saturating_sub(1);
-            match outcome {
-                AttemptOutcome::Succeeded if i == 0 => e.count = 0,
-                AttemptOutcome::Succeeded | AttemptOutcome::NotChecked => {}
-                AttemptOutcome::Failed => {
-                    e.count = e.count.saturating_add(1);
-                    e.last_at = now;
-                }
-            }
-            if e.count == 0 && e.in_flight == 0 {
-                self.failures.remove(k);
-            }
+/// The record once an admitted attempt ended, `None` when nothing is left
+/// to keep. A success forgets the account key's failures; the address
+/// keeps its record (one good password does not excuse guessing at other
+/// accounts from there), less the attempt that succeeded.
+pub fn finished(f: SignInFailures, kind: KeyKind, outcome: AttemptOutcome, now: i64) -> Option<SignInFailures> {
+    let f = match (outcome, kind) {
+        (AttemptOutcome::Failed, _) => SignInFailures { last_at: now, ..f },
+        (AttemptOutcome::Succeeded, KeyKind::Account) => return None,
+        (AttemptOutcome::Succeeded | AttemptOutcome::NotChecked, _) => {
+            SignInFailures { failures: f.failures - 1, ..f }
         }
-    }
-
-    /// How many keys are tracked (memory stays bounded).
-    pub fn len(&self) -> usize {
-        self.failures.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.failures.is_empty()
-    }
+    };
+    (f.failures > 0).then_some(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    /// The rules over a map, as the use case applies them over rows.
+    #[derive(Default)]
+    struct Map(HashMap<String, SignInFailures>);
+
+    impl Map {
+        fn try_reserve(&mut self, keys: &[(String, ThrottlePolicy, KeyKind)], now: i64) -> Result<(), i64> {
+            if let Some(w) = keys.iter().filter_map(|(k, p, _)| wait_for(self.0.get(k), *p, now)).max() {
+                return Err(w);
+            }
+            for (k, _, _) in keys {
+                let a = admitted(self.0.get(k), now);
+                self.0.insert(k.clone(), a);
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, keys: &[(String, ThrottlePolicy, KeyKind)], outcome: AttemptOutcome, now: i64) {
+            for (k, _, kind) in keys {
+                let Some(f) = self.0.get(k).copied() else { continue };
+                match finished(f, *kind, outcome, now) {
+                    Some(f) => self.0.insert(k.clone(), f),
+                    None => self.0.remove(k),
+                };
+            }
+        }
+    }
 
     #[test]
     fn first_failures_are_free_then_delays_double() {
-        let mut t = SignInThrottle::new();
+        let mut t = Map::default();
         let keys = sign_in_keys("Alice", Some("10.0.0.1"));
         for i in 0..3 {
             assert!(t.try_reserve(&keys, 100 + i).is_ok());
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn parallel_attempts_are_counted_before_they_finish() {
-        let mut t = SignInThrottle::new();
+        let mut t = Map::default();
         let keys = sign_in_keys("alice", Some("10.0.0.1"));
         let admitted = (0..40).filter(|_| t.try_reserve(&keys, 1000).is_ok()).count();
         assert_eq!(admitted, 3, "only the free attempts may run at once");
@@ -166,19 +166,40 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_that_never_finishes_stays_a_failure_until_the_window_ends() {
+        let mut t = Map::default();
+        let keys = sign_in_keys("alice", Some("10.0.0.1"));
+        for _ in 0..3 {
+            t.try_reserve(&keys, 10).unwrap();
+        }
+        assert!(t.try_reserve(&keys, 11).is_err());
+        assert!(t.try_reserve(&keys, 10 + WINDOW_SECONDS).is_ok());
+    }
+
+    #[test]
     fn success_releases_the_account_but_the_address_remembers() {
-        let mut t = SignInThrottle::new();
+        let mut t = Map::default();
         let keys = sign_in_keys("alice", Some("10.0.0.1"));
         t.try_reserve(&keys, 10).unwrap();
         t.finish(&keys, AttemptOutcome::Failed, 10);
         t.try_reserve(&keys, 11).unwrap();
         t.finish(&keys, AttemptOutcome::Succeeded, 11);
-        assert_eq!(t.len(), 1, "only the address key is left");
+        assert_eq!(t.0.len(), 1, "only the address key is left");
+        assert_eq!(t.0[&keys[1].0].failures, 1, "the failure, not the success");
+    }
+
+    #[test]
+    fn an_unchecked_attempt_is_taken_back() {
+        let mut t = Map::default();
+        let keys = sign_in_keys("alice", Some("10.0.0.1"));
+        t.try_reserve(&keys, 10).unwrap();
+        t.finish(&keys, AttemptOutcome::NotChecked, 10);
+        assert!(t.0.is_empty());
     }
 
     #[test]
     fn one_address_guessing_many_accounts_is_slowed() {
-        let mut t = SignInThrottle::new();
+        let mut t = Map::default();
         for i in 0..PER_ADDRESS.free_failures {
             let keys = sign_in_keys(&format!("user{i}"), Some("10.0.0.9"));
             t.try_reserve(&keys, 50).unwrap();
@@ -190,11 +211,12 @@ mod tests {
 
     #[test]
     fn delay_is_capped_and_window_forgets() {
-        let mut t = SignInThrottle::new();
+        let mut t = Map::default();
         let keys = sign_in_keys("k", None);
-        for _ in 0..40 {
-            t.try_reserve(&keys, 0).ok();
-            t.finish(&keys, AttemptOutcome::Failed, 1000);
+        // Forty failures, as if each waited its turn.
+        for (key, _, _) in &keys {
+            let f = (0..40).fold(None, |f, _| Some(admitted(f.as_ref(), 1000)));
+            t.0.insert(key.clone(), f.unwrap());
         }
         assert_eq!(t.try_reserve(&keys, 1000), Err(300));
         assert!(t.try_reserve(&keys, 1000 + WINDOW_SECONDS).is_ok());
@@ -203,7 +225,7 @@ mod tests {
     #[test]
     fn long_usernames_make_bounded_keys() {
         let long = "x".repeat(100_000);
-        let [(k, _), _] = sign_in_keys(&long, Some("10.0.0.1"));
+        let [(k, _, _), _] = sign_in_keys(&long, Some("10.0.0.1"));
         assert!(k.len() < 100);
     }
 }

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 pub const PER_PAGE: i64 = 25;
 
-/// A secret or token to show once: kept in this server's memory (never in
-/// the session table, where it would sit in clear) under a random key that
-/// the session holds, and taken out by the next page load, so a reload
+/// A secret or token to show once: kept in the database sealed under a key
+/// derived from the session ID (which the database never holds, only its
+/// digest), found by a random flash ID that the session keeps, and taken
+/// out by the next page load on whichever instance serves it, so a reload
 /// never shows it again.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Flash {
@@ -42,22 +43,44 @@ pub enum FlashKind {
 #[cfg(feature = "ssr")]
 const FLASH_KEY: &str = "flash_id";
 
+/// The key a flash is sealed under: the session's ID and the flash's own.
+#[cfg(feature = "ssr")]
+fn flash_key(session: &tower_sessions::Session, flash_id: &str) -> Result<[u8; 32], AppError> {
+    let session_id = session.id().ok_or_else(|| {
+        tracing::error!("a flash for a session without an ID");
+        AppError::Internal
+    })?;
+    Ok(keygate::secret::derive_key(&session_id.to_string(), &format!("console flash {flash_id}")))
+}
+
 #[cfg(feature = "ssr")]
 async fn put_flash(flash: Flash) -> Result<(), AppError> {
-    let id = crate::server::context()?.flashes.put(flash);
-    crate::server::session().await?.insert(FLASH_KEY, id).await.map_err(|_| AppError::Internal)
+    use keygate::secret::{generate_setup_code, seal, SecretDigest};
+    let session = crate::server::session().await?;
+    let flash_id = generate_setup_code();
+    let plain = serde_json::to_vec(&flash).map_err(|_| AppError::Internal)?;
+    let sealed = seal(&flash_key(&session, &flash_id)?, &plain)?;
+    let store = &crate::server::context()?.store;
+    store.put_flash(&SecretDigest::of(&flash_id), flash.application_id, &sealed, crate::server::now()).await?;
+    session.insert(FLASH_KEY, flash_id).await.map_err(|_| AppError::Internal)
 }
 
 #[cfg(feature = "ssr")]
 async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
+    use keygate::secret::{open_sealed, SecretDigest};
     let session = crate::server::session().await?;
-    let Some(id) = session.get::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)? else {
+    let Some(flash_id) = session.get::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)? else {
         return Ok(None);
     };
-    let flash = crate::server::context()?.flashes.take(&id, application_id);
-    if flash.is_some() {
-        session.remove::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
-    }
+    let store = &crate::server::context()?.store;
+    let not_before = crate::server::now() - keygate::store::FLASH_TTL_SECONDS;
+    let Some(sealed) = store.take_flash(&SecretDigest::of(&flash_id), application_id, not_before).await? else {
+        return Ok(None);
+    };
+    session.remove::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)?;
+    let flash = open_sealed(&flash_key(&session, &flash_id)?, &sealed)
+        .and_then(|plain| serde_json::from_slice::<Flash>(&plain).ok())
+        .filter(|f| f.application_id == application_id);
     Ok(flash)
 }
 

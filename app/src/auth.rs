@@ -14,31 +14,17 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 
 #[server(prefix = "/console/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String) -> Result<(), AppError> {
-    use crate::server::{client_ip, context, now, sign_in_session, SignInAttempt};
-    use keygate::throttle::AttemptOutcome;
+    use crate::server::{client_ip, context, now, sign_in_session};
     use keygate::usecase::admins::{self, SignIn};
 
     let ctx = context()?;
-    let ip = client_ip().await;
-    let t = now();
-    // Reserved before the password is checked, so parallel attempts count.
-    let attempt = SignInAttempt::reserve(&ctx, &username, ip.as_deref(), t)?;
-    match admins::sign_in(&ctx.store, &ctx.password_work, &username, &password, t, ip).await {
-        Ok(SignIn::SignedIn(admin)) => {
-            attempt.finish(AttemptOutcome::Succeeded);
+    match admins::sign_in(&ctx.store, &ctx.password_work, &username, &password, now(), client_ip().await).await? {
+        SignIn::SignedIn(admin) => {
             sign_in_session(&admin).await?;
             leptos_axum::redirect("/");
             Ok(())
         }
-        Ok(SignIn::Refused) => {
-            attempt.finish(AttemptOutcome::Failed);
-            Err(AppError::Refused("the username or password is wrong".into()))
-        }
-        Err(e @ keygate::CoreError::Throttled { .. }) => {
-            attempt.finish(AttemptOutcome::NotChecked);
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
+        SignIn::Refused => Err(AppError::Refused("the username or password is wrong".into())),
     }
 }
 
@@ -64,16 +50,6 @@ pub async fn create_owner(
     use crate::server::{client_ip, context, now, sign_in_session};
 
     let ctx = context()?;
-    let code_ok = ctx
-        .setup_code
-        .lock()
-        .map(|c| c.as_deref().is_some_and(|c| keygate::secret::constant_time_eq(c, code.trim())))
-        .unwrap_or(false);
-    if !code_ok {
-        return Err(AppError::Refused(
-            "this setup link is not valid (it works once, and only until the first administrator exists)".into(),
-        ));
-    }
     if password != password_confirm {
         keygate::validate_password(&password)?;
         return Err(AppError::invalid("password_confirm", "the two passwords differ"));
@@ -81,15 +57,13 @@ pub async fn create_owner(
     let owner = keygate::usecase::admins::create_first_owner(
         &ctx.store,
         &ctx.password_work,
+        &code,
         &username,
         &password,
         now(),
         client_ip().await,
     )
     .await?;
-    if let Ok(mut c) = ctx.setup_code.lock() {
-        *c = None;
-    }
     sign_in_session(&owner).await?;
     tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");

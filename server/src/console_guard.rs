@@ -56,6 +56,16 @@ impl FormErrorSigner {
         FormErrorSigner { key }
     }
 
+    /// The signer every instance on `store`'s database uses, so a form
+    /// error signed by one is shown by another.
+    pub async fn shared(store: &keygate::store::Store) -> Result<Self, keygate::CoreError> {
+        let fresh = Self::new();
+        let key = store.shared_key("form_error_signing", &fresh.key, crate::now()).await?;
+        let key = <[u8; 32]>::try_from(key.as_slice())
+            .map_err(|_| keygate::CoreError::Internal("the stored form-error key is not 32 bytes".into()))?;
+        Ok(FormErrorSigner { key })
+    }
+
     fn mac(&self, path: &str, err: &str, binding: &str, issued_at: i64) -> Hmac<Sha256> {
         // The key is 32 bytes, which HMAC always accepts.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());

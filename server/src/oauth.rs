@@ -115,7 +115,11 @@ pub async fn authenticate_client(
     match (found, outcome) {
         (Some(client), Ok(())) => Ok(client),
         (found, outcome) => {
-            if let Err(retry_after) = state.failed_auth.check(client_id, ip.as_deref(), now_ms()) {
+            let (minute, retry_after) = keygate::ratelimit::failed_auth_window(now_ms());
+            let keys = keygate::ratelimit::failed_auth_keys(client_id, ip.as_deref());
+            let counted =
+                state.store.count_failed_client_auth(&keys, minute).await.map_err(|e| HttpError::from(e).into_response())?;
+            if !counted {
                 return Err(HttpError::RateLimited {
                     retry_after,
                     description: "too many failed client authentications from this address; wait before trying again"
@@ -124,7 +128,6 @@ pub async fn authenticate_client(
                 .into_response());
             }
             let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
-            state.failed_auth.record_failure(client_id, ip.as_deref(), now_ms());
             let shown_id = keygate::bounded_text(client_id, 64);
             let mut rec = AuditRecord::new(now, ActorKind::Anonymous, keygate::AuditAction::ClientAuthenticationFailed)
                 .from_ip(ip.clone());

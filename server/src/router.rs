@@ -17,10 +17,9 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-/// Builds the whole application. Creates the session table if needed.
+/// Builds the whole application.
 pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError> {
-    let session_store = crate::sessions::SessionBackend::for_store(&state.store).await?;
-    let sessions = SessionManagerLayer::new(session_store)
+    let sessions = SessionManagerLayer::new(crate::sessions::ConsoleSessions::new(state.store.clone()))
         .with_name("keygate_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)

@@ -71,15 +71,12 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer);
+    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer).await?;
     state.public_url_configured = config.public_url.is_some();
 
-    if store.admin_count().await? == 0 {
-        let code = keygate::secret::generate_setup_code();
-        if let Ok(mut slot) = state.console.setup_code.lock() {
-            *slot = Some(code.clone());
-        }
+    if let Some(code) = keygate::usecase::admins::open_setup(&store, crate::now()).await? {
         // Printed, not logged: it is a one-time credential for the operator.
+        // Any instance on this database accepts it.
         println!("No administrator exists yet. Create the owner account with this one-time link:");
         println!("  {}/setup?code={code}", state.issuer);
     }

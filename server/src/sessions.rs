@@ -1,73 +1,72 @@
-//! Console sessions, stored in the same database as everything else (so
-//! they survive a restart and, on PostgreSQL, work on every instance).
+//! Console sessions, kept by the core's store like everything else: in the
+//! same database (so they survive a restart and, on PostgreSQL, work on
+//! every instance), written through its writer, and found by the SHA-256
+//! digest of their ID, so a copy of the database holds no session that
+//! could be replayed.
 
 use async_trait::async_trait;
+use keygate::secret::SecretDigest;
 use keygate::store::Store;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+use tower_sessions::session_store::{self, SessionStore};
 
-/// The session store of whichever backend the database is.
 #[derive(Debug, Clone)]
-pub enum SessionBackend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+pub struct ConsoleSessions {
+    store: Store,
 }
 
-impl SessionBackend {
-    /// The session store for `store`'s database, its table created if needed.
-    pub async fn for_store(store: &Store) -> Result<Self, keygate::CoreError> {
-        let backend = match (store.sqlite_pool(), store.postgres_pool()) {
-            (Some(pool), _) => SessionBackend::Sqlite(SqliteStore::new(pool.clone())),
-            (_, Some(pool)) => SessionBackend::Postgres(PostgresStore::new(pool.clone())),
-            _ => return Err(keygate::CoreError::Internal("no database for sessions".into())),
-        };
-        let migrated = match &backend {
-            SessionBackend::Sqlite(s) => s.migrate().await,
-            SessionBackend::Postgres(s) => s.migrate().await,
-        };
-        migrated.map_err(|e| keygate::CoreError::Internal(format!("session table migration failed: {e}")))?;
-        Ok(backend)
+impl ConsoleSessions {
+    pub fn new(store: Store) -> Self {
+        ConsoleSessions { store }
     }
 }
 
+fn digest(id: &Id) -> SecretDigest {
+    SecretDigest::of(&id.to_string())
+}
+
+fn backend(e: keygate::CoreError) -> session_store::Error {
+    tracing::error!(error = %e, "session store error");
+    session_store::Error::Backend("the session store failed".into())
+}
+
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
 #[async_trait]
-impl SessionStore for SessionBackend {
+impl SessionStore for ConsoleSessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            SessionBackend::Sqlite(s) => s.create(record).await,
-            SessionBackend::Postgres(s) => s.create(record).await,
+        let data = encode(record)?;
+        // A new ID on the (astronomically unlikely) collision.
+        while !self
+            .store
+            .insert_session(&digest(&record.id), &data, record.expiry_date.unix_timestamp())
+            .await
+            .map_err(backend)?
+        {
+            record.id = Id::default();
         }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            SessionBackend::Sqlite(s) => s.save(record).await,
-            SessionBackend::Postgres(s) => s.save(record).await,
-        }
+        let data = encode(record)?;
+        self.store.save_session(&digest(&record.id), &data, record.expiry_date.unix_timestamp()).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            SessionBackend::Sqlite(s) => s.load(id).await,
-            SessionBackend::Postgres(s) => s.load(id).await,
-        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Some((data, expires_at)) = self.store.load_session(&digest(id), now).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp(expires_at)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            SessionBackend::Sqlite(s) => s.delete(id).await,
-            SessionBackend::Postgres(s) => s.delete(id).await,
-        }
-    }
-}
-
-#[async_trait]
-impl ExpiredDeletion for SessionBackend {
-    async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            SessionBackend::Sqlite(s) => s.delete_expired().await,
-            SessionBackend::Postgres(s) => s.delete_expired().await,
-        }
+        self.store.delete_session(&digest(id)).await.map_err(backend)
     }
 }

@@ -3,13 +3,12 @@
 use app::server::ConsoleContext;
 use axum::extract::FromRef;
 use keygate::audit_dedup::AuditDeduper;
-use keygate::ratelimit::{FailedAuthLimiter, RateLimiter};
+use keygate::ratelimit::RateLimiter;
 use keygate::store::Store;
-use keygate::throttle::SignInThrottle;
 use keygate::usage::UsageTracker;
 use keygate::ApplicationId;
 use leptos::config::LeptosOptions;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -21,8 +20,6 @@ pub struct AppState {
     pub console: ConsoleContext,
     /// Per-application request counters (token endpoint, API, introspection).
     pub rate: Arc<RateLimiter<ApplicationId>>,
-    /// Failed client authentication, per client-and-address and per address.
-    pub failed_auth: Arc<FailedAuthLimiter>,
     /// Folds repeated refusals into one audit event per minute.
     pub audit_dedup: Arc<AuditDeduper>,
     /// Signs errors carried back in the URL after a no-JavaScript form post.
@@ -33,26 +30,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, store: Store, issuer: &str) -> Self {
+    /// The state of a server on `store`, with the keys every instance on
+    /// its database shares.
+    pub async fn new(leptos_options: LeptosOptions, store: Store, issuer: &str) -> Result<Self, keygate::CoreError> {
         let console = ConsoleContext {
             store: store.clone(),
-            setup_code: Arc::new(Mutex::new(None)),
-            sign_in_throttle: Arc::new(Mutex::new(SignInThrottle::new())),
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
-            flashes: Default::default(),
         };
-        AppState {
+        let form_errors = crate::console_guard::FormErrorSigner::shared(&store).await?;
+        Ok(AppState {
             leptos_options,
             store,
             usage: Arc::new(UsageTracker::new()),
             issuer: issuer.trim_end_matches('/').to_owned(),
             console,
             rate: Arc::new(RateLimiter::new()),
-            failed_auth: Arc::new(FailedAuthLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
-            form_errors: crate::console_guard::FormErrorSigner::new(),
+            form_errors,
             public_url_configured: false,
-        }
+        })
     }
 
     /// Records a noisy audit event at most once per key and minute; repeats

@@ -32,7 +32,7 @@ async fn setup_link_creates_the_owner_once_and_signs_in() {
 #[tokio::test]
 async fn wrong_setup_code_and_weak_password_are_refused_with_reasons() {
     let t = test_app().await;
-    *t.state.console.setup_code.lock().unwrap() = Some("right".into());
+    t.store.add_setup_code(&keygate::secret::SecretDigest::of("right"), keygate_server::now()).await.unwrap();
     let res = t
         .send(
             Request::post("/console/fn/create_owner")

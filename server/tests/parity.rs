@@ -185,7 +185,8 @@ async fn script(entry: Entry) -> Vec<Value> {
         Entry::Cli => r.cli(&["app", "delete", &ids, "--json"]).await,
     }
 
-    let rows: Vec<(String, String, Option<String>, Option<i64>, String)> = sqlx::query_as(
+    type EventRow = (String, String, Option<String>, Option<i64>, String);
+    let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT action, actor_kind, target_name, application_id, details FROM audit_events WHERE id > $1 ORDER BY id",
     )
     .bind(mark)

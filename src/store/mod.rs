@@ -1,6 +1,6 @@
 //! Storage through sqlx: the only module that writes SQL, split by entity
 //! (`admins`, `scopes`, `applications`, `clients`, `tokens`, `issuer`,
-//! `audit`). Rules live in the core's use cases (`crate::usecase`), which
+//! `audit`, `rates`, `throttles`, `console`). Rules live in the core's use cases (`crate::usecase`), which
 //! read through [`Store`] and change things through one write
 //! transaction, [`Tx`], that also carries the change's audit event.
 //!
@@ -23,9 +23,11 @@ mod admins;
 mod applications;
 mod audit;
 mod clients;
+mod console;
 mod issuer;
 mod rates;
 mod scopes;
+mod throttles;
 #[doc(hidden)]
 pub mod testing;
 mod tokens;
@@ -33,6 +35,7 @@ mod tokens;
 pub use applications::{ApplicationQuery, ApplicationSort};
 pub use audit::{ActorKind, AuditQuery, AuditRecord};
 pub use clients::CLIENT_CACHE_TTL;
+pub use console::FLASH_TTL_SECONDS;
 pub use issuer::{IssueError, IssuedToken};
 pub use tokens::{RejectedToken, TokenContext};
 
@@ -221,6 +224,7 @@ impl Tx {
 /// Keys of [`Tx::serialize`].
 pub const LOCK_ADMINISTRATORS: i64 = 0x6b67_0001;
 pub const LOCK_SCOPES: i64 = 0x6b67_0002;
+pub const LOCK_SIGN_IN_THROTTLE: i64 = 0x6b67_0003;
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
@@ -351,6 +355,9 @@ impl Store {
             .execute(w)
             .await?
             .rows_affected());
+        // Short-lived state goes too; it is not counted in the report.
+        self.prune_throttles(now, crate::throttle::WINDOW_SECONDS).await?;
+        self.prune_console_state(now, now - FLASH_TTL_SECONDS).await?;
         Ok((tokens, events))
     }
 

@@ -7,7 +7,9 @@ use crate::audit_action::AuditAction;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::password_work::{PasswordBusy, PasswordWork, BUSY_RETRY_AFTER_SECONDS};
-use crate::store::{ActorKind, AuditRecord, Store, LOCK_ADMINISTRATORS};
+use crate::secret::SecretDigest;
+use crate::store::{ActorKind, AuditRecord, Store, LOCK_ADMINISTRATORS, LOCK_SIGN_IN_THROTTLE};
+use crate::throttle::{admitted, finished, sign_in_keys, wait_for, AttemptOutcome, KeyKind, ThrottlePolicy};
 use serde_json::json;
 
 fn busy(_: PasswordBusy) -> CoreError {
@@ -96,22 +98,51 @@ pub async fn reset_password(
 
 /// Creates the first owner through the setup link, only while no
 /// administrator exists; `Refused` when someone got there first.
+/// While no administrator exists, makes a one-time setup code for the
+/// first owner and keeps its digest; `None` once there is one.
+pub async fn open_setup(store: &Store, now: i64) -> Result<Option<String>, CoreError> {
+    if store.admin_count().await? > 0 {
+        return Ok(None);
+    }
+    let code = crate::secret::generate_setup_code();
+    store.add_setup_code(&SecretDigest::of(&code), now).await?;
+    Ok(Some(code))
+}
+
+/// Creates the first owner with a one-time setup code (printed by an
+/// instance at start while no administrator exists; any instance accepts
+/// it). Every code ends with this.
 pub async fn create_first_owner(
     store: &Store,
     work: &PasswordWork,
+    setup_code: &str,
     username: &str,
     password: &str,
     now: i64,
     ip: Option<String>,
 ) -> Result<AdminView, CoreError> {
+    let code = SecretDigest::of(setup_code.trim());
+    let invalid_code = || {
+        CoreError::Refused(
+            "this setup link is not valid (it works once, and only until the first administrator exists)".into(),
+        )
+    };
+    // Checked before the costly hash, and again where it counts.
+    if !store.setup_code_exists(&code).await? {
+        return Err(invalid_code());
+    }
     let username = validate_username(username)?;
     let hash = hash(work, password).await?;
     let mut tx = store.write().await?;
-    // Two setup links used at once (each instance has its own) make one owner.
+    // Two setup links used at once (on two instances) make one owner.
     tx.serialize(LOCK_ADMINISTRATORS).await?;
+    if !tx.setup_code_exists(&code).await? {
+        return Err(invalid_code());
+    }
     let Some(owner) = tx.insert_first_owner(&username, &hash, now).await? else {
         return Err(CoreError::Refused("an administrator already exists; sign in instead".into()));
     };
+    tx.clear_setup_codes().await?;
     tx.record_sign_in(owner.id, now).await?;
     let caller = Caller::administrator(owner.clone(), now, ip);
     tx.record_audit(&caller.record(AuditAction::AdminOwnerCreated)).await?;
@@ -127,11 +158,70 @@ pub enum SignIn {
     Refused,
 }
 
-/// Checks a password (against a dummy hash when there is no such account,
-/// so both cost the same) and records the outcome: the sign-in time and
-/// `admin.sign_in`, or `admin.sign_in_failed` with the username tried.
-/// Throttling repeated failures is the caller's part, around this call.
+/// Signs in with a password. Repeated failures per username-and-address
+/// and per address are throttled (`crate::throttle`), across instances:
+/// the attempt is admitted (and counted as failed) before the password is
+/// checked, so parallel attempts cannot slip past, and an attempt whose
+/// request goes away mid-check stays counted. The password is checked
+/// against a dummy hash when there is no such account, so both cost the
+/// same. Records the sign-in time and `admin.sign_in`, or
+/// `admin.sign_in_failed` with the username tried.
 pub async fn sign_in(
+    store: &Store,
+    work: &PasswordWork,
+    username: &str,
+    password: &str,
+    now: i64,
+    ip: Option<String>,
+) -> Result<SignIn, CoreError> {
+    let keys = sign_in_keys(username, ip.as_deref());
+    admit_sign_in(store, &keys, now).await?;
+    let result = check_password(store, work, username, password, now, ip).await;
+    let outcome = match &result {
+        Ok(SignIn::SignedIn(_)) => AttemptOutcome::Succeeded,
+        Ok(SignIn::Refused) => AttemptOutcome::Failed,
+        Err(CoreError::Throttled { .. }) => AttemptOutcome::NotChecked,
+        // Unknown: it stays counted as the failure it was admitted as.
+        Err(_) => return result,
+    };
+    finish_sign_in(store, &keys, outcome, now).await?;
+    result
+}
+
+type SignInKeys = [(String, ThrottlePolicy, KeyKind); 2];
+
+async fn admit_sign_in(store: &Store, keys: &SignInKeys, now: i64) -> Result<(), CoreError> {
+    let mut tx = store.write().await?;
+    tx.serialize(LOCK_SIGN_IN_THROTTLE).await?;
+    let mut current = Vec::with_capacity(keys.len());
+    for (key, _, _) in keys {
+        current.push(tx.sign_in_failures(key).await?);
+    }
+    let wait = keys.iter().zip(&current).filter_map(|((_, policy, _), f)| wait_for(f.as_ref(), *policy, now)).max();
+    if let Some(wait) = wait {
+        return Err(CoreError::Throttled {
+            message: format!("too many failed sign-ins from here; try again in {wait} seconds"),
+            retry_after: wait,
+        });
+    }
+    for ((key, _, _), f) in keys.iter().zip(&current) {
+        tx.set_sign_in_failures(key, Some(admitted(f.as_ref(), now))).await?;
+    }
+    tx.commit().await
+}
+
+async fn finish_sign_in(store: &Store, keys: &SignInKeys, outcome: AttemptOutcome, now: i64) -> Result<(), CoreError> {
+    let mut tx = store.write().await?;
+    tx.serialize(LOCK_SIGN_IN_THROTTLE).await?;
+    for (key, _, kind) in keys {
+        if let Some(f) = tx.sign_in_failures(key).await? {
+            tx.set_sign_in_failures(key, finished(f, *kind, outcome, now)).await?;
+        }
+    }
+    tx.commit().await
+}
+
+async fn check_password(
     store: &Store,
     work: &PasswordWork,
     username: &str,

@@ -167,11 +167,18 @@ async fn scopes_in_use_or_built_in_stay() {
 async fn sign_in_records_success_and_failure() {
     let (store, _d) = fresh().await;
     let work = PasswordWork::new(1, 4);
-    let owner = admins::create_first_owner(&store, &work, "alice", "a long enough password", T0, None).await.unwrap();
+    let code = admins::open_setup(&store, T0).await.unwrap().expect("a setup code while nobody exists");
     assert!(matches!(
-        admins::create_first_owner(&store, &work, "bob", "a long enough password", T0, None).await,
+        admins::create_first_owner(&store, &work, "not the code", "alice", "a long enough password", T0, None).await,
         Err(CoreError::Refused(_))
     ));
+    let owner =
+        admins::create_first_owner(&store, &work, &code, "alice", "a long enough password", T0, None).await.unwrap();
+    assert!(matches!(
+        admins::create_first_owner(&store, &work, &code, "bob", "a long enough password", T0, None).await,
+        Err(CoreError::Refused(_))
+    ));
+    assert_eq!(admins::open_setup(&store, T0).await.unwrap(), None, "no setup once an owner exists");
     assert!(matches!(
         admins::sign_in(&store, &work, "alice", "wrong password!", T0, None).await,
         Ok(admins::SignIn::Refused)
@@ -182,4 +189,77 @@ async fn sign_in_records_success_and_failure() {
     }
     let actions: Vec<String> = events(&store).await.into_iter().map(|e| e.action).collect();
     assert_eq!(actions, ["admin.sign_in", "admin.sign_in_failed", "admin.owner_created"]);
+}
+
+/// Two stores on one database stand for two instances.
+async fn two_instances() -> (Store, Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let a = Store::open(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = Store::open(&url).await.unwrap();
+    (a, b, dir)
+}
+
+#[tokio::test]
+async fn the_sign_in_throttle_is_shared_and_parallel_guesses_cannot_slip_past() {
+    let (a, b, _d) = two_instances().await;
+    let work = PasswordWork::new(2, 64);
+    let code = admins::open_setup(&a, T0).await.unwrap().unwrap();
+    // The code one instance printed works on the other.
+    admins::create_first_owner(&b, &work, &code, "alice", "a long enough password", T0, None).await.unwrap();
+    let ip = || Some("10.0.0.1".to_owned());
+    for (i, store) in [&a, &b, &a].into_iter().enumerate() {
+        let r = admins::sign_in(store, &work, "alice", "wrong password!", T0 + i as i64, ip()).await;
+        assert!(matches!(r, Ok(admins::SignIn::Refused)), "{r:?}");
+    }
+    let refused = admins::sign_in(&b, &work, "alice", "a long enough password", T0 + 2, ip()).await;
+    assert!(matches!(refused, Err(CoreError::Throttled { retry_after: 2, .. })), "{refused:?}");
+    // Another address is not slowed down by these failures.
+    assert!(matches!(
+        admins::sign_in(&b, &work, "alice", "a long enough password", T0 + 2, Some("10.0.0.2".into())).await,
+        Ok(admins::SignIn::SignedIn(_))
+    ));
+
+    // Forty wrong guesses at once from a fresh address, split over both
+    // instances: only the three free ones get their password checked.
+    let mut guesses = Vec::new();
+    for i in 0..40 {
+        let (store, work) = (if i % 2 == 0 { a.clone() } else { b.clone() }, work.clone());
+        guesses.push(tokio::spawn(async move {
+            admins::sign_in(&store, &work, "alice", "wrong password!", T0 + 100, Some("10.0.0.3".into())).await
+        }));
+    }
+    let mut checked = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            Ok(admins::SignIn::Refused) => checked += 1,
+            Err(CoreError::Throttled { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(checked, 3);
+    let failed = events(&a).await.iter().filter(|e| e.action == "admin.sign_in_failed").count();
+    assert_eq!(failed, 3 + 3);
+}
+
+#[tokio::test]
+async fn failed_client_authentications_count_together_across_instances() {
+    let (a, b, _d) = two_instances().await;
+    let now_ms = T0 * 1000;
+    let (minute, _) = crate::ratelimit::failed_auth_window(now_ms);
+    let keys = crate::ratelimit::failed_auth_keys("kgc_someone", Some("10.0.0.1"));
+    let mut counted = 0;
+    for i in 0..25 {
+        let store = if i % 2 == 0 { &a } else { &b };
+        if store.count_failed_client_auth(&keys, minute).await.unwrap() {
+            counted += 1;
+        }
+    }
+    assert_eq!(counted, crate::ratelimit::FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE);
+    // The next minute starts afresh; another client ID from another
+    // address was never limited.
+    assert!(a.count_failed_client_auth(&keys, minute + 1).await.unwrap());
+    let other = crate::ratelimit::failed_auth_keys("kgc_other", Some("10.0.0.2"));
+    assert!(b.count_failed_client_auth(&other, minute).await.unwrap());
 }

@@ -31,7 +31,9 @@ pub async fn test_app() -> TestApp {
     let store = Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-    let state = AppState::new(keygate_server::serve::leptos_options(addr), store.clone(), "http://127.0.0.1:3000");
+    let state = AppState::new(keygate_server::serve::leptos_options(addr), store.clone(), "http://127.0.0.1:3000")
+        .await
+        .unwrap();
     let router = keygate_server::build_router(state.clone()).await.unwrap();
     sqlx::any::install_default_drivers();
     let db = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
@@ -213,7 +215,7 @@ pub async fn page(t: &TestApp, path: &str, cookie: Option<&str>) -> Response<Bod
 }
 
 pub async fn setup_owner(t: &TestApp) -> String {
-    *t.state.console.setup_code.lock().unwrap() = Some("the-setup-code".into());
+    t.store.add_setup_code(&keygate::secret::SecretDigest::of("the-setup-code"), keygate_server::now()).await.unwrap();
     let res = t
         .send(form_post(
             "/console/fn/create_owner",

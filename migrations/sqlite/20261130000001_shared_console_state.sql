@@ -1,0 +1,50 @@
+-- State the console and the throttles keep in the database, so that every
+-- instance on one database sees the same (and a restart forgets nothing).
+
+-- Console sessions, found by the SHA-256 digest of their ID: the ID itself
+-- lives only in the browser's cookie. Replaces tower-sessions' own table
+-- (signed-in administrators sign in once more after the upgrade).
+DROP TABLE IF EXISTS tower_sessions;
+CREATE TABLE console_sessions (
+    id_digest  BLOB    PRIMARY KEY,
+    data       TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX console_sessions_expires_at ON console_sessions (expires_at);
+
+-- A secret or token waiting to be shown once, sealed (AEAD) under a key
+-- derived from the session ID, which the database never holds.
+CREATE TABLE console_flashes (
+    id_digest      BLOB    PRIMARY KEY,
+    application_id INTEGER NOT NULL,
+    sealed         BLOB    NOT NULL,
+    created_at     INTEGER NOT NULL
+);
+
+-- Digests of the one-time setup codes printed while no administrator exists.
+CREATE TABLE setup_codes (
+    code_digest BLOB    PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+);
+
+-- Keys the instances share, made once by whichever instance needs one first.
+CREATE TABLE server_keys (
+    name       TEXT    PRIMARY KEY,
+    value      BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- Failed sign-ins per key (username and address, or address). An attempt
+-- counts as failed from the moment it is admitted until it succeeds.
+CREATE TABLE sign_in_failures (
+    key      TEXT    PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL
+);
+
+-- Failed client authentications per key in the current minute.
+CREATE TABLE client_auth_failures (
+    key      TEXT    PRIMARY KEY,
+    minute   INTEGER NOT NULL,
+    failures INTEGER NOT NULL
+);

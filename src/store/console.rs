@@ -1,0 +1,174 @@
+//! What the console keeps between requests: sessions, one-time secrets
+//! waiting to be shown, setup codes, and the keys every instance shares.
+//! None of it holds a secret in clear: sessions and setup codes are found
+//! by digest, flashes are sealed under a key the database never sees.
+
+use super::{on_pool, on_tx, on_writer, Store, Tx};
+use crate::error::CoreError;
+use crate::secret::SecretDigest;
+
+/// How long a one-time secret waits to be shown.
+pub const FLASH_TTL_SECONDS: i64 = 600;
+
+impl Store {
+    /// Stores a new session; `false` when its ID is taken already.
+    pub async fn insert_session(&self, id: &SecretDigest, data: &str, expires_at: i64) -> Result<bool, CoreError> {
+        let inserted = on_writer!(self, |w| sqlx::query(
+            "INSERT INTO console_sessions (id_digest, data, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id_digest) DO NOTHING"
+        )
+        .bind(id.as_bytes())
+        .bind(data)
+        .bind(expires_at)
+        .execute(w)
+        .await?
+        .rows_affected());
+        Ok(inserted == 1)
+    }
+
+    pub async fn save_session(&self, id: &SecretDigest, data: &str, expires_at: i64) -> Result<(), CoreError> {
+        on_writer!(self, |w| sqlx::query(
+            "INSERT INTO console_sessions (id_digest, data, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id_digest) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
+        )
+        .bind(id.as_bytes())
+        .bind(data)
+        .bind(expires_at)
+        .execute(w)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A session's data while it has not expired.
+    pub async fn load_session(&self, id: &SecretDigest, now: i64) -> Result<Option<(String, i64)>, CoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_as(
+            "SELECT data, expires_at FROM console_sessions WHERE id_digest = $1 AND expires_at > $2"
+        )
+        .bind(id.as_bytes())
+        .bind(now)
+        .fetch_optional(p)
+        .await?))
+    }
+
+    pub async fn delete_session(&self, id: &SecretDigest) -> Result<(), CoreError> {
+        on_writer!(self, |w| sqlx::query("DELETE FROM console_sessions WHERE id_digest = $1")
+            .bind(id.as_bytes())
+            .execute(w)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Keeps a sealed one-time value for one application's page.
+    pub async fn put_flash(
+        &self,
+        id: &SecretDigest,
+        application_id: i64,
+        sealed: &[u8],
+        now: i64,
+    ) -> Result<(), CoreError> {
+        on_writer!(self, |w| sqlx::query(
+            "INSERT INTO console_flashes (id_digest, application_id, sealed, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(id.as_bytes())
+        .bind(application_id)
+        .bind(sealed)
+        .bind(now)
+        .execute(w)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Takes a flash out (it is shown once) if it belongs to this
+    /// application's page and was made at `not_before` or later.
+    pub async fn take_flash(
+        &self,
+        id: &SecretDigest,
+        application_id: i64,
+        not_before: i64,
+    ) -> Result<Option<Vec<u8>>, CoreError> {
+        Ok(on_writer!(self, |w| sqlx::query_scalar(
+            "DELETE FROM console_flashes WHERE id_digest = $1 AND application_id = $2 AND created_at >= $3 \
+             RETURNING sealed"
+        )
+        .bind(id.as_bytes())
+        .bind(application_id)
+        .bind(not_before)
+        .fetch_optional(w)
+        .await?))
+    }
+
+    /// Adds a one-time setup code (by digest); any instance accepts it.
+    pub async fn add_setup_code(&self, code: &SecretDigest, now: i64) -> Result<(), CoreError> {
+        on_writer!(self, |w| sqlx::query(
+            "INSERT INTO setup_codes (code_digest, created_at) VALUES ($1, $2) ON CONFLICT (code_digest) DO NOTHING"
+        )
+        .bind(code.as_bytes())
+        .bind(now)
+        .execute(w)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Whether `code` is a setup code still waiting to be used.
+    pub async fn setup_code_exists(&self, code: &SecretDigest) -> Result<bool, CoreError> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1")
+            .bind(code.as_bytes())
+            .fetch_one(p)
+            .await?);
+        Ok(n > 0)
+    }
+
+    /// The key called `name` that every instance uses; the first instance
+    /// to ask stores `fresh`, every later call gets that one back.
+    pub async fn shared_key(&self, name: &str, fresh: &[u8], now: i64) -> Result<Vec<u8>, CoreError> {
+        on_writer!(self, |w| sqlx::query(
+            "INSERT INTO server_keys (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(name)
+        .bind(fresh)
+        .bind(now)
+        .execute(w)
+        .await?
+        .rows_affected());
+        Ok(on_writer!(self, |w| sqlx::query_scalar("SELECT value FROM server_keys WHERE name = $1")
+            .bind(name)
+            .fetch_one(w)
+            .await?))
+    }
+
+    /// Deletes expired sessions and flashes older than `flash_not_before`.
+    pub async fn prune_console_state(&self, now: i64, flash_not_before: i64) -> Result<u64, CoreError> {
+        let sessions = on_writer!(self, |w| sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(w)
+            .await?
+            .rows_affected());
+        let flashes = on_writer!(self, |w| sqlx::query("DELETE FROM console_flashes WHERE created_at < $1")
+            .bind(flash_not_before)
+            .execute(w)
+            .await?
+            .rows_affected());
+        Ok(sessions + flashes)
+    }
+}
+
+impl Tx {
+    /// Whether `code` is a setup code still waiting to be used.
+    pub async fn setup_code_exists(&mut self, code: &SecretDigest) -> Result<bool, CoreError> {
+        let n: i64 = on_tx!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1")
+            .bind(code.as_bytes())
+            .fetch_one(c)
+            .await?);
+        Ok(n > 0)
+    }
+
+    /// Every setup code ends when the first owner exists.
+    pub async fn clear_setup_codes(&mut self) -> Result<(), CoreError> {
+        on_tx!(self, |c| sqlx::query("DELETE FROM setup_codes").execute(c).await?.rows_affected());
+        Ok(())
+    }
+}
