@@ -49,7 +49,13 @@ impl UsageTracker {
             return Ok(0);
         }
         match store.record_token_uses(&batch).await {
-            Ok(()) => Ok(batch.len()),
+            Ok(busy) => {
+                // Rows another writer held just then: next time.
+                for (id, at, ip) in batch.iter().filter(|u| busy.contains(&u.0)) {
+                    self.record(*id, *at, ip.clone());
+                }
+                Ok(batch.len() - busy.len())
+            }
             Err(e) => {
                 for (id, at, ip) in batch {
                     self.record(id, at, ip);

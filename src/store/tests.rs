@@ -351,3 +351,62 @@ async fn prune_deletes_only_past_retention() {
     let (_, events) = store.prune(T0 + 91 * 86_400, 7 * 86_400, 90 * 86_400).await.unwrap();
     assert_eq!(events, 2);
 }
+
+#[tokio::test]
+async fn a_last_use_batch_skips_rows_another_writer_holds_and_never_waits() {
+    let (store, _d) = fresh().await;
+    if store.backend() != Backend::Postgres {
+        return; // one writer on SQLite: nothing to skip, nothing to deadlock with
+    }
+    let (view, _) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let held = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    let free = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    // A revocation in progress holds its token's row.
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.revoke_token(held.id, "revoked", T0 + 1).await.unwrap());
+    let uses = [(held.id, T0 + 5, None), (free.id, T0 + 5, None)];
+    let busy = tokio::time::timeout(std::time::Duration::from_secs(5), store.record_token_uses(&uses))
+        .await
+        .expect("the batch never waits for a row lock")
+        .unwrap();
+    assert_eq!(busy, vec![held.id]);
+    assert_eq!(store.token(free.id).await.unwrap().unwrap().last_used_at, Some(T0 + 5));
+    tx.commit().await.unwrap();
+    // Retried with the next batch, it lands.
+    assert!(store.record_token_uses(&uses[..1]).await.unwrap().is_empty());
+    assert_eq!(store.token(held.id).await.unwrap().unwrap().last_used_at, Some(T0 + 5));
+}
+
+#[tokio::test]
+async fn a_periodic_job_runs_on_one_instance_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_database_url(dir.path()).await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    a.migrate().await.unwrap();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.exclusively(JOB_PRUNE, async move {
+                let _ = started.send(());
+                let _ = finished.await;
+                Ok(1)
+            })
+            .await
+        }
+    });
+    running.await.unwrap();
+    let second = b.exclusively(JOB_PRUNE, async { Ok(2) }).await.unwrap();
+    match b.backend() {
+        // Another instance is running it: skipped.
+        Backend::Postgres => assert_eq!(second, None),
+        // One server process per SQLite file: no cluster to share with.
+        Backend::Sqlite => assert_eq!(second, Some(2)),
+    }
+    finish.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), Some(1));
+    // Released once done: the next run goes ahead.
+    assert_eq!(b.exclusively(JOB_PRUNE, async { Ok(3) }).await.unwrap(), Some(3));
+}

@@ -177,10 +177,14 @@ impl Store {
     }
 
     /// Writes a batch of last-use records in one transaction. A later use
-    /// never goes backwards: the stored time only moves forward.
-    pub async fn record_token_uses(&self, uses: &[(TokenId, i64, Option<String>)]) -> Result<(), CoreError> {
+    /// never goes backwards: the stored time only moves forward. Returns
+    /// the tokens whose rows were locked by another writer at that moment
+    /// (PostgreSQL): they are skipped, never waited for, so a flush can
+    /// never deadlock with a revocation or another instance's flush; the
+    /// caller retries them with the next batch.
+    pub async fn record_token_uses(&self, uses: &[(TokenId, i64, Option<String>)]) -> Result<Vec<TokenId>, CoreError> {
         if uses.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         const SQL: &str = "UPDATE tokens SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) \
                            WHERE id = $3 AND (last_used_at IS NULL OR last_used_at <= $1)";
@@ -191,28 +195,30 @@ impl Store {
                     sqlx::query(SQL).bind(at).bind(ip).bind(id.0).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                Ok(Vec::new())
             }
             Db::Postgres { pool, .. } => {
-                // One statement for the whole batch; ordered by id so two
-                // instances flushing at once lock rows in the same order.
-                let mut batch: Vec<&(TokenId, i64, Option<String>)> = uses.iter().collect();
-                batch.sort_by_key(|u| u.0);
-                let ids: Vec<i64> = batch.iter().map(|u| u.0 .0).collect();
-                let ats: Vec<i64> = batch.iter().map(|u| u.1).collect();
-                let ips: Vec<Option<String>> = batch.iter().map(|u| u.2.clone()).collect();
-                sqlx::query(
-                    "UPDATE tokens t SET last_used_at = u.at, last_used_ip = COALESCE(u.ip, t.last_used_ip) \
-                     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS u(id, at, ip) \
-                     WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at <= u.at)",
+                let ids: Vec<i64> = uses.iter().map(|u| u.0 .0).collect();
+                let ats: Vec<i64> = uses.iter().map(|u| u.1).collect();
+                let ips: Vec<Option<String>> = uses.iter().map(|u| u.2.clone()).collect();
+                let busy: Vec<i64> = sqlx::query_scalar(
+                    "WITH free AS (SELECT id FROM tokens WHERE id = ANY($1) FOR UPDATE SKIP LOCKED), \
+                     written AS ( \
+                       UPDATE tokens t SET last_used_at = u.at, last_used_ip = COALESCE(u.ip, t.last_used_ip) \
+                       FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]) AS u(id, at, ip) \
+                       WHERE t.id = u.id AND t.id IN (SELECT id FROM free) \
+                         AND (t.last_used_at IS NULL OR t.last_used_at <= u.at) \
+                       RETURNING t.id) \
+                     SELECT id FROM tokens WHERE id = ANY($1) AND id NOT IN (SELECT id FROM free)",
                 )
                 .bind(&ids)
                 .bind(&ats)
                 .bind(&ips)
-                .execute(pool)
+                .fetch_all(pool)
                 .await?;
+                Ok(busy.into_iter().map(TokenId).collect())
             }
         }
-        Ok(())
     }
 }
 
