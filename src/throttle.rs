@@ -98,9 +98,7 @@ pub fn finished(f: SignInFailures, kind: KeyKind, outcome: AttemptOutcome, now: 
     let f = match (outcome, kind) {
         (AttemptOutcome::Failed, _) => SignInFailures { last_at: now, ..f },
         (AttemptOutcome::Succeeded, KeyKind::Account) => return None,
-        (AttemptOutcome::Succeeded | AttemptOutcome::NotChecked, _) => {
-            SignInFailures { failures: f.failures - 1, ..f }
-        }
+        (AttemptOutcome::Succeeded | AttemptOutcome::NotChecked, _) => SignInFailures { failures: f.failures - 1, ..f },
     };
     (f.failures > 0).then_some(f)
 }

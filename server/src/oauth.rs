@@ -117,8 +117,11 @@ pub async fn authenticate_client(
         (found, outcome) => {
             let (minute, retry_after) = keygate::ratelimit::failed_auth_window(now_ms());
             let keys = keygate::ratelimit::failed_auth_keys(client_id, ip.as_deref());
-            let counted =
-                state.store.count_failed_client_auth(&keys, minute).await.map_err(|e| HttpError::from(e).into_response())?;
+            let counted = state
+                .store
+                .count_failed_client_auth(&keys, minute)
+                .await
+                .map_err(|e| HttpError::from(e).into_response())?;
             if !counted {
                 return Err(HttpError::RateLimited {
                     retry_after,

@@ -451,7 +451,8 @@ async fn one_time_secrets_are_not_cached_nor_stored_in_clear() {
     assert!(location.starts_with("/applications/"), "{location}");
     // Waiting to be shown, the secret is in the database only sealed, and
     // the session that could open it is there only by digest.
-    let waiting: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM console_flashes").fetch_all(&t.db).await.unwrap();
+    let waiting: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT sealed FROM console_flashes").fetch_all(&t.db).await.unwrap();
     assert_eq!(waiting.len(), 1);
     let sessions: Vec<String> = sqlx::query_scalar("SELECT data FROM console_sessions").fetch_all(&t.db).await.unwrap();
     let session_id = cookie.trim_start_matches("keygate_session=");

@@ -285,3 +285,186 @@ async fn losing_the_database_answers_503_and_the_server_recovers_by_itself() {
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains(secret) && !log.contains(&live), "no secret in the log");
 }
+
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("keygate_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// A console form post as a browser without JavaScript sends it.
+async fn console_post(
+    http: &reqwest::Client,
+    base: &str,
+    function: &str,
+    body: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut r = http
+        .post(format!("{base}/console/fn/{function}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .body(body.to_owned());
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.send().await.unwrap()
+}
+
+async fn sign_in_status(http: &reqwest::Client, base: &str, password: &str) -> u16 {
+    http.post(format!("{base}/console/fn/sign_in"))
+        .header("accept", "application/json")
+        .form(&[("username", "alice"), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_state_throttles_and_usage_are_shared_between_instances() {
+    if keygate::store::testing::postgres_base_url().is_none() {
+        eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let a = start(&db, dir.path(), "a");
+    let b = start(&db, dir.path(), "b");
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The setup link one instance printed works on the other, and so does
+    // the session it makes.
+    let setup_a = a.setup.clone().expect("a printed a setup link");
+    assert!(b.setup.is_some(), "b printed its own, also valid");
+    let code = setup_a.split("code=").nth(1).unwrap();
+    let body =
+        format!("code={code}&username=alice&password=correct+horse+battery&password_confirm=correct+horse+battery");
+    let res = console_post(&http, &b.base, "create_owner", &body, None).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let cookie = session_cookie(&res).expect("a session cookie");
+    let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM setup_codes").fetch_one(&pool).await.unwrap();
+    assert_eq!(codes, 0, "every setup link ends with the first owner");
+
+    // A secret made on one instance is shown once, by whichever serves the
+    // next page.
+    let res = console_post(
+        &http,
+        &a.base,
+        "create_application",
+        "name=flashy&notes=&token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000",
+        Some(&cookie),
+    )
+    .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/applications/"), "{location}");
+    let page = |base: String| {
+        let (http, location, cookie) = (http.clone(), location.clone(), cookie.clone());
+        async move {
+            let res = http.get(format!("{base}{location}")).header("cookie", cookie).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let shown = page(b.base.clone()).await;
+    let at = shown.find("kgs_").expect("the new secret, shown on the other instance");
+    let secret: String = shown[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    assert!(!page(a.base.clone()).await.contains("kgs_"), "and only once, on either");
+
+    // Failed sign-ins count together: three free, split over both, then
+    // the other instance makes the fourth wait, right password or not.
+    for (i, base) in [&a.base, &b.base, &a.base].into_iter().enumerate() {
+        assert_eq!(sign_in_status(&http, base, "wrong horse battery").await, 409, "attempt {i}");
+    }
+    assert_eq!(sign_in_status(&http, &b.base, "correct horse battery").await, 429);
+
+    // Failed client authentications count together too: ten a minute for
+    // one client ID from one address, whichever instance sees them.
+    let id: String =
+        sqlx::query_scalar("SELECT client_id FROM applications WHERE name = 'flashy'").fetch_one(&pool).await.unwrap();
+    for i in 0..keygate::ratelimit::FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let res = token_response(&http, base, &id, "kgs_wrong").await;
+        assert_eq!(res.status(), 401, "failure {i}");
+    }
+    for base in [&a.base, &b.base] {
+        let res = token_response(&http, base, &id, "kgs_wrong").await;
+        assert_eq!(res.status(), 429, "past the shared limit on {base}");
+    }
+    // A correct secret is never refused because of failures.
+    let live = token(&http, &a.base, &id, &secret).await;
+
+    // Last use from both instances lands once each flushes (every second
+    // here), the later use winning.
+    assert_eq!(me_status(&http, &a.base, &live).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before_second_use = keygate_server::now();
+    assert_eq!(me_status(&http, &b.base, &live).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let digest = keygate::secret::SecretDigest::of(&live);
+    let last_used: Option<i64> = sqlx::query_scalar("SELECT last_used_at FROM tokens WHERE token_hash = $1")
+        .bind(digest.as_bytes())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(last_used.is_some_and(|t| t >= before_second_use), "{last_used:?} >= {before_second_use}");
+
+    // Repeated failures fold into one event per instance and minute, and
+    // the counts add up to every failure.
+    for i in 0..8 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        assert_eq!(token_response(&http, base, "kgc_nobody_at_all", "kgs_x").await.status(), 401);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let folded: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'client.authentication_failed' \
+         AND details LIKE '%kgc_nobody_at_all%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let counts: Vec<i64> =
+        folded.iter().map(|d| serde_json::from_str::<Value>(d).unwrap()["count"].as_i64().unwrap_or(1)).collect();
+    assert!(counts.len() <= 2 * 2, "one event per instance (and minute): {counts:?}");
+    assert_eq!(counts.iter().sum::<i64>(), 8, "{counts:?}");
+
+    // Disabled from a third process: both instances refuse the
+    // application's tokens and secret on the next request.
+    let app_id: i64 =
+        sqlx::query_scalar("SELECT id FROM applications WHERE name = 'flashy'").fetch_one(&pool).await.unwrap();
+    cli(&db, &["app", "disable", &app_id.to_string(), "--json"]);
+    for base in [&a.base, &b.base] {
+        assert_eq!(me_status(&http, base, &live).await, 401, "token of a disabled application on {base}");
+        assert_ne!(token_response(&http, base, &id, &secret).await.status(), 200, "disabled on {base}");
+    }
+}
+
+#[test]
+fn a_wrong_or_unreachable_database_fails_at_start_naming_the_host_never_the_password() {
+    let Some(base) = keygate::store::testing::postgres_base_url() else {
+        eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
+        return;
+    };
+    let port = base.rsplit(':').next().unwrap();
+    for url in [
+        // Nothing listens on port 1.
+        "postgres://keygate:hunter2-secret@127.0.0.1:1/keygate".to_owned(),
+        // A real server, a role that does not exist.
+        format!("postgres://nobody_here:hunter2-secret@127.0.0.1:{port}/keygate"),
+    ] {
+        let out = Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url]).output().unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error.len(), 1, "one line: {stderr}");
+        assert!(error[0].contains("127.0.0.1:"), "names the host: {stderr}");
+        assert!(!stderr.contains("hunter2-secret"), "never the password: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2-secret"));
+    }
+}

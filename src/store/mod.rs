@@ -27,9 +27,9 @@ mod console;
 mod issuer;
 mod rates;
 mod scopes;
-mod throttles;
 #[doc(hidden)]
 pub mod testing;
+mod throttles;
 mod tokens;
 
 pub use applications::{ApplicationQuery, ApplicationSort};
