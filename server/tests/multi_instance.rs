@@ -56,14 +56,20 @@ async fn introspect_status(http: &reqwest::Client, base: &str, id: &str, secret:
         .as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_on_one_postgres_database_act_as_one() {
+/// A fresh database on the test PostgreSQL server, or `None` (the test is
+/// skipped) when no server is named.
+async fn postgres_database(dir: &std::path::Path) -> Option<String> {
     if keygate::store::testing::postgres_base_url().is_none() {
         eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
-        return;
+        return None;
     }
+    Some(keygate::store::testing::fresh_database_url(dir).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_database_act_as_one() {
     let dir = tempfile::tempdir().unwrap();
-    let db = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let Some(db) = postgres_database(dir.path()).await else { return };
 
     // Both start at once on the empty database; the migrations run once.
     let (d1, d2, p1, p2) = (db.clone(), db.clone(), dir.path().to_owned(), dir.path().to_owned());
@@ -327,12 +333,8 @@ async fn sign_in_status(http: &reqwest::Client, base: &str, password: &str) -> u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn console_state_throttles_and_usage_are_shared_between_instances() {
-    if keygate::store::testing::postgres_base_url().is_none() {
-        eprintln!("skipped: set KEYGATE_TEST_POSTGRES_URL (scripts/test.sh does) to run on PostgreSQL");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let db = keygate::store::testing::fresh_database_url(dir.path()).await.unwrap();
+    let Some(db) = postgres_database(dir.path()).await else { return };
     let a = start(&db, dir.path(), "a");
     let b = start(&db, dir.path(), "b");
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
