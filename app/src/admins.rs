@@ -62,16 +62,28 @@ pub async fn remove_admin(id: i64) -> Result<(), AppError> {
     Ok(())
 }
 
+#[server(prefix = "/console/fn", endpoint = "reset_password")]
+pub async fn reset_password(id: i64, password: String) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    keygate::usecase::admins::reset_password(&ctx.store, &ctx.password_work, &caller, keygate::AdminId(id), &password)
+        .await?;
+    Ok(())
+}
+
 #[component]
 pub fn AdminsPage() -> impl IntoView {
     let add = ServerAction::<AddAdmin>::new();
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveAdmin>::new();
-    let data =
-        Resource::new(move || (add.version().get(), change.version().get(), remove.version().get()), |_| admins());
+    let reset = ServerAction::<ResetPassword>::new();
+    let data = Resource::new(
+        move || (add.version().get(), change.version().get(), remove.version().get(), reset.version().get()),
+        |_| admins(),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || data.get().map(|r| loaded(r, move |d| view! { <AdminsView d=d add=add change=change remove=remove/> }.into_any()))}
+            {move || data.get().map(|r| loaded(r, move |d| view! { <AdminsView d=d add=add change=change remove=remove reset=reset/> }.into_any()))}
         </Suspense>
     }
 }
@@ -82,15 +94,22 @@ fn AdminsView(
     add: ServerAction<AddAdmin>,
     change: ServerAction<ChangeRole>,
     remove: ServerAction<RemoveAdmin>,
+    reset: ServerAction<ResetPassword>,
 ) -> impl IntoView {
     let add_error = form_error(add.value(), <AddAdmin as ServerFn>::PATH);
     let change_error = form_error(change.value(), <ChangeRole as ServerFn>::PATH);
     let remove_error = form_error(remove.value(), <RemoveAdmin as ServerFn>::PATH);
+    let reset_error = form_error(reset.value(), <ResetPassword as ServerFn>::PATH);
+    let reset_done = move || matches!(reset.value().get(), Some(Ok(())));
     view! {
         <Frame me=d.me.clone()>
             <h1>"Administrators"</h1>
             <FormMessage error=change_error/>
             <FormMessage error=remove_error/>
+            <FormMessage error=reset_error/>
+            <Show when=reset_done>
+                <p class="notice" role="status">"The password was changed. Give it to its owner over a channel you trust; they sign in with it from now on."</p>
+            </Show>
             <div class="table-wrap">
                 <table>
                     <thead><tr><th scope="col">"Username"</th><th scope="col">"Role"</th><th scope="col">"Last sign-in"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
@@ -99,6 +118,8 @@ fn AdminsView(
                             let role_id = format!("role-{}", a.id);
                             let role_label = format!("Role of {}", a.username);
                             let remove_label = format!("Confirm removing {}", a.username);
+                            let reset_id = format!("reset-{}", a.id);
+                            let reset_label = format!("New password for {} (at least 12 characters)", a.username);
                             view! {
                                 <tr>
                                     <td data-label="Username">{a.username.clone()}</td>
@@ -114,6 +135,15 @@ fn AdminsView(
                                     </td>
                                     <td data-label="Last sign-in">{match a.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</td>
                                     <td>
+                                        <details class="confirm">
+                                            <summary>"Reset password"</summary>
+                                            <ActionForm action=reset attr:class="inline-form">
+                                                <input type="hidden" name="id" value=a.id.0.to_string()/>
+                                                <label for=reset_id.clone()>{reset_label}</label>
+                                                <input id=reset_id name="password" type="password" required minlength="12" autocomplete="new-password"/>
+                                                <button type="submit" class="secondary">"Set the new password"</button>
+                                            </ActionForm>
+                                        </details>
                                         <details class="confirm">
                                             <summary>"Remove"</summary>
                                             <ActionForm action=remove attr:class="inline-form">
@@ -170,35 +200,63 @@ pub async fn add_scope(name: String, description: String) -> Result<(), AppError
     Ok(())
 }
 
+#[server(prefix = "/console/fn", endpoint = "delete_scope")]
+pub async fn delete_scope(name: String) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    keygate::usecase::scopes::delete_scope(&ctx.store, &caller, &name).await?;
+    Ok(())
+}
+
 #[component]
 pub fn ScopesPage() -> impl IntoView {
     let add = ServerAction::<AddScope>::new();
-    let data = Resource::new(move || add.version().get(), |_| scopes());
+    let delete = ServerAction::<DeleteScope>::new();
+    let data = Resource::new(move || (add.version().get(), delete.version().get()), |_| scopes());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || data.get().map(|r| loaded(r, move |d| view! { <ScopesView d=d add=add/> }.into_any()))}
+            {move || data.get().map(|r| loaded(r, move |d| view! { <ScopesView d=d add=add delete=delete/> }.into_any()))}
         </Suspense>
     }
 }
 
 #[component]
-fn ScopesView(d: ScopesData, add: ServerAction<AddScope>) -> impl IntoView {
+fn ScopesView(d: ScopesData, add: ServerAction<AddScope>, delete: ServerAction<DeleteScope>) -> impl IntoView {
     let error = form_error(add.value(), <AddScope as ServerFn>::PATH);
+    let delete_error = form_error(delete.value(), <DeleteScope as ServerFn>::PATH);
     let can_write = d.me.role.can_write();
     view! {
         <Frame me=d.me.clone()>
             <h1>"Scopes"</h1>
             <p class="muted">"Applications are allowed scopes from this catalogue; their tokens carry a subset. Keygate's own API uses the built-in ones; add scopes for your own services."</p>
+            <FormMessage error=delete_error/>
             <div class="table-wrap">
                 <table>
-                    <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Kind"</th></tr></thead>
+                    <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Kind"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                     <tbody>
-                        {d.scopes.into_iter().map(|s| view! {
-                            <tr>
-                                <td data-label="Scope"><code>{s.name.clone()}</code></td>
-                                <td data-label="Description">{s.description.clone()}</td>
-                                <td data-label="Kind">{if s.builtin { "built-in" } else { "custom" }}</td>
-                            </tr>
+                        {d.scopes.into_iter().map(|s| {
+                            let deletable = can_write && !s.builtin;
+                            let confirm = format!("Confirm deleting {}", s.name);
+                            let name = s.name.clone();
+                            view! {
+                                <tr>
+                                    <td data-label="Scope"><code>{s.name.clone()}</code></td>
+                                    <td data-label="Description">{s.description.clone()}</td>
+                                    <td data-label="Kind">{if s.builtin { "built-in" } else { "custom" }}</td>
+                                    <td>
+                                        {deletable.then(|| view! {
+                                            <details class="confirm">
+                                                <summary>"Delete"</summary>
+                                                <p class="muted">"Keygate refuses while an application is allowed this scope (it names them); take it from those applications first."</p>
+                                                <ActionForm action=delete attr:class="inline-form">
+                                                    <input type="hidden" name="name" value=name/>
+                                                    <button type="submit" class="danger">{confirm}</button>
+                                                </ActionForm>
+                                            </details>
+                                        })}
+                                    </td>
+                                </tr>
+                            }
                         }).collect_view()}
                     </tbody>
                 </table>

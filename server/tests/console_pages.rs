@@ -186,3 +186,78 @@ async fn owners_manage_administrators_but_not_away_the_last_owner() {
     assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
     assert_eq!(t.store.admin(alice.id).await.unwrap().unwrap().role, keygate::Role::Owner);
 }
+
+#[tokio::test]
+async fn owners_reset_passwords_from_the_console() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let admin_cookie = sign_in_as(&t, "ann", keygate::Role::Admin).await;
+    let ann = t.store.admin_credentials("ann").await.unwrap().unwrap().0;
+    let list = html(&t, "/admins", &cookie).await;
+    assert!(list.contains("New password for ann"), "a labelled reset field per administrator");
+    // Not an owner: refused, and the password stays.
+    let res = t
+        .send(form_post(
+            "/console/fn/reset_password",
+            &format!("id={}&password=a+brand+new+password", ann.id),
+            Some(&admin_cookie),
+        ))
+        .await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    // Too short: refused with the reason.
+    let res =
+        t.send(form_post("/console/fn/reset_password", &format!("id={}&password=short", ann.id), Some(&cookie))).await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let res = t
+        .send(form_post(
+            "/console/fn/reset_password",
+            &format!("id={}&password=a+brand+new+password", ann.id),
+            Some(&cookie),
+        ))
+        .await;
+    assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let signed_in = |password: &'static str| {
+        let t = &t;
+        async move {
+            let res =
+                t.send(form_post("/console/fn/sign_in", &format!("username=ann&password={password}"), None)).await;
+            session_cookie(&res).is_some()
+        }
+    };
+    assert!(!signed_in("long+enough+password").await, "the old password is gone");
+    assert!(signed_in("a+brand+new+password").await);
+    let actions: Vec<String> = t.audit_actions().await.into_iter().map(|(a, _)| a).collect();
+    assert!(actions.iter().any(|a| a == "admin.password_reset"), "{actions:?}");
+}
+
+#[tokio::test]
+async fn custom_scopes_are_deleted_from_the_console_unless_in_use() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    for name in ["billing:read", "billing:write"] {
+        t.send(form_post("/console/fn/add_scope", &format!("name={name}&description=Billing"), Some(&cookie))).await;
+    }
+    t.create_app("payments", "billing:write").await;
+    let list = html(&t, "/scopes", &cookie).await;
+    assert!(list.contains("Confirm deleting billing:read"));
+    assert!(!list.contains("Confirm deleting applications:read"), "built-in scopes offer no delete");
+    let refused = |name: &'static str| {
+        let (t, cookie) = (&t, &cookie);
+        async move {
+            let mut req = form_post("/console/fn/delete_scope", &format!("name={name}"), Some(cookie));
+            req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/scopes".parse().unwrap());
+            let res = t.send(req).await;
+            let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            location.contains("__err=").then(|| location)
+        }
+    };
+    let in_use = refused("billing:write").await.expect("refused while an application holds it");
+    let page = html(&t, &in_use, &cookie).await;
+    assert!(page.contains("payments"), "the refusal names the application: {in_use}");
+    assert!(refused("applications:read").await.is_some(), "built-in");
+    assert!(refused("billing:read").await.is_none());
+    let names: Vec<String> = t.store.list_scopes().await.unwrap().into_iter().map(|s| s.name).collect();
+    assert!(!names.contains(&"billing:read".to_owned()) && names.contains(&"billing:write".to_owned()));
+    let viewer = sign_in_as(&t, "vic", keygate::Role::Viewer).await;
+    assert!(!html(&t, "/scopes", &viewer).await.contains("Confirm deleting"), "viewers see no delete");
+}
