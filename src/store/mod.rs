@@ -75,10 +75,12 @@ enum Db {
         pool: PgPool,
         /// Token requests for this instance's group-committing issuer.
         issuer: tokio::sync::mpsc::Sender<issuer::IssueJob>,
-        /// Rate counters: commits that need no flush to disk
-        /// (`synchronous_commit = off`), so counting costs no fsync; a
-        /// crash may forget the current window's counts, nothing else.
+        /// Rate counting, batched per application (`rates`), on its own
+        /// connections that commit without waiting for the disk
+        /// (`synchronous_commit = off`); a crash may forget the current
+        /// window's counts, nothing else.
         counters: PgPool,
+        counter: tokio::sync::mpsc::Sender<rates::CountJob>,
     },
 }
 
@@ -484,7 +486,8 @@ async fn open_postgres(url: &str) -> Result<Db, CoreError> {
         .await
         .map_err(unreachable)?;
     let issuer = issuer::start_postgres(pool.clone());
-    Ok(Db::Postgres { pool, issuer, counters })
+    let counter = rates::start_counter(counters.clone());
+    Ok(Db::Postgres { pool, issuer, counters, counter })
 }
 
 /// Why a connection failed, in words that never repeat the URL.

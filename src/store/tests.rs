@@ -410,3 +410,40 @@ async fn a_periodic_job_runs_on_one_instance_at_a_time() {
     // Released once done: the next run goes ahead.
     assert_eq!(b.exclusively(JOB_PRUNE, async { Ok(3) }).await.unwrap(), Some(3));
 }
+
+#[tokio::test]
+async fn shared_rate_counts_grant_exactly_the_quota_however_requests_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_database_url(dir.path()).await.unwrap();
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    a.migrate().await.unwrap();
+    if a.backend() != Backend::Postgres {
+        assert_eq!(a.count_shared_request(ApplicationId(1), 10, 10).await.unwrap(), None, "counted in memory");
+        return;
+    }
+    // Sixty requests at once over two instances, an hourly quota of 25:
+    // whatever batches form, 25 pass, each told a different remainder.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { store.count_shared_request(ApplicationId(7), 100_000, 25).await }));
+    }
+    let mut remaining = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let d = t.await.unwrap().unwrap().unwrap();
+        assert_eq!(d.limit, 25);
+        if d.allowed {
+            remaining.push(d.remaining);
+        } else {
+            refused += 1;
+            assert_eq!(d.remaining, 0);
+            assert!(d.retry_after >= 1);
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..25).collect::<Vec<i64>>());
+    assert_eq!(refused, 35);
+    // Another application has its own row.
+    assert!(a.count_shared_request(ApplicationId(8), 100_000, 25).await.unwrap().unwrap().allowed);
+}
