@@ -161,17 +161,25 @@ def run_suite(db, creds, introspector, server, only=None, caller=None, servers=N
     return results
 
 
+def bench_applications(db):
+    """The three applications every run uses: the client that gets tokens,
+    the resource server that introspects them, and the caller whose token
+    is validated. Returns their (client_id, client_secret) pairs."""
+    made = [
+        cli(db, "app", "create", "--name", name, "--scope", scope, *HIGH, "--json")
+        for name, scope in (("bench-client", "applications:read"), ("bench-resource-server", "introspect"),
+                            ("bench-caller", "applications:read"))
+    ]
+    return [(m["client_id"], m["client_secret"]) for m in made]
+
+
 def postgres_runs(base_url):
     """One instance, then two on the same database (each driven by its own
     wrk, figures summed), on a fresh PostgreSQL database."""
     name = "kg_bench_" + secrets.token_hex(4)
     subprocess.run(["psql", f"{base_url}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
     db = f"{base_url}/{name}"
-    app = cli(db, "app", "create", "--name", "bench-client", "--scope", "applications:read", *HIGH, "--json")
-    rs = cli(db, "app", "create", "--name", "bench-resource-server", "--scope", "introspect", *HIGH, "--json")
-    caller_app = cli(db, "app", "create", "--name", "bench-caller", "--scope", "applications:read", *HIGH, "--json")
-    creds, introspector = (app["client_id"], app["client_secret"]), (rs["client_id"], rs["client_secret"])
-    caller = (caller_app["client_id"], caller_app["client_secret"])
+    creds, introspector, caller = bench_applications(db)
     one = Server(db)
     single = run_suite(db, creds, introspector, one, caller=caller)
     one.stop()
@@ -195,11 +203,7 @@ def main():
         raise SystemExit("build first: cargo leptos build --release")
     work = tempfile.mkdtemp(prefix="keygate-bench-")
     db = f"sqlite:{work}/bench.db"
-    app = cli(db, "app", "create", "--name", "bench-client", "--scope", "applications:read", *HIGH, "--json")
-    rs = cli(db, "app", "create", "--name", "bench-resource-server", "--scope", "introspect", *HIGH, "--json")
-    caller_app = cli(db, "app", "create", "--name", "bench-caller", "--scope", "applications:read", *HIGH, "--json")
-    creds, introspector = (app["client_id"], app["client_secret"]), (rs["client_id"], rs["client_secret"])
-    caller = (caller_app["client_id"], caller_app["client_secret"])
+    creds, introspector, caller = bench_applications(db)
 
     server = Server(db)
     first_start = server.startup_ms

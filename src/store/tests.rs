@@ -3,79 +3,10 @@
 use super::*;
 use crate::grant::{ClientAuthFailure, TokenRejection};
 use crate::secret::{AccessToken, ClientSecret};
-use crate::usecase::{self, applications::ApplicationChange, Caller};
+use crate::usecase::{self, Caller};
+use testing::TestOps;
 
 const T0: i64 = 1_800_000_000;
-
-/// The use cases as the CLI calls them, in the shape these storage tests read.
-trait Ops {
-    async fn create_application(
-        &self,
-        s: ApplicationSettings,
-        now: i64,
-    ) -> Result<(ApplicationView, ClientSecret), CoreError>;
-    async fn update_application(
-        &self,
-        id: ApplicationId,
-        s: ApplicationSettings,
-        enabled: bool,
-        now: i64,
-    ) -> Result<ApplicationView, CoreError>;
-    async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError>;
-    async fn mint_named_token(
-        &self,
-        app: ApplicationId,
-        name: &str,
-        scopes: ScopeSet,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<IssuedToken, CoreError>;
-    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError>;
-}
-
-impl Ops for Store {
-    async fn create_application(
-        &self,
-        s: ApplicationSettings,
-        now: i64,
-    ) -> Result<(ApplicationView, ClientSecret), CoreError> {
-        usecase::applications::create_application(self, &Caller::cli(now), s).await
-    }
-    async fn update_application(
-        &self,
-        id: ApplicationId,
-        s: ApplicationSettings,
-        enabled: bool,
-        now: i64,
-    ) -> Result<ApplicationView, CoreError> {
-        let mut change = ApplicationChange::settings(s);
-        change.enabled = Some(enabled);
-        usecase::applications::update_application(self, &Caller::cli(now), id, change).await
-    }
-    async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError> {
-        let r = usecase::applications::regenerate_secret(self, &Caller::cli(now), id).await?;
-        Ok((r.secret, r.tokens_revoked))
-    }
-    async fn mint_named_token(
-        &self,
-        app: ApplicationId,
-        name: &str,
-        scopes: ScopeSet,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<IssuedToken, CoreError> {
-        let request = usecase::tokens::MintRequest {
-            name: name.into(),
-            scopes: scopes.clone(),
-            expiry: TokenExpiry::At(expires_at),
-        };
-        let m = usecase::tokens::mint_token(self, &Caller::cli(now), app, request).await?;
-        Ok(IssuedToken { id: m.view.id, token: m.token, scopes, created_at: now, expires_at, evicted: 0 })
-    }
-    async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError> {
-        usecase::tokens::revoke_token(self, &Caller::cli(now), id).await
-    }
-}
 
 async fn fresh() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -80,29 +80,16 @@ impl ApplicationChange {
 
 /// The settings that differ, by their field names.
 fn changed_fields(before: &ApplicationSettings, after: &ApplicationSettings) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if before.name != after.name {
-        out.push("name");
-    }
-    if before.notes != after.notes {
-        out.push("notes");
-    }
-    if before.scopes != after.scopes {
-        out.push("scopes");
-    }
-    if before.token_ttl_seconds != after.token_ttl_seconds {
-        out.push("token_ttl_seconds");
-    }
-    if before.max_tokens != after.max_tokens {
-        out.push("max_tokens");
-    }
-    if before.rate_per_second != after.rate_per_second {
-        out.push("rate_per_second");
-    }
-    if before.rate_per_hour != after.rate_per_hour {
-        out.push("rate_per_hour");
-    }
-    out
+    let differs = [
+        ("name", before.name != after.name),
+        ("notes", before.notes != after.notes),
+        ("scopes", before.scopes != after.scopes),
+        ("token_ttl_seconds", before.token_ttl_seconds != after.token_ttl_seconds),
+        ("max_tokens", before.max_tokens != after.max_tokens),
+        ("rate_per_second", before.rate_per_second != after.rate_per_second),
+        ("rate_per_hour", before.rate_per_hour != after.rate_per_hour),
+    ];
+    differs.into_iter().filter(|(_, changed)| *changed).map(|(field, _)| field).collect()
 }
 
 /// Changes an application's settings and whether it is enabled. Audits

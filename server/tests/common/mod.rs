@@ -7,7 +7,6 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use keygate::store::Store;
-use keygate::usecase::Caller;
 use keygate::{ApplicationSettings, ApplicationView, ScopeSet};
 use keygate_server::AppState;
 use std::net::SocketAddr;
@@ -40,75 +39,7 @@ pub async fn test_app() -> TestApp {
     TestApp { router, state, store, db, url, _dir: dir }
 }
 
-/// The use cases as the CLI calls them, under the names these tests use.
-pub trait StoreOps {
-    async fn create_application(
-        &self,
-        s: ApplicationSettings,
-        now: i64,
-    ) -> Result<(ApplicationView, keygate::secret::ClientSecret), keygate::CoreError>;
-    async fn update_application(
-        &self,
-        id: keygate::ApplicationId,
-        s: ApplicationSettings,
-        enabled: bool,
-        now: i64,
-    ) -> Result<ApplicationView, keygate::CoreError>;
-    async fn regenerate_secret(
-        &self,
-        id: keygate::ApplicationId,
-        now: i64,
-    ) -> Result<(keygate::secret::ClientSecret, u64), keygate::CoreError>;
-    async fn create_admin(
-        &self,
-        username: &str,
-        hash: &str,
-        role: keygate::Role,
-        now: i64,
-    ) -> Result<keygate::AdminView, keygate::CoreError>;
-}
-
-impl StoreOps for Store {
-    async fn create_application(
-        &self,
-        s: ApplicationSettings,
-        now: i64,
-    ) -> Result<(ApplicationView, keygate::secret::ClientSecret), keygate::CoreError> {
-        keygate::usecase::applications::create_application(self, &Caller::cli(now), s).await
-    }
-    async fn update_application(
-        &self,
-        id: keygate::ApplicationId,
-        s: ApplicationSettings,
-        enabled: bool,
-        now: i64,
-    ) -> Result<ApplicationView, keygate::CoreError> {
-        let mut change = keygate::usecase::applications::ApplicationChange::settings(s);
-        change.enabled = Some(enabled);
-        keygate::usecase::applications::update_application(self, &Caller::cli(now), id, change).await
-    }
-    async fn regenerate_secret(
-        &self,
-        id: keygate::ApplicationId,
-        now: i64,
-    ) -> Result<(keygate::secret::ClientSecret, u64), keygate::CoreError> {
-        let r = keygate::usecase::applications::regenerate_secret(self, &Caller::cli(now), id).await?;
-        Ok((r.secret, r.tokens_revoked))
-    }
-    /// Inserts an administrator with a ready hash (no audit event: test setup).
-    async fn create_admin(
-        &self,
-        username: &str,
-        hash: &str,
-        role: keygate::Role,
-        now: i64,
-    ) -> Result<keygate::AdminView, keygate::CoreError> {
-        let mut tx = self.write().await?;
-        let admin = tx.insert_admin(username, hash, role, now).await?;
-        tx.commit().await?;
-        Ok(admin)
-    }
-}
+pub use keygate::store::testing::TestOps;
 
 pub struct Created {
     pub app: ApplicationView,
