@@ -124,7 +124,8 @@ pub const FAILED_AUTH_PER_ADDRESS_PER_MINUTE: i64 = 30;
 /// for the check and the count alike.
 pub fn failed_auth_keys(client_id: &str, ip: Option<&str>) -> [(String, i64); 2] {
     let ip = ip.unwrap_or("-");
-    let client: String = client_id.chars().take(64).collect();
+    // Control characters (a NUL would not even store) are dropped.
+    let client: String = client_id.chars().filter(|c| !c.is_control()).take(64).collect();
     [
         (format!("ca:{client}|{ip}"), FAILED_AUTH_PER_CLIENT_AND_ADDRESS_PER_MINUTE),
         (format!("a:{ip}"), FAILED_AUTH_PER_ADDRESS_PER_MINUTE),

@@ -59,8 +59,9 @@ pub enum KeyKind {
 /// The keys a sign-in attempt is throttled by.
 pub fn sign_in_keys(username: &str, ip: Option<&str>) -> [(String, ThrottlePolicy, KeyKind); 2] {
     let ip = ip.unwrap_or("-");
-    // The username is cut so an attacker cannot grow the keys.
-    let user: String = username.trim().to_lowercase().chars().take(64).collect();
+    // The username is cut so an attacker cannot grow the keys, and control
+    // characters (a NUL would not even store) are dropped.
+    let user: String = username.trim().to_lowercase().chars().filter(|c| !c.is_control()).take(64).collect();
     [(format!("u:{user}|{ip}"), PER_ACCOUNT, KeyKind::Account), (format!("a:{ip}"), PER_ADDRESS, KeyKind::Address)]
 }
 

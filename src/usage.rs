@@ -51,6 +51,7 @@ impl UsageTracker {
         match store.record_token_uses(&batch).await {
             Ok(busy) => {
                 // Rows another writer held just then: next time.
+                let busy: std::collections::HashSet<TokenId> = busy.into_iter().collect();
                 for (id, at, ip) in batch.iter().filter(|u| busy.contains(&u.0)) {
                     self.record(*id, *at, ip.clone());
                 }

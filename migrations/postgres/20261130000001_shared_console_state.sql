@@ -4,13 +4,16 @@
 -- Console sessions, found by the SHA-256 digest of their ID: the ID itself
 -- lives only in the browser's cookie. Replaces tower-sessions' own table
 -- (signed-in administrators sign in once more after the upgrade).
-DROP SCHEMA IF EXISTS tower_sessions CASCADE;
+DROP TABLE IF EXISTS tower_sessions.session;
 CREATE TABLE console_sessions (
     id_digest  BYTEA  PRIMARY KEY,
+    -- The signed-in administrator, so their sessions can be ended.
+    admin_id   BIGINT,
     data       TEXT   NOT NULL,
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX console_sessions_expires_at ON console_sessions (expires_at);
+CREATE INDEX console_sessions_admin_id ON console_sessions (admin_id);
 
 -- A secret or token waiting to be shown once, sealed (AEAD) under a key
 -- derived from the session ID, which the database never holds.
@@ -21,7 +24,8 @@ CREATE TABLE console_flashes (
     created_at     BIGINT NOT NULL
 );
 
--- Digests of the one-time setup codes printed while no administrator exists.
+-- Digests of the one-time setup codes printed while no administrator
+-- exists; each is valid for a day.
 CREATE TABLE setup_codes (
     code_digest BYTEA  PRIMARY KEY,
     created_at  BIGINT NOT NULL

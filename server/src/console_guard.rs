@@ -7,8 +7,8 @@
 //! - **Redirects** after a no-JavaScript form post go only to paths of this
 //!   server, never to whatever `Referer` named.
 //! - **Error messages in URLs** (`?__err=`, how Leptos reports a failed
-//!   form post without JavaScript) are signed with a key that lives in this
-//!   process; a page opened with an unsigned or altered one is redirected to
+//!   form post without JavaScript) are signed with one random key per
+//!   database (`server_keys`, shared by every instance); a page opened with an unsigned or altered one is redirected to
 //!   the same page without it, so nobody can put text of their choosing
 //!   into the console.
 //! - **Statuses**: a refused server function answers 400/401/403/404/409/429

@@ -30,18 +30,22 @@ fn backend(e: keygate::CoreError) -> session_store::Error {
     session_store::Error::Backend("the session store failed".into())
 }
 
-fn encode(record: &Record) -> session_store::Result<String> {
-    serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+/// The session's data, and the administrator signed in with it (so a
+/// password reset or removal can end their sessions).
+fn encode(record: &Record) -> session_store::Result<(Option<i64>, String)> {
+    let admin_id = record.data.get(app::server::SESSION_ADMIN_KEY).and_then(|v| v.as_i64());
+    let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    Ok((admin_id, data))
 }
 
 #[async_trait]
 impl SessionStore for ConsoleSessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let data = encode(record)?;
+        let (admin_id, data) = encode(record)?;
         // A new ID on the (astronomically unlikely) collision.
         while !self
             .store
-            .insert_session(&digest(&record.id), &data, record.expiry_date.unix_timestamp())
+            .insert_session(&digest(&record.id), admin_id, &data, record.expiry_date.unix_timestamp())
             .await
             .map_err(backend)?
         {
@@ -51,8 +55,11 @@ impl SessionStore for ConsoleSessions {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = encode(record)?;
-        self.store.save_session(&digest(&record.id), &data, record.expiry_date.unix_timestamp()).await.map_err(backend)
+        let (admin_id, data) = encode(record)?;
+        self.store
+            .save_session(&digest(&record.id), admin_id, &data, record.expiry_date.unix_timestamp())
+            .await
+            .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use axum::http::header;
+use axum::http::{header, Request};
 use common::*;
 
 async fn html(t: &TestApp, path: &str, cookie: &str) -> String {
@@ -224,6 +224,14 @@ async fn owners_reset_passwords_from_the_console() {
             session_cookie(&res).is_some()
         }
     };
+    // Ann's session from before the reset has ended.
+    let dashboard = Request::post("/console/fn/dashboard")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .header(header::COOKIE, &admin_cookie)
+        .body(axum::body::Body::from("x="))
+        .unwrap();
+    assert_eq!(t.send(dashboard).await.status(), 401, "the old session ended with the old password");
     assert!(!signed_in("long+enough+password").await, "the old password is gone");
     assert!(signed_in("a+brand+new+password").await);
     let actions: Vec<String> = t.audit_actions().await.into_iter().map(|(a, _)| a).collect();
@@ -248,7 +256,7 @@ async fn custom_scopes_are_deleted_from_the_console_unless_in_use() {
             req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/scopes".parse().unwrap());
             let res = t.send(req).await;
             let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-            location.contains("__err=").then(|| location)
+            location.contains("__err=").then_some(location)
         }
     };
     let in_use = refused("billing:write").await.expect("refused while an application holds it");

@@ -9,15 +9,25 @@ use crate::secret::SecretDigest;
 
 /// How long a one-time secret waits to be shown.
 pub const FLASH_TTL_SECONDS: i64 = 600;
+/// How long a setup link works (every start prints a new one while no
+/// administrator exists).
+pub const SETUP_CODE_TTL_SECONDS: i64 = 86_400;
 
 impl Store {
     /// Stores a new session; `false` when its ID is taken already.
-    pub async fn insert_session(&self, id: &SecretDigest, data: &str, expires_at: i64) -> Result<bool, CoreError> {
+    pub async fn insert_session(
+        &self,
+        id: &SecretDigest,
+        admin_id: Option<i64>,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<bool, CoreError> {
         let inserted = on_writer!(self, |w| sqlx::query(
-            "INSERT INTO console_sessions (id_digest, data, expires_at) VALUES ($1, $2, $3) \
+            "INSERT INTO console_sessions (id_digest, admin_id, data, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id_digest) DO NOTHING"
         )
         .bind(id.as_bytes())
+        .bind(admin_id)
         .bind(data)
         .bind(expires_at)
         .execute(w)
@@ -26,12 +36,21 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    pub async fn save_session(&self, id: &SecretDigest, data: &str, expires_at: i64) -> Result<(), CoreError> {
+    /// Saves an existing session. One that was ended meanwhile (signed
+    /// out, or its administrator's password reset) stays ended: a request
+    /// that loaded it before cannot bring it back.
+    pub async fn save_session(
+        &self,
+        id: &SecretDigest,
+        admin_id: Option<i64>,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), CoreError> {
         on_writer!(self, |w| sqlx::query(
-            "INSERT INTO console_sessions (id_digest, data, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (id_digest) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at"
+            "UPDATE console_sessions SET admin_id = $2, data = $3, expires_at = $4 WHERE id_digest = $1"
         )
         .bind(id.as_bytes())
+        .bind(admin_id)
         .bind(data)
         .bind(expires_at)
         .execute(w)
@@ -113,12 +132,15 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `code` is a setup code still waiting to be used.
-    pub async fn setup_code_exists(&self, code: &SecretDigest) -> Result<bool, CoreError> {
-        let n: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1")
-            .bind(code.as_bytes())
-            .fetch_one(p)
-            .await?);
+    /// Whether `code` is a setup code made at `not_before` or later.
+    pub async fn setup_code_exists(&self, code: &SecretDigest, not_before: i64) -> Result<bool, CoreError> {
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1 AND created_at >= $2"
+        )
+        .bind(code.as_bytes())
+        .bind(not_before)
+        .fetch_one(p)
+        .await?);
         Ok(n > 0)
     }
 
@@ -140,8 +162,14 @@ impl Store {
             .await?))
     }
 
-    /// Deletes expired sessions and flashes older than `flash_not_before`.
+    /// Deletes expired sessions, flashes older than `flash_not_before` and
+    /// setup codes past their day.
     pub async fn prune_console_state(&self, now: i64, flash_not_before: i64) -> Result<u64, CoreError> {
+        on_writer!(self, |w| sqlx::query("DELETE FROM setup_codes WHERE created_at < $1")
+            .bind(now - SETUP_CODE_TTL_SECONDS)
+            .execute(w)
+            .await?
+            .rows_affected());
         let sessions = on_writer!(self, |w| sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
             .bind(now)
             .execute(w)
@@ -157,13 +185,25 @@ impl Store {
 }
 
 impl Tx {
-    /// Whether `code` is a setup code still waiting to be used.
-    pub async fn setup_code_exists(&mut self, code: &SecretDigest) -> Result<bool, CoreError> {
-        let n: i64 = on_tx!(self, |c| sqlx::query_scalar("SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1")
-            .bind(code.as_bytes())
-            .fetch_one(c)
-            .await?);
+    /// Whether `code` is a setup code made at `not_before` or later.
+    pub async fn setup_code_exists(&mut self, code: &SecretDigest, not_before: i64) -> Result<bool, CoreError> {
+        let n: i64 = on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM setup_codes WHERE code_digest = $1 AND created_at >= $2"
+        )
+        .bind(code.as_bytes())
+        .bind(not_before)
+        .fetch_one(c)
+        .await?);
         Ok(n > 0)
+    }
+
+    /// Ends every console session of an administrator.
+    pub async fn end_admin_sessions(&mut self, admin_id: i64) -> Result<u64, CoreError> {
+        Ok(on_tx!(self, |c| sqlx::query("DELETE FROM console_sessions WHERE admin_id = $1")
+            .bind(admin_id)
+            .execute(c)
+            .await?
+            .rows_affected()))
     }
 
     /// Every setup code ends when the first owner exists.

@@ -35,7 +35,7 @@ mod tokens;
 pub use applications::{ApplicationQuery, ApplicationSort};
 pub use audit::{ActorKind, AuditQuery, AuditRecord};
 pub use clients::CLIENT_CACHE_TTL;
-pub use console::FLASH_TTL_SECONDS;
+pub use console::{FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
 pub use issuer::{IssueError, IssuedToken};
 pub use tokens::{RejectedToken, TokenContext};
 
@@ -221,12 +221,20 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// [`Tx::serialize`] on a lock named by text (a throttle key, say):
+    /// the first 8 bytes of its SHA-256 as the advisory lock's key.
+    pub async fn serialize_on(&mut self, name: &str) -> Result<(), CoreError> {
+        let digest = crate::secret::SecretDigest::of(name);
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&digest.as_bytes()[..8]);
+        self.serialize(i64::from_be_bytes(key)).await
+    }
 }
 
 /// Keys of [`Tx::serialize`].
 pub const LOCK_ADMINISTRATORS: i64 = 0x6b67_0001;
 pub const LOCK_SCOPES: i64 = 0x6b67_0002;
-pub const LOCK_SIGN_IN_THROTTLE: i64 = 0x6b67_0003;
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()
@@ -482,7 +490,7 @@ async fn open_postgres(url: &str) -> Result<Db, CoreError> {
         .max_connections(4)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.options([("synchronous_commit", "off")]))
+        .connect_with(options.options([("synchronous_commit", "off"), ("statement_timeout", "5000")]))
         .await
         .map_err(unreachable)?;
     let issuer = issuer::start_postgres(pool.clone());

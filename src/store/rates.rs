@@ -19,6 +19,7 @@ use std::sync::LazyLock;
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_COUNT_BATCH: usize = 1024;
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct CountJob {
     application: ApplicationId,
@@ -76,13 +77,16 @@ async fn run_counter(pool: sqlx::PgPool, mut jobs: mpsc::Receiver<CountJob>) {
         for ((application, per_second, per_hour), group) in groups {
             let pool = pool.clone();
             running.spawn(async move {
-                let counted = sqlx::query_as::<_, Counted>(COUNT_SQL.as_str())
+                let count = sqlx::query_as::<_, Counted>(COUNT_SQL.as_str())
                     .bind(application.0)
                     .bind(per_second)
                     .bind(per_hour)
                     .bind(group.len() as i64)
-                    .fetch_one(&pool)
-                    .await;
+                    .fetch_one(&pool);
+                // A statement that hangs (a connection gone half-open) must
+                // not stall every count on this instance behind it.
+                let counted =
+                    tokio::time::timeout(COUNT_TIMEOUT, count).await.unwrap_or(Err(sqlx::Error::PoolTimedOut));
                 answer(group, per_hour, counted);
             });
         }

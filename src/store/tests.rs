@@ -378,3 +378,19 @@ async fn shared_rate_counts_grant_exactly_the_quota_however_requests_batch() {
     // Another application has its own row.
     assert!(a.count_shared_request(ApplicationId(8), 100_000, 25).await.unwrap().unwrap().allowed);
 }
+
+#[tokio::test]
+async fn an_ended_session_stays_ended_when_a_late_request_saves_it() {
+    let (store, _d) = fresh().await;
+    let id = crate::secret::SecretDigest::of("session-id");
+    assert!(store.insert_session(&id, Some(1), "{}", T0 + 100).await.unwrap());
+    assert!(!store.insert_session(&id, None, "{}", T0 + 100).await.unwrap(), "an ID is taken once");
+    assert_eq!(store.load_session(&id, T0).await.unwrap(), Some(("{}".into(), T0 + 100)));
+    assert_eq!(store.load_session(&id, T0 + 100).await.unwrap(), None, "expired");
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.end_admin_sessions(1).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    // A request that loaded the session before it ended saves it afterwards.
+    store.save_session(&id, Some(1), "{\"admin_id\":1}", T0 + 200).await.unwrap();
+    assert_eq!(store.load_session(&id, T0).await.unwrap(), None);
+}

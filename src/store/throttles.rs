@@ -17,11 +17,13 @@ impl Store {
     /// `minute`. `false` when a key has reached its limit (nothing more is
     /// counted then): a read first, so a flood past the limit writes
     /// nothing; then a conditional upsert per key, so concurrent failures
-    /// on several instances cannot count past a limit.
+    /// on several instances cannot count past a limit. A minute only moves
+    /// forward: an instance whose clock is a little behind counts into the
+    /// newer minute rather than resetting it.
     pub async fn count_failed_client_auth(&self, keys: &[(String, i64)], minute: i64) -> Result<bool, CoreError> {
         for (key, limit) in keys {
             let failures: Option<i64> = on_pool!(self, |p| sqlx::query_scalar(
-                "SELECT failures FROM client_auth_failures WHERE key = $1 AND minute = $2"
+                "SELECT failures FROM client_auth_failures WHERE key = $1 AND minute >= $2"
             )
             .bind(key)
             .bind(minute)
@@ -35,9 +37,9 @@ impl Store {
             let counted: Option<i64> = on_writer!(self, |w| sqlx::query_scalar(
                 "INSERT INTO client_auth_failures AS f (key, minute, failures) VALUES ($1, $2, 1) \
                  ON CONFLICT (key) DO UPDATE SET \
-                   failures = CASE WHEN f.minute = EXCLUDED.minute THEN f.failures + 1 ELSE 1 END, \
-                   minute = EXCLUDED.minute \
-                 WHERE f.minute <> EXCLUDED.minute OR f.failures < $3 \
+                   failures = CASE WHEN EXCLUDED.minute > f.minute THEN 1 ELSE f.failures + 1 END, \
+                   minute = CASE WHEN EXCLUDED.minute > f.minute THEN EXCLUDED.minute ELSE f.minute END \
+                 WHERE EXCLUDED.minute > f.minute OR f.failures < $3 \
                  RETURNING failures"
             )
             .bind(key)
@@ -50,6 +52,15 @@ impl Store {
             }
         }
         Ok(true)
+    }
+
+    pub async fn sign_in_failures(&self, key: &str) -> Result<Option<SignInFailures>, CoreError> {
+        let row: Option<FailuresRow> =
+            on_pool!(self, |p| sqlx::query_as("SELECT failures, last_at FROM sign_in_failures WHERE key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await?);
+        Ok(row.map(|r| SignInFailures { failures: r.failures, last_at: r.last_at }))
     }
 
     /// Forgets throttle counts that no longer matter: sign-in failures

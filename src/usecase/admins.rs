@@ -8,8 +8,10 @@ use crate::error::CoreError;
 use crate::model::*;
 use crate::password_work::{PasswordBusy, PasswordWork, BUSY_RETRY_AFTER_SECONDS};
 use crate::secret::SecretDigest;
-use crate::store::{ActorKind, AuditRecord, Store, LOCK_ADMINISTRATORS, LOCK_SIGN_IN_THROTTLE};
-use crate::throttle::{admitted, finished, sign_in_keys, wait_for, AttemptOutcome, KeyKind, ThrottlePolicy};
+use crate::store::{ActorKind, AuditRecord, Store, LOCK_ADMINISTRATORS};
+use crate::throttle::{
+    admitted, finished, sign_in_keys, wait_for, AttemptOutcome, KeyKind, SignInFailures, ThrottlePolicy,
+};
 use serde_json::json;
 
 fn busy(_: PasswordBusy) -> CoreError {
@@ -74,6 +76,7 @@ pub async fn remove_admin(store: &Store, caller: &Caller, id: AdminId) -> Result
     if !tx.delete_admin(id).await? {
         return Err(CoreError::Refused("the last owner cannot be removed".into()));
     }
+    tx.end_admin_sessions(id.0).await?;
     tx.record_audit(&on_admin(caller.record(AuditAction::AdminRemoved), &target)).await?;
     tx.commit().await?;
     Ok(target)
@@ -91,13 +94,14 @@ pub async fn reset_password(
     let mut tx = store.write().await?;
     let target = tx.admin(id).await?.ok_or(CoreError::NotFound("administrator"))?;
     tx.set_admin_password(id, &hash).await?;
-    tx.record_audit(&on_admin(caller.record(AuditAction::AdminPasswordReset), &target)).await?;
+    // Whoever held the old password may hold a session too.
+    let sessions_ended = tx.end_admin_sessions(id.0).await?;
+    let event = on_admin(caller.record(AuditAction::AdminPasswordReset), &target);
+    tx.record_audit(&event.with("sessions_ended", json!(sessions_ended))).await?;
     tx.commit().await?;
     Ok(target)
 }
 
-/// Creates the first owner through the setup link, only while no
-/// administrator exists; `Refused` when someone got there first.
 /// While no administrator exists, makes a one-time setup code for the
 /// first owner and keeps its digest; `None` once there is one.
 pub async fn open_setup(store: &Store, now: i64) -> Result<Option<String>, CoreError> {
@@ -111,7 +115,8 @@ pub async fn open_setup(store: &Store, now: i64) -> Result<Option<String>, CoreE
 
 /// Creates the first owner with a one-time setup code (printed by an
 /// instance at start while no administrator exists; any instance accepts
-/// it). Every code ends with this.
+/// it for a day), only while no administrator exists: `Refused` when
+/// someone got there first. Every code ends with this.
 pub async fn create_first_owner(
     store: &Store,
     work: &PasswordWork,
@@ -128,7 +133,8 @@ pub async fn create_first_owner(
         )
     };
     // Checked before the costly hash, and again where it counts.
-    if !store.setup_code_exists(&code).await? {
+    let not_before = now - crate::store::SETUP_CODE_TTL_SECONDS;
+    if !store.setup_code_exists(&code, not_before).await? {
         return Err(invalid_code());
     }
     let username = validate_username(username)?;
@@ -136,7 +142,7 @@ pub async fn create_first_owner(
     let mut tx = store.write().await?;
     // Two setup links used at once (on two instances) make one owner.
     tx.serialize(LOCK_ADMINISTRATORS).await?;
-    if !tx.setup_code_exists(&code).await? {
+    if !tx.setup_code_exists(&code, not_before).await? {
         return Err(invalid_code());
     }
     let Some(owner) = tx.insert_first_owner(&username, &hash, now).await? else {
@@ -191,18 +197,29 @@ pub async fn sign_in(
 type SignInKeys = [(String, ThrottlePolicy, KeyKind); 2];
 
 async fn admit_sign_in(store: &Store, keys: &SignInKeys, now: i64) -> Result<(), CoreError> {
-    let mut tx = store.write().await?;
-    tx.serialize(LOCK_SIGN_IN_THROTTLE).await?;
+    let throttled = |wait: i64| CoreError::Throttled {
+        message: format!("too many failed sign-ins from here; try again in {wait} seconds"),
+        retry_after: wait,
+    };
+    let wait = |current: &[Option<SignInFailures>]| {
+        keys.iter().zip(current).filter_map(|((_, policy, _), f)| wait_for(f.as_ref(), *policy, now)).max()
+    };
+    // A read first: a flood of throttled attempts opens no transaction.
     let mut current = Vec::with_capacity(keys.len());
+    for (key, _, _) in keys {
+        current.push(store.sign_in_failures(key).await?);
+    }
+    if let Some(w) = wait(&current) {
+        return Err(throttled(w));
+    }
+    let mut tx = store.write().await?;
+    lock_keys(&mut tx, keys).await?;
+    current.clear();
     for (key, _, _) in keys {
         current.push(tx.sign_in_failures(key).await?);
     }
-    let wait = keys.iter().zip(&current).filter_map(|((_, policy, _), f)| wait_for(f.as_ref(), *policy, now)).max();
-    if let Some(wait) = wait {
-        return Err(CoreError::Throttled {
-            message: format!("too many failed sign-ins from here; try again in {wait} seconds"),
-            retry_after: wait,
-        });
+    if let Some(w) = wait(&current) {
+        return Err(throttled(w));
     }
     for ((key, _, _), f) in keys.iter().zip(&current) {
         tx.set_sign_in_failures(key, Some(admitted(f.as_ref(), now))).await?;
@@ -210,9 +227,21 @@ async fn admit_sign_in(store: &Store, keys: &SignInKeys, now: i64) -> Result<(),
     tx.commit().await
 }
 
+/// Serialises attempts on the same keys (across instances), and only
+/// those: one lock per key, taken in one order so two attempts never wait
+/// on each other crosswise.
+async fn lock_keys(tx: &mut crate::store::Tx, keys: &SignInKeys) -> Result<(), CoreError> {
+    let mut names: Vec<&str> = keys.iter().map(|(key, _, _)| key.as_str()).collect();
+    names.sort_unstable();
+    for name in names {
+        tx.serialize_on(name).await?;
+    }
+    Ok(())
+}
+
 async fn finish_sign_in(store: &Store, keys: &SignInKeys, outcome: AttemptOutcome, now: i64) -> Result<(), CoreError> {
     let mut tx = store.write().await?;
-    tx.serialize(LOCK_SIGN_IN_THROTTLE).await?;
+    lock_keys(&mut tx, keys).await?;
     for (key, _, kind) in keys {
         if let Some(f) = tx.sign_in_failures(key).await? {
             tx.set_sign_in_failures(key, finished(f, *kind, outcome, now)).await?;

@@ -263,3 +263,19 @@ async fn failed_client_authentications_count_together_across_instances() {
     let other = crate::ratelimit::failed_auth_keys("kgc_other", Some("10.0.0.2"));
     assert!(b.count_failed_client_auth(&other, minute).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_setup_link_works_for_a_day() {
+    let (store, _d) = fresh().await;
+    let work = PasswordWork::new(1, 4);
+    let code = admins::open_setup(&store, T0).await.unwrap().unwrap();
+    let day = crate::store::SETUP_CODE_TTL_SECONDS;
+    assert!(matches!(
+        admins::create_first_owner(&store, &work, &code, "alice", "a long enough password", T0 + day + 1, None).await,
+        Err(CoreError::Refused(_))
+    ));
+    let fresh_code = admins::open_setup(&store, T0 + day + 1).await.unwrap().unwrap();
+    admins::create_first_owner(&store, &work, &fresh_code, "alice", "a long enough password", T0 + day + 2, None)
+        .await
+        .unwrap();
+}
