@@ -64,6 +64,13 @@ impl From<sqlx::Error> for CoreError {
                 tracing::warn!(error = %e, "the database is unavailable");
                 CoreError::Unavailable("the database is unavailable; try again shortly".into())
             }
+            // Text PostgreSQL cannot store (a NUL character) in a filter or
+            // a name looked up: the input is refused, not the server broken.
+            // (Fields that are stored refuse NUL in validation, on both
+            // backends alike.)
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021") => {
+                CoreError::invalid("input", "text may not contain NUL characters")
+            }
             _ => CoreError::Storage(e),
         }
     }

@@ -167,6 +167,9 @@ impl ApplicationSettings {
     /// Trims the name and checks every field, naming the first bad one.
     pub fn validated(mut self) -> Result<Self, CoreError> {
         self.name = validate_name(&self.name)?;
+        if self.notes.contains('\0') {
+            return Err(CoreError::invalid("notes", "notes may not contain NUL characters"));
+        }
         if self.notes.chars().count() > MAX_NOTES_LEN {
             return Err(CoreError::invalid("notes", format!("notes have at most {MAX_NOTES_LEN} characters")));
         }
@@ -235,6 +238,24 @@ pub const MAX_AUDIT_TEXT_LEN: usize = 128;
 
 /// `text` cut to `max` characters, control characters replaced, with an
 /// ellipsis when it was cut.
+/// The value an administrator's console sessions carry (see
+/// `Store::admin_for_session`); drawn anew at every password reset.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionBinding(pub String);
+
+impl std::fmt::Debug for SessionBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionBinding(<redacted>)")
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl SessionBinding {
+    pub fn generate() -> Self {
+        SessionBinding(crate::secret::generate_setup_code())
+    }
+}
+
 pub fn bounded_text(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
     if text.chars().nth(max).is_some() {

@@ -19,8 +19,8 @@ pub async fn sign_in(username: String, password: String) -> Result<(), AppError>
 
     let ctx = context()?;
     match admins::sign_in(&ctx.store, &ctx.password_work, &username, &password, now(), client_ip().await).await? {
-        SignIn::SignedIn(admin) => {
-            sign_in_session(&admin).await?;
+        SignIn::SignedIn(admin, binding) => {
+            sign_in_session(&admin, &binding).await?;
             leptos_axum::redirect("/");
             Ok(())
         }
@@ -54,7 +54,7 @@ pub async fn create_owner(
         keygate::validate_password(&password)?;
         return Err(AppError::invalid("password_confirm", "the two passwords differ"));
     }
-    let owner = keygate::usecase::admins::create_first_owner(
+    let (owner, binding) = keygate::usecase::admins::create_first_owner(
         &ctx.store,
         &ctx.password_work,
         &code,
@@ -64,7 +64,7 @@ pub async fn create_owner(
         client_ip().await,
     )
     .await?;
-    sign_in_session(&owner).await?;
+    sign_in_session(&owner, &binding).await?;
     tracing::info!(username = ?owner.username, "first owner created through the setup link");
     leptos_axum::redirect("/");
     Ok(())

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use tower_sessions::Session;
 
 pub const SESSION_ADMIN_KEY: &str = "admin_id";
+/// The administrator's session binding at sign-in (see
+/// `Store::admin_for_session`).
+const SESSION_BINDING_KEY: &str = "binding";
 
 /// What the console's server functions need; the server provides it as
 /// Leptos context for every request. Everything else the console keeps
@@ -56,7 +59,8 @@ pub async fn current_admin() -> Result<Option<AdminView>, AppError> {
     let Some(id) = session.get::<i64>(SESSION_ADMIN_KEY).await.map_err(session_error)? else {
         return Ok(None);
     };
-    let admin = ctx.store.admin(AdminId(id)).await?;
+    let binding = session.get::<String>(SESSION_BINDING_KEY).await.map_err(session_error)?.unwrap_or_default();
+    let admin = ctx.store.admin_for_session(AdminId(id), &binding).await?;
     if admin.is_none() {
         session.flush().await.map_err(session_error)?;
     }
@@ -74,10 +78,11 @@ pub async fn caller() -> Result<keygate::usecase::Caller, AppError> {
     Ok(keygate::usecase::Caller::administrator(admin, now(), client_ip().await))
 }
 
-pub async fn sign_in_session(admin: &AdminView) -> Result<(), AppError> {
+pub async fn sign_in_session(admin: &AdminView, binding: &keygate::SessionBinding) -> Result<(), AppError> {
     let session = session().await?;
     // A fresh ID at sign-in defeats session fixation.
     session.cycle_id().await.map_err(session_error)?;
     session.insert(SESSION_ADMIN_KEY, admin.id.0).await.map_err(session_error)?;
+    session.insert(SESSION_BINDING_KEY, &binding.0).await.map_err(session_error)?;
     Ok(())
 }

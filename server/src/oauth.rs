@@ -98,7 +98,8 @@ pub async fn authenticate_client(
     let presented = grant::select_client_credentials(basic, form.take("client_id"), form.take("client_secret"))
         .map_err(|e| HttpError::oauth(e).into_response())?;
     let client_id = presented.client_id.as_str();
-    let found = if client_id.len() <= 64 {
+    // Longer IDs, or ones with control characters, are never Keygate's.
+    let found = if client_id.len() <= 64 && !client_id.chars().any(char::is_control) {
         state.store.client_for_authentication(client_id).await.map_err(|e| HttpError::from(e).into_response())?
     } else {
         None

@@ -582,3 +582,43 @@ async fn the_openapi_document_declares_query_parameters_and_common_refusals() {
     let far = "/api/v1/applications?page=9223372036854775807";
     assert_eq!(t.get_with_token(far, &token).await.status(), 400, "no offset overflow back to page 1");
 }
+
+// ------------------------------------------- NUL characters (both backends)
+
+#[tokio::test]
+async fn nul_characters_are_refused_as_input_never_a_server_error() {
+    let t = test_app().await;
+    let c = t.create_app("nul", "applications:read applications:write scopes:read scopes:write").await;
+    let token = t.obtain_token(&c, None).await;
+    // Client IDs with a NUL are nobody's: 401, in the body or in Basic.
+    let res = t.token_request(None, "grant_type=client_credentials&client_id=x%00&client_secret=y").await;
+    assert_eq!(res.status(), 401);
+    let res = t.token_request(Some(("a\0b", "x")), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 401);
+    // A filter or a name looked up: refused, or simply nothing found
+    // (SQLite can compare such text; PostgreSQL cannot hold it).
+    for (method, path) in [("GET", "/api/v1/applications?search=%00"), ("DELETE", "/api/v1/scopes/x%00")] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let status = t.send(req).await.status().as_u16();
+        assert!([200, 400, 404].contains(&status), "{method} {path}: {status}");
+    }
+    // Stored text: refused by validation, the same on both backends.
+    for (path, body) in [
+        ("/api/v1/applications", r#"{"name":"ok","notes":"a\u0000b"}"#),
+        ("/api/v1/scopes", r#"{"name":"nul:read","description":"d\u0000"}"#),
+    ] {
+        let req = Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let res = t.send(req).await;
+        assert_eq!(res.status(), 400, "{path}");
+        assert!(json(res).await.to_string().contains("NUL"));
+    }
+}

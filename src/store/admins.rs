@@ -67,6 +67,24 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
+    /// The administrator a console session names, while the session's
+    /// binding is still theirs (no password reset since, not a later
+    /// administrator under a reused id).
+    pub async fn admin_for_session(&self, id: AdminId, binding: &str) -> Result<Option<AdminView>, CoreError> {
+        if binding.is_empty() {
+            return Ok(None);
+        }
+        let row: Option<AdminRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT id, username, role, created_at, last_sign_in_at FROM administrators \
+             WHERE id = $1 AND session_binding = $2"
+        )
+        .bind(id.0)
+        .bind(binding)
+        .fetch_optional(p)
+        .await?);
+        Ok(row.map(Into::into))
+    }
+
     pub async fn admin_by_username(&self, username: &str) -> Result<Option<AdminView>, CoreError> {
         let row: Option<AdminRow> =
             on_pool!(self, |p| sqlx::query_as(ADMIN_BY_NAME).bind(username.trim()).fetch_optional(p).await?);
@@ -99,15 +117,17 @@ impl Tx {
     ) -> Result<AdminView, CoreError> {
         let id: i64 = on_tx!(self, |c| {
             sqlx::query_scalar(
-            "INSERT INTO administrators (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(now)
-        .fetch_one(c)
-        .await
-        .map_err(taken(username))?
+                "INSERT INTO administrators (username, password_hash, role, created_at, session_binding) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(username)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now)
+            .bind(SessionBinding::generate().0)
+            .fetch_one(c)
+            .await
+            .map_err(taken(username))?
         });
         Ok(AdminView { id: AdminId(id), username: username.to_owned(), role, created_at: now, last_sign_in_at: None })
     }
@@ -121,12 +141,13 @@ impl Tx {
         now: i64,
     ) -> Result<Option<AdminView>, CoreError> {
         let id: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
-            "INSERT INTO administrators (username, password_hash, role, created_at) \
-             SELECT $1, $2, 'owner', $3 WHERE NOT EXISTS (SELECT 1 FROM administrators) RETURNING id",
+            "INSERT INTO administrators (username, password_hash, role, created_at, session_binding) \
+             SELECT $1, $2, 'owner', $3, $4 WHERE NOT EXISTS (SELECT 1 FROM administrators) RETURNING id",
         )
         .bind(username)
         .bind(password_hash)
         .bind(now)
+        .bind(SessionBinding::generate().0)
         .fetch_optional(c)
         .await?);
         Ok(id.map(|id| AdminView {
@@ -167,23 +188,40 @@ impl Tx {
         Ok(done == 1)
     }
 
+    /// Sets a new password and draws a new session binding, which ends
+    /// every session made with the old one.
     pub async fn set_admin_password(&mut self, id: AdminId, password_hash: &str) -> Result<bool, CoreError> {
-        let done = on_tx!(self, |c| sqlx::query("UPDATE administrators SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id.0)
-            .execute(c)
-            .await?
-            .rows_affected());
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE administrators SET password_hash = $1, session_binding = $3 WHERE id = $2"
+        )
+        .bind(password_hash)
+        .bind(id.0)
+        .bind(SessionBinding::generate().0)
+        .execute(c)
+        .await?
+        .rows_affected());
         Ok(done == 1)
     }
 
-    pub async fn record_sign_in(&mut self, id: AdminId, now: i64) -> Result<(), CoreError> {
-        on_tx!(self, |c| sqlx::query("UPDATE administrators SET last_sign_in_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id.0)
-            .execute(c)
-            .await?
-            .rows_affected());
-        Ok(())
+    /// Records a sign-in with the password hash it was checked against,
+    /// and returns the binding the session must carry. `None` when the
+    /// administrator was removed, or their password changed, since the
+    /// check: then there is nobody to sign in.
+    pub async fn record_sign_in(
+        &mut self,
+        id: AdminId,
+        checked_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionBinding>, CoreError> {
+        let binding: Option<String> = on_tx!(self, |c| sqlx::query_scalar(
+            "UPDATE administrators SET last_sign_in_at = $1 WHERE id = $2 AND password_hash = $3 \
+             RETURNING session_binding"
+        )
+        .bind(now)
+        .bind(id.0)
+        .bind(checked_hash)
+        .fetch_optional(c)
+        .await?);
+        Ok(binding.filter(|b| !b.is_empty()).map(SessionBinding))
     }
 }

@@ -394,3 +394,30 @@ async fn an_ended_session_stays_ended_when_a_late_request_saves_it() {
     store.save_session(&id, Some(1), "{\"admin_id\":1}", T0 + 200).await.unwrap();
     assert_eq!(store.load_session(&id, T0).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrator() {
+    let (store, _d) = fresh().await;
+    let bob = store.create_admin("bob", "hash-1", Role::Viewer, T0).await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.record_sign_in(bob.id, "hash-0", T0).await.unwrap().is_none(), "checked against another password");
+    let binding = tx.record_sign_in(bob.id, "hash-1", T0).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.admin_for_session(bob.id, &binding.0).await.unwrap().unwrap().username, "bob");
+    assert!(store.admin_for_session(bob.id, "").await.unwrap().is_none());
+    // A password reset draws a new binding: the old sessions end.
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.set_admin_password(bob.id, "hash-2").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.admin_for_session(bob.id, &binding.0).await.unwrap().is_none());
+    // Removed (a sign-in checked just before is refused), then someone new
+    // is added, perhaps under the same id: no old session is theirs.
+    let mut tx = store.write().await.unwrap();
+    let last = tx.record_sign_in(bob.id, "hash-2", T0).await.unwrap().unwrap();
+    assert!(tx.delete_admin(bob.id).await.unwrap());
+    assert!(tx.record_sign_in(bob.id, "hash-2", T0).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+    let carol = store.create_admin("carol", "hash-3", Role::Owner, T0).await.unwrap();
+    assert!(store.admin_for_session(carol.id, &last.0).await.unwrap().is_none());
+    assert!(store.admin_for_session(carol.id, &binding.0).await.unwrap().is_none());
+}

@@ -125,7 +125,7 @@ pub async fn create_first_owner(
     password: &str,
     now: i64,
     ip: Option<String>,
-) -> Result<AdminView, CoreError> {
+) -> Result<(AdminView, SessionBinding), CoreError> {
     let code = SecretDigest::of(setup_code.trim());
     let invalid_code = || {
         CoreError::Refused(
@@ -149,17 +149,21 @@ pub async fn create_first_owner(
         return Err(CoreError::Refused("an administrator already exists; sign in instead".into()));
     };
     tx.clear_setup_codes().await?;
-    tx.record_sign_in(owner.id, now).await?;
+    let binding = tx
+        .record_sign_in(owner.id, &hash, now)
+        .await?
+        .ok_or_else(|| CoreError::Internal("the new owner has no session binding".into()))?;
     let caller = Caller::administrator(owner.clone(), now, ip);
     tx.record_audit(&caller.record(AuditAction::AdminOwnerCreated)).await?;
     tx.commit().await?;
-    Ok(AdminView { last_sign_in_at: Some(now), ..owner })
+    Ok((AdminView { last_sign_in_at: Some(now), ..owner }, binding))
 }
 
 /// How a sign-in ended.
 #[derive(Debug)]
 pub enum SignIn {
-    SignedIn(AdminView),
+    /// Signed in: the session must carry the binding.
+    SignedIn(AdminView, SessionBinding),
     /// Wrong username or password (which one is never said).
     Refused,
 }
@@ -184,7 +188,7 @@ pub async fn sign_in(
     admit_sign_in(store, &keys, now).await?;
     let result = check_password(store, work, username, password, now, ip).await;
     let outcome = match &result {
-        Ok(SignIn::SignedIn(_)) => AttemptOutcome::Succeeded,
+        Ok(SignIn::SignedIn(..)) => AttemptOutcome::Succeeded,
         Ok(SignIn::Refused) => AttemptOutcome::Failed,
         Err(CoreError::Throttled { .. }) => AttemptOutcome::NotChecked,
         // Unknown: it stays counted as the failure it was admitted as.
@@ -267,25 +271,24 @@ async fn check_password(
         Some((admin, hash)) => (Some(admin), Some(hash)),
         None => (None, None),
     };
-    let ok = work.verify(password.to_owned(), stored).await.map_err(busy)?;
-    match (admin, ok) {
-        (Some(admin), true) => {
-            let mut tx = store.write().await?;
-            tx.record_sign_in(admin.id, now).await?;
+    let ok = work.verify(password.to_owned(), stored.clone()).await.map_err(busy)?;
+    if let (Some(admin), Some(hash), true) = (admin, stored, ok) {
+        let mut tx = store.write().await?;
+        // Removed, or given a new password, since the check: nobody to
+        // sign in (and no session for an id a later administrator may get).
+        if let Some(binding) = tx.record_sign_in(admin.id, &hash, now).await? {
             let caller = Caller::administrator(admin.clone(), now, ip);
             tx.record_audit(&caller.record(AuditAction::AdminSignIn)).await?;
             tx.commit().await?;
-            Ok(SignIn::SignedIn(AdminView { last_sign_in_at: Some(now), ..admin }))
-        }
-        _ => {
-            let record = AuditRecord::new(now, ActorKind::Anonymous, AuditAction::AdminSignInFailed)
-                .from_ip(ip)
-                .with("username", json!(bounded_text(username.trim(), MAX_AUDIT_TEXT_LEN)))
-                .with("via", json!("console"));
-            store.record_audit(&record).await?;
-            Ok(SignIn::Refused)
+            return Ok(SignIn::SignedIn(AdminView { last_sign_in_at: Some(now), ..admin }, binding));
         }
     }
+    let record = AuditRecord::new(now, ActorKind::Anonymous, AuditAction::AdminSignInFailed)
+        .from_ip(ip)
+        .with("username", json!(bounded_text(username.trim(), MAX_AUDIT_TEXT_LEN)))
+        .with("via", json!("console"));
+    store.record_audit(&record).await?;
+    Ok(SignIn::Refused)
 }
 
 pub async fn sign_out(store: &Store, caller: &Caller) -> Result<(), CoreError> {

@@ -15,6 +15,9 @@ pub async fn add_scope(store: &Store, caller: &Caller, name: &str, description: 
     caller.require(WRITE)?;
     let name = ScopeName::parse(name.trim()).map_err(|m| CoreError::invalid("name", m))?;
     let description = description.trim();
+    if description.contains('\0') {
+        return Err(CoreError::invalid("description", "a description may not contain NUL characters"));
+    }
     if description.is_empty() || description.chars().count() > MAX_SCOPE_DESCRIPTION_LEN {
         return Err(CoreError::invalid(
             "description",
