@@ -95,21 +95,8 @@ async fn console_sessions_survive_a_restart() {
     let db = format!("sqlite:{}", dir.path().join("k.db").display());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut server = start(&db, "2");
-    let link = server.setup.clone().expect("a first start prints the setup link");
-    let code = link.split("code=").nth(1).unwrap().to_owned();
-    let res = http
-        .post(format!("{}/console/fn/create_owner", server.base))
-        .header("accept", "text/html")
-        .header("referer", format!("{}/setup", server.base))
-        .form(&[
-            ("code", code.as_str()),
-            ("username", "alice"),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    assert!(server.setup.is_some(), "a first start prints the setup link");
+    let res = process::create_owner(&http, &server).await;
     assert_eq!(res.headers()["location"], "/");
     let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     signal(&mut server, "-TERM");

@@ -112,20 +112,7 @@ async fn a_burst_of_sign_ins_is_refused_fast_and_memory_returns() {
     let pid = server.child.id();
     let http = reqwest::Client::new();
     // An owner exists, so the attackers guess at a real console.
-    let setup = server.setup.clone().unwrap();
-    let code = setup.split("code=").nth(1).unwrap().to_owned();
-    let res = http
-        .post(format!("{}/console/fn/create_owner", server.base))
-        .header("accept", "application/json")
-        .form(&[
-            ("code", code.as_str()),
-            ("username", "alice"),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = process::create_owner(&http, &server).await;
     assert!(res.status().is_success() || res.status().is_redirection(), "{}", res.status());
     let idle_rss = status_kib(pid, "VmRSS:");
 

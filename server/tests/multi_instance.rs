@@ -138,19 +138,7 @@ async fn two_instances_on_one_postgres_database_act_as_one() {
     }
 
     // A console session made on one instance works on the other.
-    let setup = a.setup.clone().expect("a setup link on the fresh database");
-    let code = setup.split("code=").nth(1).unwrap().to_owned();
-    let res = http
-        .post(format!("{}/console/fn/create_owner", a.base))
-        .form(&[
-            ("code", code.as_str()),
-            ("username", "alice"),
-            ("password", "correct horse battery"),
-            ("password_confirm", "correct horse battery"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = process::create_owner(&http, &a).await;
     assert!(res.status().is_redirection() || res.status().is_success(), "{}", res.status());
     let cookie = res
         .headers()

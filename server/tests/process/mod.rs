@@ -62,3 +62,23 @@ pub fn signal(server: &mut Server, sig: &str) {
     assert!(status.success());
     server.child.wait().expect("wait");
 }
+
+/// Creates the owner `alice` with the setup link `server` printed, posting
+/// the form as a browser without JavaScript does; the answer carries the
+/// session cookie.
+pub async fn create_owner(http: &reqwest::Client, server: &Server) -> reqwest::Response {
+    let link = server.setup.as_deref().expect("a setup link on the fresh database");
+    let code = link.split("code=").nth(1).expect("a code in the link");
+    http.post(format!("{}/console/fn/create_owner", server.base))
+        .header("accept", "text/html")
+        .header("referer", format!("{}/setup", server.base))
+        .form(&[
+            ("code", code),
+            ("username", "alice"),
+            ("password", "correct horse battery"),
+            ("password_confirm", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .expect("the server answers")
+}
