@@ -421,3 +421,40 @@ async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrat
     assert!(store.admin_for_session(carol.id, &last.0).await.unwrap().is_none());
     assert!(store.admin_for_session(carol.id, &binding.0).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn pruning_forgets_short_lived_console_and_throttle_state_and_keeps_the_current() {
+    let (store, _d) = fresh().await;
+    let now = T0 + 10 * 86_400;
+    let digest = crate::secret::SecretDigest::of;
+    // Expired and current sessions, flashes, setup codes.
+    store.insert_session(&digest("old"), None, "{}", now - 1).await.unwrap();
+    store.insert_session(&digest("live"), None, "{}", now + 60).await.unwrap();
+    store.put_flash(&digest("old"), 1, b"x", now - FLASH_TTL_SECONDS - 1).await.unwrap();
+    store.put_flash(&digest("live"), 1, b"x", now - 5).await.unwrap();
+    store.add_setup_code(&digest("old"), now - SETUP_CODE_TTL_SECONDS - 1).await.unwrap();
+    store.add_setup_code(&digest("live"), now - 5).await.unwrap();
+    // Throttle counts past their windows, and current ones.
+    let mut tx = store.write().await.unwrap();
+    let f = |last_at| Some(crate::throttle::SignInFailures { failures: 2, last_at });
+    tx.set_sign_in_failures("u:old", f(now - crate::throttle::WINDOW_SECONDS - 1)).await.unwrap();
+    tx.set_sign_in_failures("u:live", f(now - 5)).await.unwrap();
+    tx.commit().await.unwrap();
+    let key = |k: &str| vec![(k.to_owned(), 10)];
+    assert!(store.count_failed_client_auth(&key("ca:old"), now.div_euclid(60) - 2).await.unwrap());
+    assert!(store.count_failed_client_auth(&key("ca:live"), now.div_euclid(60)).await.unwrap());
+
+    store.prune(now, 86_400, 86_400).await.unwrap();
+
+    assert!(store.load_session(&digest("old"), now - 10).await.unwrap().is_none());
+    assert!(store.load_session(&digest("live"), now).await.unwrap().is_some());
+    assert!(store.take_flash(&digest("old"), 1, 0).await.unwrap().is_none());
+    assert!(store.take_flash(&digest("live"), 1, 0).await.unwrap().is_some());
+    assert!(!store.setup_code_exists(&digest("old"), 0).await.unwrap());
+    assert!(store.setup_code_exists(&digest("live"), 0).await.unwrap());
+    assert!(store.sign_in_failures("u:old").await.unwrap().is_none());
+    assert!(store.sign_in_failures("u:live").await.unwrap().is_some());
+    let left: Vec<String> =
+        on_pool!(store, |p| sqlx::query_scalar("SELECT key FROM client_auth_failures").fetch_all(p).await.unwrap());
+    assert_eq!(left, ["ca:live"]);
+}
