@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Keygate benchmark: token issuance, validation, introspection and /healthz
+"""Keygate benchmark: token issuance (opaque and JWT), validation,
+forward-auth (opaque and JWT), introspection and /healthz
 (the ceiling of this machine and HTTP stack), driven by wrk against the
 release binary on a fresh SQLite database; then the same issuance and
 validation runs with 1,000,000 tokens and 10,000 applications seeded.
@@ -33,13 +34,17 @@ def rss_kb(pid, field):
     return 0
 
 
+KEY_FILE = os.path.join(tempfile.mkdtemp(prefix="keygate-bench-key-"), "keygate.key")
+
+
 class Server:
     def __init__(self, db, port=PORT):
         self.db = db
         self.base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, KEYGATE_LOG="warn")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([BIN, "serve", "--addr", f"127.0.0.1:{port}", "--database-url", db],
+        self.proc = subprocess.Popen([BIN, "serve", "--addr", f"127.0.0.1:{port}", "--database-url", db,
+                                      "--key-file", KEY_FILE],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         while True:
             try:
@@ -102,16 +107,24 @@ def parse_wrk(name, out, server):
             "peak_rss_mb": rss_kb(server.proc.pid, "VmHWM") / 1024}
 
 
-def scripts(client_id, secret, bearer, introspector):
-    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    ibasic = base64.b64encode(f"{introspector[0]}:{introspector[1]}".encode()).decode()
-    return {
-        "issuance": ("/oauth2/token", f'''wrk.method = "POST"
+def scripts(apps, bearer, jwt_bearer):
+    def basic(pair):
+        return base64.b64encode(f"{pair[0]}:{pair[1]}".encode()).decode()
+    def issue(pair):
+        return f'''wrk.method = "POST"
 wrk.body = "grant_type=client_credentials"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic {basic}"
-'''),
+wrk.headers["Authorization"] = "Basic {basic(pair)}"
+'''
+    ibasic = basic(apps["introspector"])
+    return {
+        "issuance": ("/oauth2/token", issue(apps["client"])),
+        "jwt_issuance": ("/oauth2/token", issue(apps["jwt_client"])),
         "validation": ("/api/v1/me", f'wrk.headers["Authorization"] = "Bearer {bearer}"\n'),
+        "forward_auth": ("/oauth2/forward-auth?scope=applications:read",
+                         f'wrk.headers["Authorization"] = "Bearer {bearer}"\n'),
+        "forward_jwt": ("/oauth2/forward-auth?scope=applications:read",
+                        f'wrk.headers["Authorization"] = "Bearer {jwt_bearer}"\n'),
         "introspection": ("/oauth2/introspect", f'''wrk.method = "POST"
 wrk.body = "token={bearer}"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -148,13 +161,14 @@ def seed(db, apps=10_000, tokens=1_000_000):
     con.close()
 
 
-def run_suite(db, creds, introspector, server, only=None, caller=None, servers=None):
-    # The bearer comes from another application: the issuance run evicts
-    # all but the newest 30 tokens of its own application.
+def run_suite(apps, server, only=None, servers=None):
+    # The bearers come from other applications: the issuance runs evict
+    # all but the newest 30 tokens of their own applications.
     servers = servers or [server]
-    bearer = token(*caller, base=servers[0].base)
+    bearer = token(*apps["caller"], base=servers[0].base)
+    jwt_bearer = token(*apps["jwt_caller"], base=servers[0].base)
     results = {}
-    for name, (path, script) in scripts(*creds, bearer, introspector).items():
+    for name, (path, script) in scripts(apps, bearer, jwt_bearer).items():
         if only and name not in only:
             continue
         results[name] = wrk_many(name, path, script, servers)
@@ -162,15 +176,19 @@ def run_suite(db, creds, introspector, server, only=None, caller=None, servers=N
 
 
 def bench_applications(db):
-    """The three applications every run uses: the client that gets tokens,
-    the resource server that introspects them, and the caller whose token
-    is validated. Returns their (client_id, client_secret) pairs."""
-    made = [
-        cli(db, "app", "create", "--name", name, "--scope", scope, *HIGH, "--json")
-        for name, scope in (("bench-client", "applications:read"), ("bench-resource-server", "introspect"),
-                            ("bench-caller", "applications:read"))
-    ]
-    return [(m["client_id"], m["client_secret"]) for m in made]
+    """The applications every run uses: the clients that get tokens (opaque
+    and JWT), the resource server that introspects them, and the callers
+    whose tokens are validated. Returns their (client_id, client_secret)
+    pairs by role."""
+    made = {}
+    for role, name, scope, fmt in (("client", "bench-client", "applications:read", "opaque"),
+                                   ("jwt_client", "bench-jwt-client", "applications:read", "jwt"),
+                                   ("introspector", "bench-resource-server", "introspect", "opaque"),
+                                   ("caller", "bench-caller", "applications:read", "opaque"),
+                                   ("jwt_caller", "bench-jwt-caller", "applications:read", "jwt")):
+        m = cli(db, "app", "create", "--name", name, "--scope", scope, "--token-format", fmt, *HIGH, "--json")
+        made[role] = (m["client_id"], m["client_secret"])
+    return made
 
 
 def postgres_runs(base_url):
@@ -179,12 +197,12 @@ def postgres_runs(base_url):
     name = "kg_bench_" + secrets.token_hex(4)
     subprocess.run(["psql", f"{base_url}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
     db = f"{base_url}/{name}"
-    creds, introspector, caller = bench_applications(db)
+    apps = bench_applications(db)
     one = Server(db)
-    single = run_suite(db, creds, introspector, one, caller=caller)
+    single = run_suite(apps, one)
     one.stop()
     a, b = Server(db), Server(db, port=PORT + 1)
-    double = run_suite(db, creds, introspector, a, caller=caller, servers=[a, b])
+    double = run_suite(apps, a, servers=[a, b])
     a.stop()
     b.stop()
     return single, double
@@ -203,12 +221,12 @@ def main():
         raise SystemExit("build first: cargo leptos build --release")
     work = tempfile.mkdtemp(prefix="keygate-bench-")
     db = f"sqlite:{work}/bench.db"
-    creds, introspector, caller = bench_applications(db)
+    apps = bench_applications(db)
 
     server = Server(db)
     first_start = server.startup_ms
     idle_rss = rss_kb(server.proc.pid, "VmRSS") / 1024
-    small = run_suite(db, creds, introspector, server, caller=caller)
+    small = run_suite(apps, server)
     server.stop()
 
     # Start-up on an existing database (migrations already applied).
@@ -224,7 +242,7 @@ def main():
     seed_s = time.perf_counter() - t0
     server = Server(db)
     big_start = server.startup_ms
-    big = run_suite(db, creds, introspector, server, only={"issuance", "validation", "ceiling"}, caller=caller)
+    big = run_suite(apps, server, only={"issuance", "validation", "ceiling"})
     big_idle_peak = rss_kb(server.proc.pid, "VmHWM") / 1024
     server.stop()
 
@@ -261,6 +279,9 @@ def main():
         ("issuance >= 25% of ceiling", small["issuance"]["rps"] / ceiling >= 0.25),
         ("validation >= 60% of ceiling", small["validation"]["rps"] / ceiling >= 0.60),
         ("introspection >= 60% of ceiling", small["introspection"]["rps"] / ceiling >= 0.60),
+        ("JWT issuance >= 80% of opaque issuance", small["jwt_issuance"]["rps"] >= 0.8 * small["issuance"]["rps"]),
+        ("forward-auth (opaque) >= 60% of ceiling", small["forward_auth"]["rps"] / ceiling >= 0.60),
+        ("forward-auth (JWT) >= 60% of ceiling", small["forward_jwt"]["rps"] / ceiling >= 0.60),
         ("idle RSS < 50 MB", idle_rss < 50),
         ("RSS during runs < 150 MB", max(r["peak_rss_mb"] for r in small.values()) < 150),
         ("start-up < 1 s", max(starts) < 1000),

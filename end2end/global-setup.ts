@@ -21,7 +21,15 @@ function start(name: string, port: number): Promise<ServerInfo> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `keygate-e2e-${name}-`));
   const child = spawn(
     BINARY,
-    ['serve', '--addr', `127.0.0.1:${port}`, '--database-url', `sqlite:${path.join(dataDir, 'keygate.db')}`],
+    [
+      'serve',
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--database-url',
+      `sqlite:${path.join(dataDir, 'keygate.db')}`,
+      '--key-file',
+      path.join(dataDir, 'keygate.key'),
+    ],
     {
       cwd: ROOT,
       env: { ...process.env, LEPTOS_SITE_ROOT: path.join(ROOT, 'target', 'site'), KEYGATE_LOG: 'warn' },

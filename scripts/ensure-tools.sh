@@ -42,6 +42,11 @@ apt_install() {
 }
 
 if [[ $want_browser -eq 1 ]]; then
+  # Reverse proxies the forward-auth test runs Keygate behind.
+  if ! command -v nginx >/dev/null 2>&1 || ! command -v caddy >/dev/null 2>&1; then
+    say "installing Debian's nginx-light and caddy"
+    apt_install nginx-light caddy
+  fi
   if [[ ! -x /usr/bin/chromium ]]; then
     say "installing Debian's chromium"
     apt_install chromium

@@ -17,6 +17,7 @@ BIN=target/release/keygate
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DB="sqlite:$WORK/keygate.db"
+export KEYGATE_KEY_FILE="$WORK/keygate.key"
 BASE="http://127.0.0.1:$PORT"
 cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -55,6 +55,11 @@ audit_actions! {
     AdminPasswordReset => "admin.password_reset",
     ScopeCreated => "scope.created",
     ScopeDeleted => "scope.deleted",
+    ScopeAttached => "scope.attached",
+    ResourceServerCreated => "resource_server.created",
+    ResourceServerUpdated => "resource_server.updated",
+    ResourceServerDeleted => "resource_server.deleted",
+    SigningKeyCreated => "signing_key.created",
 }
 
 impl AuditAction {

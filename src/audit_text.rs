@@ -53,6 +53,20 @@ pub fn describe(e: &AuditEventView) -> String {
         A::AdminPasswordReset => format!("{actor} set a new password for {target}"),
         A::ScopeCreated => format!("{actor} added the scope {target}"),
         A::ScopeDeleted => format!("{actor} deleted the scope {target}"),
+        A::ScopeAttached => match d.get("resource_server").and_then(|v| v.as_str()) {
+            Some(server) => format!("{actor} attached the scope {target} to the resource server {server}"),
+            None => format!("{actor} detached the scope {target} from its resource server"),
+        },
+        A::ResourceServerCreated => format!("{actor} added the resource server {target} ({})", s("identifier")),
+        A::ResourceServerUpdated => format!("{actor} renamed the resource server {} to {target}", s("previous_name")),
+        A::ResourceServerDeleted => format!("{actor} deleted the resource server {target}"),
+        A::SigningKeyCreated => {
+            format!(
+                "{actor} created the {} signing key {target}, signing from {}",
+                s("algorithm"),
+                s("signs_from_text")
+            )
+        }
     }
 }
 

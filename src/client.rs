@@ -1,7 +1,7 @@
 //! A client as the token endpoint sees it, and the rule that authenticates it.
 
 use crate::grant::ClientAuthFailure;
-use crate::model::ApplicationId;
+use crate::model::{ApplicationId, TokenFormat};
 use crate::scope::ScopeSet;
 use crate::secret::{ClientSecret, SecretDigest};
 
@@ -18,6 +18,12 @@ pub struct ClientRecord {
     pub max_tokens: i64,
     pub rate_per_second: i64,
     pub rate_per_hour: i64,
+    pub token_format: TokenFormat,
+    /// `(scope, resource server identifier)` for each allowed scope that
+    /// belongs to a resource server.
+    pub scope_servers: Vec<(String, String)>,
+    /// The resource server whose tokens this application may introspect.
+    pub introspects: Option<String>,
 }
 
 impl ClientRecord {

@@ -18,6 +18,8 @@ pub enum OAuthErrorCode {
     InvalidScope,
     InvalidToken,
     InsufficientScope,
+    /// RFC 8707 §2: an unknown resource, or one the client may not reach.
+    InvalidTarget,
 }
 
 impl OAuthErrorCode {
@@ -31,6 +33,7 @@ impl OAuthErrorCode {
             OAuthErrorCode::InvalidScope => "invalid_scope",
             OAuthErrorCode::InvalidToken => "invalid_token",
             OAuthErrorCode::InsufficientScope => "insufficient_scope",
+            OAuthErrorCode::InvalidTarget => "invalid_target",
         }
     }
 }
@@ -130,6 +133,77 @@ pub fn resolve_scopes(requested: Option<&str>, allowed: &ScopeSet) -> Result<Sco
         ));
     }
     Ok(asked)
+}
+
+/// Which resource server each scope belongs to: `(scope, identifier)` pairs
+/// for the scopes that belong to one.
+pub type ScopeServers = [(String, String)];
+
+/// The audience of a token carrying `scopes` when no resource was asked
+/// for: every resource server one of its scopes belongs to, sorted.
+pub fn audience_of(scopes: &ScopeSet, scope_servers: &ScopeServers) -> Vec<String> {
+    let mut aud: Vec<String> =
+        scope_servers.iter().filter(|(scope, _)| scopes.contains(scope)).map(|(_, server)| server.clone()).collect();
+    aud.sort();
+    aud.dedup();
+    aud
+}
+
+/// A token request's scopes and audience (RFC 8707 `resource`, or
+/// `audience`): with targets, the token is for them and carries only the
+/// requested (or all allowed) scopes that belong to them; without, it
+/// carries the requested scopes and is for every server they belong to.
+/// `is_known` says whether an identifier names a resource server at all,
+/// so an unknown one and one the client has no scope on are told apart.
+pub fn resolve_grant(
+    requested: Option<&str>,
+    targets: &[String],
+    allowed: &ScopeSet,
+    scope_servers: &ScopeServers,
+    is_known: impl Fn(&str) -> bool,
+) -> Result<(ScopeSet, Vec<String>), OAuthError> {
+    let scopes = resolve_scopes(requested, allowed)?;
+    if targets.is_empty() {
+        let audience = audience_of(&scopes, scope_servers);
+        return Ok((scopes, audience));
+    }
+    let mut audience: Vec<String> = targets.to_vec();
+    audience.sort();
+    audience.dedup();
+    for target in &audience {
+        let shown: String = target.chars().take(100).collect();
+        if crate::model::validate_identifier(target).is_err() {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                format!("the resource \"{shown}\" is not an absolute URI without a fragment"),
+            ));
+        }
+        let reachable = scope_servers.iter().any(|(scope, server)| server == target && allowed.contains(scope));
+        if !reachable {
+            let why = if is_known(target) {
+                format!("the application has no scope on the resource server {shown}")
+            } else {
+                format!("{shown} is not a resource server Keygate knows")
+            };
+            return Err(OAuthError::new(OAuthErrorCode::InvalidTarget, why));
+        }
+    }
+    let kept = ScopeSet::from_names(
+        scopes
+            .iter()
+            .filter(|scope| {
+                scope_servers.iter().any(|(s, server)| s == scope.as_str() && audience.iter().any(|a| a == server))
+            })
+            .map(|s| s.as_str()),
+    )
+    .unwrap_or_default();
+    if kept.is_empty() && requested.is_some_and(|r| !r.trim().is_empty()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            "none of the requested scopes belongs to the requested resource server(s)",
+        ));
+    }
+    Ok((kept, audience))
 }
 
 /// Why a client failed to authenticate. The client is told only
@@ -283,6 +357,54 @@ mod tests {
         assert_eq!(judge_token(&off, 50), Err(TokenRejection::ApplicationDisabled));
         let revoked = StoredTokenState { revoked_at: Some(10), revoked_reason: Some("x".into()), ..off };
         assert_eq!(judge_token(&revoked, 200), Err(TokenRejection::Revoked { reason: "x".into() }));
+    }
+
+    fn servers() -> Vec<(String, String)> {
+        vec![
+            ("applications:read".into(), "urn:keygate:api".into()),
+            ("tokens:read".into(), "urn:keygate:api".into()),
+            ("billing:read".into(), "https://billing.internal/".into()),
+        ]
+    }
+
+    #[test]
+    fn audience_follows_scopes_without_a_target() {
+        let allowed = ScopeSet::parse("applications:read billing:read other").unwrap();
+        let (scopes, aud) = resolve_grant(None, &[], &allowed, &servers(), |_| true).unwrap();
+        assert_eq!(scopes, allowed);
+        assert_eq!(aud, vec!["https://billing.internal/".to_string(), "urn:keygate:api".to_string()]);
+        let (_, aud) = resolve_grant(Some("other"), &[], &allowed, &servers(), |_| true).unwrap();
+        assert!(aud.is_empty(), "a scope of no resource server gives no audience");
+    }
+
+    #[test]
+    fn a_target_narrows_scopes_and_audience() {
+        let allowed = ScopeSet::parse("applications:read billing:read").unwrap();
+        let billing = vec!["https://billing.internal/".to_string()];
+        let (scopes, aud) = resolve_grant(None, &billing, &allowed, &servers(), |_| true).unwrap();
+        assert_eq!(scopes.to_string(), "billing:read");
+        assert_eq!(aud, billing);
+        // Requested scopes of another server are left out, not refused...
+        let (scopes, _) =
+            resolve_grant(Some("billing:read applications:read"), &billing, &allowed, &servers(), |_| true).unwrap();
+        assert_eq!(scopes.to_string(), "billing:read");
+        // ...unless nothing is left.
+        let e = resolve_grant(Some("applications:read"), &billing, &allowed, &servers(), |_| true).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn unknown_or_unreachable_targets_are_invalid_target() {
+        let allowed = ScopeSet::parse("applications:read").unwrap();
+        let known = |t: &str| t == "https://billing.internal/";
+        let e = resolve_grant(None, &["https://nowhere/".into()], &allowed, &servers(), known).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidTarget);
+        assert!(e.description.contains("not a resource server"));
+        let e = resolve_grant(None, &["https://billing.internal/".into()], &allowed, &servers(), known).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidTarget);
+        assert!(e.description.contains("no scope"));
+        let e = resolve_grant(None, &["not a uri".into()], &allowed, &servers(), known).unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidTarget);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub mod time_fmt;
 #[cfg(feature = "ssr")]
 pub mod client;
 #[cfg(feature = "ssr")]
+pub mod jwt;
+#[cfg(feature = "ssr")]
+pub mod keyring;
+#[cfg(feature = "ssr")]
 pub mod secret;
 #[cfg(feature = "ssr")]
 pub mod store;

@@ -39,6 +39,72 @@ id_type!(
     /// Primary key of an audit event.
     AuditEventId
 );
+id_type!(
+    /// Primary key of a resource server.
+    ResourceServerId
+);
+
+/// The identifier (audience) of Keygate's own API, the built-in resource
+/// server: a URN, so it does not change with the public URL.
+pub const BUILTIN_RESOURCE_SERVER: &str = "urn:keygate:api";
+pub const MAX_IDENTIFIER_LEN: usize = 200;
+
+/// What the token endpoint hands an application: a random opaque token
+/// (the default) or a signed JWT access token (RFC 9068).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum TokenFormat {
+    #[default]
+    Opaque,
+    Jwt,
+}
+
+impl TokenFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenFormat::Opaque => "opaque",
+            TokenFormat::Jwt => "jwt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "opaque" => Some(TokenFormat::Opaque),
+            "jwt" => Some(TokenFormat::Jwt),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a resource server identifier: an absolute URI (a scheme, a colon
+/// and more), printable ASCII without spaces, quotes or backslashes, so it is
+/// safe in a space-delimited `aud` list, a header and a URL.
+pub fn validate_identifier(identifier: &str) -> Result<String, CoreError> {
+    let id = identifier.trim();
+    let field = "identifier";
+    if id.is_empty() || id.len() > MAX_IDENTIFIER_LEN {
+        return Err(CoreError::invalid(field, format!("an identifier has 1 to {MAX_IDENTIFIER_LEN} characters")));
+    }
+    if !id.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>' | '`' | '{' | '}' | '|' | '^')) {
+        return Err(CoreError::invalid(field, "an identifier is a URI: printable ASCII, no spaces or quotes"));
+    }
+    let scheme_ok = id.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok {
+        return Err(CoreError::invalid(
+            field,
+            "an identifier is an absolute URI, such as https://billing.internal/ or urn:acme:billing",
+        ));
+    }
+    if id.contains('#') {
+        return Err(CoreError::invalid(field, "an identifier has no fragment (#…), as RFC 8707 says"));
+    }
+    Ok(id.to_owned())
+}
 
 /// Seeds' defaults (BeyondTrust): 1-hour tokens, 30 valid tokens from the
 /// token endpoint, 20 requests/s and 15,000 requests/hour.
@@ -135,6 +201,10 @@ pub struct ApplicationSettings {
     pub max_tokens: i64,
     pub rate_per_second: i64,
     pub rate_per_hour: i64,
+    pub token_format: TokenFormat,
+    /// The resource server (by identifier) whose tokens this application
+    /// may introspect, as that server's own introspection client.
+    pub introspects: Option<String>,
 }
 
 impl ApplicationSettings {
@@ -147,6 +217,8 @@ impl ApplicationSettings {
             max_tokens: DEFAULT_MAX_TOKENS,
             rate_per_second: DEFAULT_RATE_PER_SECOND,
             rate_per_hour: DEFAULT_RATE_PER_HOUR,
+            token_format: TokenFormat::Opaque,
+            introspects: None,
         }
     }
 
@@ -161,6 +233,8 @@ impl ApplicationSettings {
             max_tokens: view.max_tokens,
             rate_per_second: view.rate_per_second,
             rate_per_hour: view.rate_per_hour,
+            token_format: view.token_format,
+            introspects: view.introspects.clone(),
         }
     }
 
@@ -188,6 +262,12 @@ impl ApplicationSettings {
         if !(1..=100_000_000).contains(&self.rate_per_hour) {
             return Err(CoreError::invalid("rate_per_hour", "requests per hour must be between 1 and 100000000"));
         }
+        self.introspects = match self.introspects.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(id) => Some(validate_identifier(id).map_err(|_| {
+                CoreError::invalid("introspects", "name the resource server by its identifier (an absolute URI)")
+            })?),
+        };
         Ok(self)
     }
 }
@@ -342,6 +422,9 @@ pub struct ApplicationView {
     pub secret_regenerated_at: Option<i64>,
     pub active_tokens: i64,
     pub last_used_at: Option<i64>,
+    pub token_format: TokenFormat,
+    /// Identifier of the resource server whose tokens it may introspect.
+    pub introspects: Option<String>,
 }
 
 /// A token as listed: never the token itself, only its display prefix.
@@ -353,6 +436,8 @@ pub struct TokenView {
     pub name: Option<String>,
     pub display_prefix: String,
     pub scopes: Vec<String>,
+    /// Identifiers of the resource servers the token is for.
+    pub audience: Vec<String>,
     pub source: TokenSource,
     pub created_at: i64,
     pub expires_at: i64,
@@ -406,6 +491,24 @@ pub struct ScopeView {
     pub name: String,
     pub description: String,
     pub builtin: bool,
+    /// Identifier of the resource server the scope belongs to, if any.
+    pub resource_server: Option<String>,
+}
+
+/// An API that accepts Keygate tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ResourceServerView {
+    pub id: ResourceServerId,
+    pub name: String,
+    /// The audience tokens for it carry; fixed once created.
+    pub identifier: String,
+    pub builtin: bool,
+    pub created_at: i64,
+    /// The scopes that belong to it.
+    pub scopes: Vec<String>,
+    /// Names of the applications that introspect its tokens.
+    pub introspection_clients: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

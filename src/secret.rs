@@ -114,10 +114,33 @@ plaintext_secret!(
     ACCESS_TOKEN_PREFIX
 );
 
+/// Longest JWT access token Keygate reads (an RS256 token is ~700 bytes).
+const MAX_JWT_LEN: usize = 4096;
+
 impl AccessToken {
-    /// What the console may show of a token to tell it apart from others.
+    /// What the console may show of a token to tell it apart from others:
+    /// the start of an opaque token; `jwt_` and the end of a JWT's
+    /// signature (every JWT starts alike).
     pub fn display_prefix(&self) -> String {
+        if self.is_jwt() {
+            let tail: String = self.0.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+            return format!("jwt_{tail}");
+        }
         self.0.chars().take(DISPLAY_PREFIX_LEN).collect()
+    }
+
+    /// Whether it has the shape of a compact JWS: three base64url parts.
+    pub fn is_jwt(&self) -> bool {
+        self.0.len() <= MAX_JWT_LEN
+            && self.0.split('.').count() == 3
+            && self.0.split('.').all(|p| !p.is_empty())
+            && self.0.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    }
+
+    /// Whether Keygate could have issued it, opaque or JWT (a cheap check
+    /// before the lookup by digest).
+    pub fn recognisable(&self) -> bool {
+        self.well_formed() || self.is_jwt()
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::AppError;
 use crate::layout::{loaded, Frame};
 #[cfg(feature = "ssr")]
 use keygate::Role;
-use keygate::{AdminView, ScopeView};
+use keygate::{AdminView, ResourceServerView, ScopeView};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use serde::{Deserialize, Serialize};
@@ -183,20 +183,24 @@ fn AdminsView(
 pub struct ScopesData {
     pub me: AdminView,
     pub scopes: Vec<ScopeView>,
+    pub servers: Vec<ResourceServerView>,
 }
 
 #[server(prefix = "/console/fn", endpoint = "scopes")]
 pub async fn scopes() -> Result<ScopesData, AppError> {
     let me = crate::server::require_admin().await?;
-    let scopes = crate::server::context()?.store.list_scopes().await?;
-    Ok(ScopesData { me, scopes })
+    let store = &crate::server::context()?.store;
+    let scopes = store.list_scopes().await?;
+    let servers = store.list_resource_servers().await?;
+    Ok(ScopesData { me, scopes, servers })
 }
 
 #[server(prefix = "/console/fn", endpoint = "add_scope")]
-pub async fn add_scope(name: String, description: String) -> Result<(), AppError> {
+pub async fn add_scope(name: String, description: String, resource_server: Option<String>) -> Result<(), AppError> {
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    keygate::usecase::scopes::add_scope(&ctx.store, &caller, &name, &description).await?;
+    let server = resource_server.filter(|s| !s.is_empty());
+    keygate::usecase::scopes::add_scope(&ctx.store, &caller, &name, &description, server.as_deref()).await?;
     Ok(())
 }
 
@@ -208,40 +212,187 @@ pub async fn delete_scope(name: String) -> Result<(), AppError> {
     Ok(())
 }
 
+#[server(prefix = "/console/fn", endpoint = "attach_scope")]
+pub async fn attach_scope(name: String, resource_server: Option<String>) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    let server = resource_server.filter(|s| !s.is_empty());
+    keygate::usecase::resource_servers::attach_scope(&ctx.store, &caller, &name, server.as_deref()).await?;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "add_resource_server")]
+pub async fn add_resource_server(name: String, identifier: String) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    keygate::usecase::resource_servers::add_resource_server(&ctx.store, &caller, &name, &identifier).await?;
+    Ok(())
+}
+
+#[server(prefix = "/console/fn", endpoint = "delete_resource_server")]
+pub async fn delete_resource_server(id: i64) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    let id = keygate::ResourceServerId(id);
+    keygate::usecase::resource_servers::delete_resource_server(&ctx.store, &caller, id).await?;
+    Ok(())
+}
+
+/// The choices of a "resource server" select.
+fn server_options(servers: &[ResourceServerView], selected: Option<String>) -> impl IntoView {
+    let servers = servers.to_vec();
+    view! {
+        <option value="" selected=selected.is_none()>"No resource server"</option>
+        {servers.into_iter().map(|r| {
+            let is = selected.as_deref() == Some(r.identifier.as_str());
+            view! { <option value=r.identifier.clone() selected=is>{format!("{} ({})", r.name, r.identifier)}</option> }
+        }).collect_view()}
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ScopeActions {
+    add: ServerAction<AddScope>,
+    delete: ServerAction<DeleteScope>,
+    attach: ServerAction<AttachScope>,
+    add_server: ServerAction<AddResourceServer>,
+    delete_server: ServerAction<DeleteResourceServer>,
+}
+
 #[component]
 pub fn ScopesPage() -> impl IntoView {
-    let add = ServerAction::<AddScope>::new();
-    let delete = ServerAction::<DeleteScope>::new();
-    let data = Resource::new(move || (add.version().get(), delete.version().get()), |_| scopes());
+    let actions = ScopeActions {
+        add: ServerAction::<AddScope>::new(),
+        delete: ServerAction::<DeleteScope>::new(),
+        attach: ServerAction::<AttachScope>::new(),
+        add_server: ServerAction::<AddResourceServer>::new(),
+        delete_server: ServerAction::<DeleteResourceServer>::new(),
+    };
+    let data = Resource::new(
+        move || {
+            (
+                actions.add.version().get(),
+                actions.delete.version().get(),
+                actions.attach.version().get(),
+                actions.add_server.version().get(),
+                actions.delete_server.version().get(),
+            )
+        },
+        |_| scopes(),
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || data.get().map(|r| loaded(r, move |d| view! { <ScopesView d=d add=add delete=delete/> }.into_any()))}
+            {move || data.get().map(|r| loaded(r, move |d| view! { <ScopesView d=d actions=actions/> }.into_any()))}
         </Suspense>
     }
 }
 
 #[component]
-fn ScopesView(d: ScopesData, add: ServerAction<AddScope>, delete: ServerAction<DeleteScope>) -> impl IntoView {
+fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
+    let ScopeActions { add, delete, attach, add_server, delete_server } = actions;
     let error = form_error(add.value(), <AddScope as ServerFn>::PATH);
     let delete_error = form_error(delete.value(), <DeleteScope as ServerFn>::PATH);
+    let attach_error = form_error(attach.value(), <AttachScope as ServerFn>::PATH);
+    let server_error = form_error(add_server.value(), <AddResourceServer as ServerFn>::PATH);
+    let delete_server_error = form_error(delete_server.value(), <DeleteResourceServer as ServerFn>::PATH);
     let can_write = d.me.role.can_write();
+    let servers = d.servers.clone();
+    let server_name = {
+        let servers = d.servers.clone();
+        move |identifier: &str| {
+            servers
+                .iter()
+                .find(|r| r.identifier == identifier)
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| identifier.to_owned())
+        }
+    };
     view! {
         <Frame me=d.me.clone()>
-            <h1>"Scopes"</h1>
-            <p class="muted">"Applications are allowed scopes from this catalogue; their tokens carry a subset. Keygate's own API uses the built-in ones; add scopes for your own services."</p>
-            <FormMessage error=delete_error/>
+            <h1>"Scopes and resource servers"</h1>
+            <p class="muted">"A resource server is an API that accepts Keygate tokens; its identifier is the audience (aud) of the tokens meant for it. Each scope belongs to at most one resource server. Keygate's own API is built in."</p>
+            <h2>"Resource servers"</h2>
+            <FormMessage error=delete_server_error/>
             <div class="table-wrap">
                 <table>
-                    <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Kind"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Identifier (audience)"</th><th scope="col">"Scopes"</th><th scope="col">"Introspection clients"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <tbody>
+                        {d.servers.clone().into_iter().map(|r| {
+                            let deletable = can_write && !r.builtin;
+                            let confirm = format!("Confirm deleting {}", r.name);
+                            let clients = if r.introspection_clients.is_empty() { "—".to_string() } else { r.introspection_clients.join(", ") };
+                            view! {
+                                <tr>
+                                    <td data-label="Name">{r.name.clone()}{r.builtin.then(|| view! { " " <span class="badge">"built-in"</span> })}</td>
+                                    <td data-label="Identifier"><code>{r.identifier.clone()}</code></td>
+                                    <td data-label="Scopes">{if r.scopes.is_empty() { view! { <span class="muted">"none yet"</span> }.into_any() } else { r.scopes.iter().map(|s| view! { <code>{s.clone()}</code>" " }).collect_view().into_any() }}</td>
+                                    <td data-label="Introspection clients">{clients}</td>
+                                    <td>
+                                        {deletable.then(|| view! {
+                                            <details class="confirm">
+                                                <summary>"Delete"</summary>
+                                                <p class="muted">"Keygate refuses while scopes belong to it; its introspection clients lose the right to introspect its tokens. Tokens already issued keep their audience."</p>
+                                                <ActionForm action=delete_server attr:class="inline-form">
+                                                    <input type="hidden" name="id" value=r.id.0.to_string()/>
+                                                    <button type="submit" class="danger">{confirm}</button>
+                                                </ActionForm>
+                                            </details>
+                                        })}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            {can_write.then(|| view! {
+                <details class="card" open=server_error.get_untracked().is_some()>
+                    <summary>"Add a resource server"</summary>
+                    <ActionForm action=add_server attr:class="form">
+                        <label for="server-name">"Name"</label>
+                        <input id="server-name" name="name" type="text" required maxlength="100" placeholder="Billing API"/>
+                        <FieldMessage error=server_error field="name"/>
+                        <label for="server-identifier">"Identifier (an absolute URI; it cannot change later)"</label>
+                        <input id="server-identifier" name="identifier" type="text" required maxlength="200" placeholder="https://billing.internal/"/>
+                        <FieldMessage error=server_error field="identifier"/>
+                        <FormMessage error=server_error/>
+                        <button type="submit">"Add resource server"</button>
+                    </ActionForm>
+                </details>
+            })}
+            <h2>"Scopes"</h2>
+            <p class="muted">"Applications are allowed scopes from this catalogue; their tokens carry a subset."</p>
+            <FormMessage error=delete_error/>
+            <FormMessage error=attach_error/>
+            <div class="table-wrap">
+                <table>
+                    <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Resource server"</th><th scope="col">"Kind"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
                     <tbody>
                         {d.scopes.into_iter().map(|s| {
                             let deletable = can_write && !s.builtin;
                             let confirm = format!("Confirm deleting {}", s.name);
                             let name = s.name.clone();
+                            let select_id = format!("attach-{}", s.name.replace([':', '.'], "-"));
+                            let shown_server = s.resource_server.as_deref().map(&server_name);
+                            let options = server_options(&servers, s.resource_server.clone());
                             view! {
                                 <tr>
                                     <td data-label="Scope"><code>{s.name.clone()}</code></td>
                                     <td data-label="Description">{s.description.clone()}</td>
+                                    <td data-label="Resource server">
+                                        {if deletable {
+                                            view! {
+                                                <ActionForm action=attach attr:class="inline-form">
+                                                    <input type="hidden" name="name" value=s.name.clone()/>
+                                                    <label for=select_id.clone() class="sr-only">{format!("Resource server of {}", s.name)}</label>
+                                                    <select id=select_id name="resource_server">{options}</select>
+                                                    <button type="submit" class="secondary">"Save"</button>
+                                                </ActionForm>
+                                            }.into_any()
+                                        } else {
+                                            view! { <span>{shown_server.unwrap_or_else(|| "—".into())}</span> }.into_any()
+                                        }}
+                                    </td>
                                     <td data-label="Kind">{if s.builtin { "built-in" } else { "custom" }}</td>
                                     <td>
                                         {deletable.then(|| view! {
@@ -270,6 +421,9 @@ fn ScopesView(d: ScopesData, add: ServerAction<AddScope>, delete: ServerAction<D
                     <label for="scope-description">"Description"</label>
                     <input id="scope-description" name="description" type="text" required/>
                     <FieldMessage error=error field="description"/>
+                    <label for="scope-server">"Resource server"</label>
+                    <select id="scope-server" name="resource_server">{server_options(&d.servers, None)}</select>
+                    <FieldMessage error=error field="resource_server"/>
                     <FormMessage error=error/>
                     <button type="submit">"Add scope"</button>
                 </ActionForm>

@@ -3,7 +3,7 @@
 use crate::components::{form_error, url_encode, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
-use keygate::{AdminView, ApplicationView, ScopeView, TokenState, TokenView};
+use keygate::{AdminView, ApplicationView, ResourceServerView, ScopeView, TokenFormat, TokenState, TokenView};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -108,13 +108,16 @@ pub async fn applications(q: String, sort: String, page: i64) -> Result<Applicat
 pub struct NewApplicationData {
     pub me: AdminView,
     pub catalogue: Vec<ScopeView>,
+    pub servers: Vec<ResourceServerView>,
 }
 
 #[server(prefix = "/console/fn", endpoint = "new_application_data")]
 pub async fn load_new_application() -> Result<NewApplicationData, AppError> {
     let me = crate::server::require_admin().await?;
-    let catalogue = crate::server::context()?.store.list_scopes().await?;
-    Ok(NewApplicationData { me, catalogue })
+    let store = &crate::server::context()?.store;
+    let catalogue = store.list_scopes().await?;
+    let servers = store.list_resource_servers().await?;
+    Ok(NewApplicationData { me, catalogue, servers })
 }
 
 #[cfg(feature = "ssr")]
@@ -131,7 +134,14 @@ fn settings_from_form(
     max_tokens: String,
     rate_per_second: String,
     rate_per_hour: String,
+    token_format: Option<String>,
+    introspects: Option<String>,
 ) -> Result<keygate::ApplicationSettings, AppError> {
+    let token_format = match token_format.as_deref() {
+        None => keygate::TokenFormat::Opaque,
+        Some(f) => keygate::TokenFormat::parse(f)
+            .ok_or_else(|| AppError::invalid("token_format", "the token format is opaque or jwt"))?,
+    };
     let scopes =
         keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
     Ok(keygate::ApplicationSettings {
@@ -142,6 +152,8 @@ fn settings_from_form(
         max_tokens: parse_number("max_tokens", "the token cap", &max_tokens)?,
         rate_per_second: parse_number("rate_per_second", "requests per second", &rate_per_second)?,
         rate_per_hour: parse_number("rate_per_hour", "requests per hour", &rate_per_hour)?,
+        token_format,
+        introspects: introspects.filter(|i| !i.trim().is_empty()),
     })
 }
 
@@ -155,11 +167,22 @@ pub async fn create_application(
     max_tokens: String,
     rate_per_second: String,
     rate_per_hour: String,
+    token_format: Option<String>,
+    introspects: Option<String>,
 ) -> Result<(), AppError> {
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let settings =
-        settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let settings = settings_from_form(
+        name,
+        notes,
+        scopes,
+        token_ttl_seconds,
+        max_tokens,
+        rate_per_second,
+        rate_per_hour,
+        token_format,
+        introspects,
+    )?;
     let (app, secret) = keygate::usecase::applications::create_application(&ctx.store, &caller, settings).await?;
     put_flash(Flash {
         application_id: app.id.0,
@@ -178,6 +201,7 @@ pub struct ApplicationDetail {
     pub app: ApplicationView,
     pub tokens: Vec<TokenView>,
     pub catalogue: Vec<ScopeView>,
+    pub servers: Vec<ResourceServerView>,
     pub flash: Option<Flash>,
     pub now: i64,
 }
@@ -190,8 +214,9 @@ pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
     let tokens = ctx.store.list_tokens(app.id).await?;
     let catalogue = ctx.store.list_scopes().await?;
+    let servers = ctx.store.list_resource_servers().await?;
     let flash = take_flash(id).await?;
-    Ok(ApplicationDetail { me, app, tokens, catalogue, flash, now })
+    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,12 +230,23 @@ pub async fn update_application(
     max_tokens: String,
     rate_per_second: String,
     rate_per_hour: String,
+    token_format: Option<String>,
+    introspects: Option<String>,
 ) -> Result<(), AppError> {
     use keygate::usecase::applications::{update_application, ApplicationChange};
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let settings =
-        settings_from_form(name, notes, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour)?;
+    let settings = settings_from_form(
+        name,
+        notes,
+        scopes,
+        token_ttl_seconds,
+        max_tokens,
+        rate_per_second,
+        rate_per_hour,
+        token_format,
+        introspects,
+    )?;
     // Enabling and disabling live in the danger zone, with their warning.
     update_application(&ctx.store, &caller, keygate::ApplicationId(id), ApplicationChange::settings(settings)).await?;
     Ok(())
@@ -451,7 +487,16 @@ fn SettingsFields(
     cap: i64,
     per_second: i64,
     per_hour: i64,
+    servers: Vec<ResourceServerView>,
+    token_format: TokenFormat,
+    introspects: Option<String>,
 ) -> impl IntoView {
+    let server_name = {
+        let servers = servers.clone();
+        move |identifier: &str| {
+            servers.iter().find(|r| r.identifier == identifier).map(|r| r.name.clone()).unwrap_or_default()
+        }
+    };
     view! {
         <label for="name">"Name"</label>
         <input id="name" name="name" type="text" required maxlength="100" value=name/>
@@ -467,7 +512,9 @@ fn SettingsFields(
                 view! {
                     <div class="check">
                         <input type="checkbox" id=id.clone() name="scopes[]" value=s.name.clone() checked=checked/>
-                        <label for=id><code>{s.name.clone()}</code>" — "{s.description.clone()}</label>
+                        <label for=id><code>{s.name.clone()}</code>" — "{s.description.clone()}
+                            {s.resource_server.as_deref().map(|r| view! { <span class="muted">" ("{server_name(r)}")"</span> })}
+                        </label>
                     </div>
                 }
             }).collect_view()}
@@ -493,6 +540,27 @@ fn SettingsFields(
                 <label for="rate_per_hour">"Requests per hour"</label>
                 <input id="rate_per_hour" name="rate_per_hour" type="number" min="1" required value=per_hour.to_string()/>
                 <FieldMessage error=error field="rate_per_hour"/>
+            </div>
+            <div>
+                <label for="token_format">"Token format"</label>
+                <select id="token_format" name="token_format" aria-describedby="token_format-help">
+                    <option value="opaque" selected=token_format == TokenFormat::Opaque>"Opaque (checked by introspection)"</option>
+                    <option value="jwt" selected=token_format == TokenFormat::Jwt>"JWT (verifiable offline)"</option>
+                </select>
+                <p class="muted" id="token_format-help">"A service that verifies a JWT offline sees a revocation only when the token expires: keep JWT lifetimes short."</p>
+                <FieldMessage error=error field="token_format"/>
+            </div>
+            <div>
+                <label for="introspects">"Introspection client of"</label>
+                <select id="introspects" name="introspects" aria-describedby="introspects-help">
+                    <option value="" selected=introspects.is_none()>"No resource server"</option>
+                    {servers.iter().map(|r| {
+                        let selected = introspects.as_deref() == Some(r.identifier.as_str());
+                        view! { <option value=r.identifier.clone() selected=selected>{format!("{} ({})", r.name, r.identifier)}</option> }
+                    }).collect_view()}
+                </select>
+                <p class="muted" id="introspects-help">"It may introspect the tokens meant for this resource server."</p>
+                <FieldMessage error=error field="introspects"/>
             </div>
         </div>
     }
@@ -523,7 +591,8 @@ fn NewApplicationForm(d: NewApplicationData) -> impl IntoView {
                     <ActionForm action=action attr:class="card form wide">
                         <SettingsFields error=error catalogue=d.catalogue.clone() selected=vec![] name=String::new() notes=String::new()
                             ttl=keygate::DEFAULT_TOKEN_TTL_SECONDS cap=keygate::DEFAULT_MAX_TOKENS
-                            per_second=keygate::DEFAULT_RATE_PER_SECOND per_hour=keygate::DEFAULT_RATE_PER_HOUR/>
+                            per_second=keygate::DEFAULT_RATE_PER_SECOND per_hour=keygate::DEFAULT_RATE_PER_HOUR
+                            servers=d.servers.clone() token_format=TokenFormat::Opaque introspects=None/>
                         <FormMessage error=error/>
                         <button type="submit" disabled=move || action.pending().get()>"Create application"</button>
                     </ActionForm>
@@ -602,6 +671,8 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <dt>"Token lifetime"</dt><dd>{format!("{} s", app.token_ttl_seconds)}</dd>
                     <dt>"Valid tokens at most"</dt><dd>{app.max_tokens}</dd>
                     <dt>"Rate limits"</dt><dd>{format!("{}/s, {}/hour", app.rate_per_second, app.rate_per_hour)}</dd>
+                    <dt>"Token format"</dt><dd>{match app.token_format { TokenFormat::Jwt => "JWT access tokens (RFC 9068)", TokenFormat::Opaque => "opaque" }}</dd>
+                    {app.introspects.clone().map(|i| view! { <dt>"Introspects tokens for"</dt><dd><code>{i}</code></dd> })}
                     <dt>"Created"</dt><dd><RelTime at=app.created_at/></dd>
                     <dt>"Secret last regenerated"</dt><dd>{match app.secret_regenerated_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</dd>
                     <dt>"Notes"</dt><dd class="notes">{if app.notes.is_empty() { "—".to_string() } else { app.notes.clone() }}</dd>
@@ -657,7 +728,8 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <input type="hidden" name="id" value=app.id.0.to_string()/>
                     <SettingsFields error=update_error catalogue=d.catalogue.clone() selected=app.scopes.clone()
                         name=app.name.clone() notes=app.notes.clone() ttl=app.token_ttl_seconds cap=app.max_tokens
-                        per_second=app.rate_per_second per_hour=app.rate_per_hour/>
+                        per_second=app.rate_per_second per_hour=app.rate_per_hour
+                        servers=d.servers.clone() token_format=app.token_format introspects=app.introspects.clone()/>
                     <FormMessage error=update_error/>
                     <button type="submit">"Save settings"</button>
                 </ActionForm>

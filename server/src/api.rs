@@ -15,10 +15,10 @@ use axum::{Json, Router};
 use keygate::store::{ApplicationQuery, ApplicationSort, AuditQuery};
 use keygate::usecase::applications::{self, ApplicationChange};
 use keygate::usecase::tokens::{self, MintRequest};
-use keygate::usecase::{scopes, Caller};
+use keygate::usecase::{resource_servers, scopes, Caller};
 use keygate::{
-    ApplicationId, ApplicationSettings, ApplicationView, AuditEventView, DashboardStats, ScopeSet, ScopeView,
-    TokenExpiry, TokenId, TokenState, TokenView,
+    ApplicationId, ApplicationSettings, ApplicationView, AuditEventView, DashboardStats, ResourceServerId,
+    ResourceServerView, ScopeSet, ScopeView, TokenExpiry, TokenFormat, TokenId, TokenState, TokenView,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -157,6 +157,19 @@ pub struct CreateApplication {
     pub rate_per_second: Option<i64>,
     #[schema(minimum = 1, maximum = 100000000)]
     pub rate_per_hour: Option<i64>,
+    /// What the token endpoint issues (default `opaque`).
+    pub token_format: Option<TokenFormat>,
+    /// Identifier of the resource server whose tokens it may introspect.
+    pub introspects: Option<String>,
+}
+
+/// `null` and absent told apart: `Some(None)` for an explicit null.
+fn explicit_null<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -178,6 +191,11 @@ pub struct UpdateApplication {
     pub rate_per_second: Option<i64>,
     #[schema(minimum = 1, maximum = 100000000)]
     pub rate_per_hour: Option<i64>,
+    pub token_format: Option<TokenFormat>,
+    /// A resource server's identifier, or `null` for none.
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>)]
+    pub introspects: Option<Option<String>>,
 }
 
 /// The only response that shows a client secret.
@@ -269,6 +287,38 @@ pub struct CreateScope {
     pub name: String,
     #[schema(min_length = 1, max_length = 500)]
     pub description: String,
+    /// Identifier of the resource server it belongs to.
+    pub resource_server: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateScope {
+    /// Identifier of the resource server it belongs to, or `null` for none.
+    #[schema(value_type = Option<String>)]
+    pub resource_server: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceServerList {
+    pub items: Vec<ResourceServerView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResourceServer {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// An absolute URI without a fragment; the audience of its tokens. Fixed once created.
+    #[schema(min_length = 1, max_length = 200)]
+    pub identifier: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResourceServer {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
 }
 
 /// The overview's counts.
@@ -403,6 +453,7 @@ async fn me(Bearer(ctx): Bearer) -> Json<Value> {
             "name": ctx.token_name,
             "scopes": ctx.scopes.names(),
             "scope": ctx.scopes.to_string(),
+            "audience": ctx.audience,
             "issued_at": ctx.issued_at,
             "expires_at": ctx.expires_at,
         }
@@ -450,6 +501,8 @@ async fn create_application(
     s.max_tokens = body.max_tokens.unwrap_or(s.max_tokens);
     s.rate_per_second = body.rate_per_second.unwrap_or(s.rate_per_second);
     s.rate_per_hour = body.rate_per_hour.unwrap_or(s.rate_per_hour);
+    s.token_format = body.token_format.unwrap_or_default();
+    s.introspects = body.introspects;
     let (app, secret) = applications::create_application(&state.store, &caller(&bearer, ip), s).await?;
     Ok(created_no_store(
         StatusCode::CREATED,
@@ -491,6 +544,8 @@ async fn update_application(
         max_tokens: body.max_tokens,
         rate_per_second: body.rate_per_second,
         rate_per_hour: body.rate_per_hour,
+        token_format: body.token_format,
+        introspects: body.introspects,
         enabled: body.enabled,
     };
     let app = applications::update_application(&state.store, &caller(&bearer, ip), id, change).await?;
@@ -664,8 +719,102 @@ async fn create_scope(
     ApiJson(body): ApiJson<CreateScope>,
 ) -> Result<(StatusCode, Json<ScopeView>), HttpError> {
     bearer.require_scope("scopes:write")?;
-    let scope = scopes::add_scope(&state.store, &caller(&bearer, ip), &body.name, &body.description).await?;
+    let server = body.resource_server.as_deref();
+    let scope = scopes::add_scope(&state.store, &caller(&bearer, ip), &body.name, &body.description, server).await?;
     Ok((StatusCode::CREATED, Json(scope)))
+}
+
+/// Attach a scope of your own to a resource server, or detach it with
+/// `null` (scope `scopes:write`). Tokens already issued keep their audience.
+#[utoipa::path(patch, path = "/api/v1/scopes/{name}", tag = "scopes", params(("name" = String, Path)),
+    request_body = UpdateScope,
+    responses((status = 200, body = ScopeView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn update_scope(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateScope>,
+) -> Result<Json<ScopeView>, HttpError> {
+    bearer.require_scope("scopes:write")?;
+    let scope =
+        resource_servers::attach_scope(&state.store, &caller(&bearer, ip), &name, body.resource_server.as_deref())
+            .await?;
+    Ok(Json(scope))
+}
+
+/// Resource servers with their scopes and introspection clients (scope `scopes:read`).
+#[utoipa::path(get, path = "/api/v1/resource-servers", tag = "resource-servers",
+    responses((status = 200, body = ResourceServerList), (status = 403, body = ErrorBody)))]
+async fn list_resource_servers(
+    State(state): State<AppState>,
+    bearer: Bearer,
+) -> Result<Json<ResourceServerList>, HttpError> {
+    bearer.require_scope("scopes:read")?;
+    Ok(Json(ResourceServerList { items: state.store.list_resource_servers().await? }))
+}
+
+/// Add a resource server (scope `scopes:write`).
+#[utoipa::path(post, path = "/api/v1/resource-servers", tag = "resource-servers", request_body = CreateResourceServer,
+    responses((status = 201, body = ResourceServerView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_resource_server(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<CreateResourceServer>,
+) -> Result<(StatusCode, Json<ResourceServerView>), HttpError> {
+    bearer.require_scope("scopes:write")?;
+    let server =
+        resource_servers::add_resource_server(&state.store, &caller(&bearer, ip), &body.name, &body.identifier).await?;
+    Ok((StatusCode::CREATED, Json(server)))
+}
+
+/// One resource server (scope `scopes:read`).
+#[utoipa::path(get, path = "/api/v1/resource-servers/{id}", tag = "resource-servers", params(("id" = i64, Path)),
+    responses((status = 200, body = ResourceServerView), (status = 404, body = ErrorBody)))]
+async fn get_resource_server(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceServerView>, HttpError> {
+    bearer.require_scope("scopes:read")?;
+    let id = ResourceServerId(parse_id(&id, "resource server")?);
+    let server = state.store.resource_server(id).await?.ok_or_else(|| HttpError::not_found("resource server"))?;
+    Ok(Json(server))
+}
+
+/// Rename a resource server; its identifier never changes (scope `scopes:write`).
+#[utoipa::path(patch, path = "/api/v1/resource-servers/{id}", tag = "resource-servers", params(("id" = i64, Path)),
+    request_body = UpdateResourceServer,
+    responses((status = 200, body = ResourceServerView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_resource_server(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateResourceServer>,
+) -> Result<Json<ResourceServerView>, HttpError> {
+    bearer.require_scope("scopes:write")?;
+    let id = ResourceServerId(parse_id(&id, "resource server")?);
+    let server = resource_servers::rename_resource_server(&state.store, &caller(&bearer, ip), id, &body.name).await?;
+    Ok(Json(server))
+}
+
+/// Delete a resource server of your own; refused (409) while scopes
+/// belong to it, and for Keygate's own API (scope `scopes:write`).
+#[utoipa::path(delete, path = "/api/v1/resource-servers/{id}", tag = "resource-servers", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_resource_server(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    bearer.require_scope("scopes:write")?;
+    let id = ResourceServerId(parse_id(&id, "resource server")?);
+    resource_servers::delete_resource_server(&state.store, &caller(&bearer, ip), id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Delete a scope of your own; refused (409) for built-in scopes and for a
@@ -702,7 +851,9 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_token))
         .routes(routes!(list_audit_events))
         .routes(routes!(list_scopes, create_scope))
-        .routes(routes!(delete_scope))
+        .routes(routes!(delete_scope, update_scope))
+        .routes(routes!(list_resource_servers, create_resource_server))
+        .routes(routes!(get_resource_server, update_resource_server, delete_resource_server))
         .routes(routes!(stats))
         .split_for_parts();
     // After the routes: the modifier walks the operations they declared.

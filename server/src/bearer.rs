@@ -71,7 +71,11 @@ impl Bearer {
 
 /// Verifies the bearer token with one indexed lookup, records its use in
 /// memory, and audits refusals (de-duplicated per token, reason and minute).
-async fn verify(state: &AppState, headers: &HeaderMap, ip: Option<String>) -> Result<TokenContext, HttpError> {
+pub async fn verify_bearer(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<String>,
+) -> Result<TokenContext, HttpError> {
     let now = crate::now();
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else { return Err(missing_token()) };
@@ -110,7 +114,7 @@ async fn verify(state: &AppState, headers: &HeaderMap, ip: Option<String>) -> Re
 pub async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let headers = req.headers().clone();
-    let ctx = match verify(&state, &headers, ip).await {
+    let ctx = match verify_bearer(&state, &headers, ip).await {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };

@@ -8,7 +8,7 @@ use keygate::password_work::PasswordWork;
 use keygate::store::{ApplicationQuery, AuditQuery, Page, Store};
 use keygate::usecase::applications::{self, ApplicationChange};
 use keygate::usecase::tokens::{self, MintRequest};
-use keygate::usecase::{admins, scopes, Caller};
+use keygate::usecase::{admins, keys, resource_servers, scopes, Caller};
 use keygate::{AdminId, ApplicationId, ApplicationSettings, Role, ScopeSet, TokenExpiry, TokenId};
 use serde::Serialize;
 use serde_json::json;
@@ -16,6 +16,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/keygate.db";
+pub const DEFAULT_KEY_FILE: &str = "./data/keygate.key";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,6 +29,11 @@ pub struct Cli {
     /// `postgres://user:password@host:port/db` (several instances may share it).
     #[arg(long, global = true, env = "KEYGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+    /// The key-encryption key that seals JWT signing keys: a file outside
+    /// the database, mode 0600, created when missing; every instance of a
+    /// cluster uses the same one.
+    #[arg(long, global = true, env = "KEYGATE_KEY_FILE", default_value = DEFAULT_KEY_FILE)]
+    pub key_file: std::path::PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +54,13 @@ pub enum Command {
         /// Days to keep audit events.
         #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", default_value_t = 90)]
         audit_retention_days: i64,
+        /// A proxy (CIDR) whose `X-Forwarded-For` names the client; repeat
+        /// for several. Default: loopback only.
+        #[arg(long = "trusted-proxy", env = "KEYGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<ipnet::IpNet>,
+        /// Days between automatic rotations of the JWT signing key.
+        #[arg(long, env = "KEYGATE_KEY_ROTATION_DAYS", default_value_t = keygate::jwt::DEFAULT_ROTATION_DAYS)]
+        key_rotation_days: i64,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -60,6 +73,12 @@ pub enum Command {
     /// Manage the scope catalogue.
     #[command(subcommand)]
     Scope(ScopeCommand),
+    /// Manage resource servers (the APIs that accept Keygate tokens).
+    #[command(subcommand)]
+    ResourceServer(ResourceServerCommand),
+    /// Manage the signing keys of JWT access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Mint, list and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -172,6 +191,12 @@ pub struct CreateApp {
     rate_per_second: i64,
     #[arg(long, default_value_t = keygate::DEFAULT_RATE_PER_HOUR)]
     rate_per_hour: i64,
+    /// What the token endpoint issues: opaque tokens or JWT access tokens.
+    #[arg(long, default_value = "opaque", value_parser = ["opaque", "jwt"])]
+    token_format: String,
+    /// Make it the introspection client of this resource server (identifier).
+    #[arg(long)]
+    introspects: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -197,6 +222,14 @@ pub struct UpdateApp {
     rate_per_second: Option<i64>,
     #[arg(long)]
     rate_per_hour: Option<i64>,
+    #[arg(long, value_parser = ["opaque", "jwt"])]
+    token_format: Option<String>,
+    /// Make it the introspection client of this resource server (identifier).
+    #[arg(long, conflicts_with = "no_introspects")]
+    introspects: Option<String>,
+    /// It introspects no resource server's tokens any more.
+    #[arg(long)]
+    no_introspects: bool,
     #[arg(long)]
     json: bool,
 }
@@ -245,6 +278,19 @@ pub enum ScopeCommand {
         name: String,
         #[arg(long)]
         description: String,
+        /// The resource server (identifier) the scope belongs to.
+        #[arg(long)]
+        resource_server: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach a scope to a resource server, or detach it with --none.
+    Attach {
+        name: String,
+        #[arg(long, required_unless_present = "none")]
+        resource_server: Option<String>,
+        #[arg(long, conflicts_with = "resource_server")]
+        none: bool,
         #[arg(long)]
         json: bool,
     },
@@ -256,6 +302,50 @@ pub enum ScopeCommand {
     /// Delete a scope no application is allowed.
     Delete {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResourceServerCommand {
+    /// Add a resource server: a name and its identifier (the audience, an absolute URI).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        identifier: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List resource servers with their scopes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a resource server no scope belongs to (by identifier).
+    Delete {
+        identifier: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key: published now, signing in 10 minutes (so
+    /// every cached JWKS knows it first), the current key retired then.
+    Rotate {
+        #[arg(long, default_value = "ES256", value_parser = ["ES256", "RS256"])]
+        alg: String,
+        /// Sign with the new key at once (for a key believed stolen).
+        #[arg(long)]
+        immediately: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys: state, algorithm, when each signs and is published.
+    List {
         #[arg(long)]
         json: bool,
     },
@@ -312,6 +402,10 @@ fn read_password() -> Result<String, Box<dyn std::error::Error>> {
     Ok(password.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+fn token_format(raw: &str) -> Result<keygate::TokenFormat, Box<dyn std::error::Error>> {
+    Ok(keygate::TokenFormat::parse(raw).ok_or("the token format is opaque or jwt")?)
+}
+
 fn role(raw: &str) -> Result<Role, Box<dyn std::error::Error>> {
     Ok(Role::parse(raw).ok_or("role must be owner, admin or viewer")?)
 }
@@ -334,13 +428,34 @@ fn app_line(a: &keygate::ApplicationView) -> String {
 pub async fn run(cli: Cli) -> CliResult {
     let now = crate::now();
     let caller = Caller::cli(now);
-    if let Command::Serve { addr, public_url, token_retention_days, audit_retention_days } = cli.command {
+    if let Command::Serve {
+        addr,
+        public_url,
+        token_retention_days,
+        audit_retention_days,
+        trusted_proxies,
+        key_rotation_days,
+    } = cli.command
+    {
+        // Refuse a readable key file before touching the database.
+        let kek = keygate::jwt::KeyEncryptionKey::load_or_create(&cli.key_file)?;
         let store = Store::open(&cli.database_url).await?;
-        let config = crate::serve::ServeConfig { addr, public_url, token_retention_days, audit_retention_days };
+        let config = crate::serve::ServeConfig {
+            addr,
+            public_url,
+            token_retention_days,
+            audit_retention_days,
+            trusted_proxies,
+            key_rotation_days,
+            kek,
+        };
         return crate::serve::run(store, config).await;
     }
     let store = open(&cli.database_url).await?;
-    let result = run_command(&store, &caller, cli.command).await;
+    let result = match cli.command {
+        Command::Keys(c) => keys_command(&store, &caller, &cli.key_file, c).await,
+        other => run_command(&store, &caller, other).await,
+    };
     store.close().await;
     result
 }
@@ -363,6 +478,8 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                 max_tokens: c.max_tokens,
                 rate_per_second: c.rate_per_second,
                 rate_per_hour: c.rate_per_hour,
+                token_format: token_format(&c.token_format)?,
+                introspects: c.introspects,
             };
             let (app, secret) = applications::create_application(store, caller, settings).await?;
             let value = json!({ "id": app.id, "client_id": app.client_id, "client_secret": secret.expose() });
@@ -425,6 +542,8 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                 max_tokens: u.max_tokens,
                 rate_per_second: u.rate_per_second,
                 rate_per_hour: u.rate_per_hour,
+                token_format: u.token_format.as_deref().map(token_format).transpose()?,
+                introspects: if u.no_introspects { Some(None) } else { u.introspects.map(Some) },
                 enabled: None,
             };
             let app = applications::update_application(store, caller, ApplicationId(u.id), change).await?;
@@ -470,18 +589,35 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             Ok(())
         }
         Command::Token(c) => token_command(store, caller, c).await,
-        Command::Scope(ScopeCommand::Add { name, description, json }) => {
-            let scope = scopes::add_scope(store, caller, &name, &description).await?;
+        Command::Scope(ScopeCommand::Add { name, description, resource_server, json }) => {
+            let scope = scopes::add_scope(store, caller, &name, &description, resource_server.as_deref()).await?;
             answer(json, &scope, || format!("scope {} added", scope.name));
+            Ok(())
+        }
+        Command::Scope(ScopeCommand::Attach { name, resource_server, none: _, json }) => {
+            let scope = resource_servers::attach_scope(store, caller, &name, resource_server.as_deref()).await?;
+            answer(json, &scope, || match &scope.resource_server {
+                Some(server) => format!("scope {} belongs to {server}", scope.name),
+                None => format!("scope {} belongs to no resource server", scope.name),
+            });
             Ok(())
         }
         Command::Scope(ScopeCommand::List { json }) => {
             let scopes = store.list_scopes().await?;
             answer(json, &scopes, || {
-                scopes.iter().map(|s| format!("{:<32} {}", s.name, s.description)).collect::<Vec<_>>().join("\n")
+                scopes
+                    .iter()
+                    .map(|s| {
+                        let server = s.resource_server.as_deref().unwrap_or("-");
+                        format!("{:<32} {:<32} {}", s.name, server, s.description)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
             Ok(())
         }
+        Command::ResourceServer(c) => resource_server_command(store, caller, c).await,
+        Command::Keys(_) => Err("keys commands need the key file".into()),
         Command::Scope(ScopeCommand::Delete { name, json }) => {
             let scope = scopes::delete_scope(store, caller, &name).await?;
             answer(json, &json!({ "deleted": scope.name }), || format!("scope {} deleted", scope.name));
@@ -509,6 +645,69 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             Ok(())
         }
     }
+}
+
+async fn resource_server_command(store: &Store, caller: &Caller, command: ResourceServerCommand) -> CliResult {
+    match command {
+        ResourceServerCommand::Add { name, identifier, json } => {
+            let server = resource_servers::add_resource_server(store, caller, &name, &identifier).await?;
+            answer(json, &server, || format!("resource server {} added ({})", server.name, server.identifier));
+        }
+        ResourceServerCommand::List { json } => {
+            let all = store.list_resource_servers().await?;
+            answer(json, &all, || {
+                all.iter()
+                    .map(|r| format!("{:<24} {:<40} scopes: {}", r.name, r.identifier, r.scopes.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ResourceServerCommand::Delete { identifier, json } => {
+            let found = store.list_resource_servers().await?.into_iter().find(|r| r.identifier == identifier);
+            let server = found.ok_or_else(|| format!("no resource server has the identifier {identifier}"))?;
+            let deleted = resource_servers::delete_resource_server(store, caller, server.id).await?;
+            answer(json, &json!({ "deleted": deleted.identifier }), || {
+                format!("resource server {} deleted", deleted.name)
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(store: &Store, caller: &Caller, key_file: &std::path::Path, command: KeysCommand) -> CliResult {
+    match command {
+        KeysCommand::Rotate { alg, immediately, json } => {
+            let kek = keygate::jwt::KeyEncryptionKey::load_or_create(key_file)?;
+            let algorithm = keygate::jwt::KeyAlgorithm::parse(&alg).ok_or("the algorithm is ES256 or RS256")?;
+            let key = keys::rotate_signing_key(store, caller, &kek, algorithm, immediately).await?;
+            answer(json, &key, || {
+                format!(
+                    "signing key {} ({}) published now; it signs from {}",
+                    key.kid,
+                    key.algorithm,
+                    keygate::time_fmt::exact_utc(key.signs_from)
+                )
+            });
+        }
+        KeysCommand::List { json } => {
+            let all = keys::list_signing_keys(store, caller.now).await?;
+            answer(json, &all, || {
+                all.iter()
+                    .map(|k| {
+                        format!(
+                            "{:<18} {}  {:<12} signs from {}",
+                            k.kid,
+                            k.algorithm,
+                            format!("{:?}", k.state).to_lowercase(),
+                            keygate::time_fmt::exact_utc(k.signs_from)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn admin_command(store: &Store, caller: &Caller, command: AdminCommand) -> CliResult {

@@ -22,12 +22,16 @@ pub fn decode_component(raw: &[u8]) -> Option<String> {
 }
 
 /// The parameters of a form body, each at most once.
+/// Parameters that may appear more than once (RFC 8707 `resource`).
+const REPEATABLE: &[&str] = &["resource"];
+
 #[derive(Debug, Default)]
-pub struct FormParams(HashMap<String, String>);
+pub struct FormParams(HashMap<String, String>, HashMap<String, Vec<String>>);
 
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, HttpError> {
         let mut map = HashMap::new();
+        let mut lists: HashMap<String, Vec<String>> = HashMap::new();
         for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let (k, v) = match pair.iter().position(|&b| b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -37,11 +41,15 @@ impl FormParams {
                 decode_component(k).ok_or_else(|| HttpError::invalid_request("the request body is not valid UTF-8"))?;
             let value = decode_component(v)
                 .ok_or_else(|| HttpError::invalid_request(format!("parameter {key} is not valid UTF-8")))?;
+            if REPEATABLE.contains(&key.as_str()) {
+                lists.entry(key).or_default().push(value);
+                continue;
+            }
             if map.insert(key.clone(), value).is_some() {
                 return Err(HttpError::invalid_request(format!("parameter {key} is repeated")));
             }
         }
-        Ok(FormParams(map))
+        Ok(FormParams(map, lists))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -50,6 +58,11 @@ impl FormParams {
 
     pub fn take(&mut self, key: &str) -> Option<String> {
         self.0.remove(key)
+    }
+
+    /// Every value of a repeatable parameter, in order.
+    pub fn take_all(&mut self, key: &str) -> Vec<String> {
+        self.1.remove(key).unwrap_or_default()
     }
 }
 

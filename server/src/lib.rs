@@ -6,6 +6,7 @@ pub mod bearer;
 pub mod cli;
 pub mod console_guard;
 pub mod form;
+pub mod forward_auth;
 pub mod http_error;
 pub mod idle_io;
 pub mod logging;

@@ -35,6 +35,7 @@ pub async fn metadata(State(state): State<AppState>) -> Result<Response, HttpErr
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": methods,
@@ -44,6 +45,22 @@ pub async fn metadata(State(state): State<AppState>) -> Result<Response, HttpErr
         "service_documentation": format!("{issuer}/api/v1/openapi.json"),
     }))
     .into_response())
+}
+
+/// The public keys of JWT access tokens (RFC 7517). Caches may keep it
+/// for [`JWKS_MAX_AGE_SECONDS`]; a rotated-in key is published twice that
+/// long before it signs, so a cached copy always knows the signing key.
+///
+/// [`JWKS_MAX_AGE_SECONDS`]: keygate::jwt::JWKS_MAX_AGE_SECONDS
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, HttpError> {
+    let body = keygate::keyring::jwks(&state.store, crate::now()).await?;
+    let mut r = Json(body).into_response();
+    let cache = format!("public, max-age={}", keygate::jwt::JWKS_MAX_AGE_SECONDS);
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        r.headers_mut().insert(axum::http::header::CACHE_CONTROL, v);
+    }
+    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    Ok(r)
 }
 
 /// Adds `X-RateLimit-*` headers describing the hourly quota.
@@ -196,9 +213,27 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         rate_headers(&mut r, &quota);
         r
     };
-    let scopes =
-        grant::resolve_scopes(form.get("scope"), &client.scopes).map_err(|e| with_quota(HttpError::oauth(e)))?;
-    let issued = match state.store.issue_endpoint_token(&client, scopes, now).await {
+    // RFC 8707 `resource` (repeatable) and `audience` name the resource
+    // servers the token is for.
+    let mut targets = form.take_all("resource");
+    targets.extend(form.take("audience"));
+    let known = if targets.iter().any(|t| !client.scope_servers.iter().any(|(_, server)| server == t)) {
+        state.store.resource_server_identifiers().await.map_err(|e| with_quota(e.into()))?
+    } else {
+        Vec::new()
+    };
+    let (scopes, audience) =
+        grant::resolve_grant(form.get("scope"), &targets, &client.scopes, &client.scope_servers, |t| {
+            known.iter().any(|k| k == t)
+        })
+        .map_err(|e| with_quota(HttpError::oauth(e)))?;
+    let prepared = match client.token_format {
+        keygate::TokenFormat::Opaque => keygate::store::TokenToIssue::opaque(scopes, audience),
+        keygate::TokenFormat::Jwt => {
+            state.keyring.sign_access_token(&client, scopes, audience, now).await.map_err(|e| with_quota(e.into()))?
+        }
+    };
+    let issued = match state.store.issue_prepared_token(&client, prepared, now).await {
         Ok(t) => t,
         Err(IssueError::ClientChanged) => return Err(with_quota(HttpError::oauth(OAuthError::invalid_client()))),
         Err(IssueError::Core(e)) => return Err(with_quota(e.into())),
@@ -219,9 +254,11 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
     Ok(response)
 }
 
-/// RFC 7662. An application introspects its own tokens; one allowed the
-/// `introspect` scope (a resource server) introspects every application's.
-/// Anything else (unknown, expired, revoked, foreign) is `{"active": false}`.
+/// RFC 7662. An application introspects its own tokens; a resource
+/// server's introspection client, the tokens meant for that server (whose
+/// audience includes it); one allowed the `introspect` scope, every
+/// application's. Anything else (unknown, expired, revoked, foreign) is
+/// `{"active": false}`.
 pub async fn introspect(State(state): State<AppState>, req: Request) -> Response {
     let now = crate::now();
     let ip = client_ip(&req);
@@ -237,16 +274,20 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
         };
         let checked = state.store.check_token(&AccessToken::from_presented(token), now).await;
         let body = match checked {
-            Ok(Ok(ctx)) if ctx.application_id == client.id || client.scopes.contains(INTROSPECT_SCOPE) => json!({
-                "active": true,
-                "client_id": ctx.client_id,
-                "scope": ctx.scopes.to_string(),
-                "exp": ctx.expires_at,
-                "iat": ctx.issued_at,
-                "token_type": "Bearer",
-                "sub": ctx.client_id,
-                "iss": state.issuer,
-            }),
+            Ok(Ok(ctx)) if may_introspect(&client, &ctx) => {
+                state.usage.record(ctx.token_id, now, None);
+                json!({
+                    "active": true,
+                    "client_id": ctx.client_id,
+                    "scope": ctx.scopes.to_string(),
+                    "exp": ctx.expires_at,
+                    "iat": ctx.issued_at,
+                    "token_type": "Bearer",
+                    "sub": ctx.client_id,
+                    "aud": ctx.audience,
+                    "iss": state.issuer,
+                })
+            }
             Ok(_) => json!({ "active": false }),
             Err(e) => {
                 let mut r = HttpError::from(e).into_response();
@@ -261,6 +302,13 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     }
     .await;
     result.unwrap_or_else(|r| r)
+}
+
+/// Whether `client` may see the details of the token `ctx`.
+fn may_introspect(client: &ClientRecord, ctx: &keygate::store::TokenContext) -> bool {
+    ctx.application_id == client.id
+        || client.scopes.contains(INTROSPECT_SCOPE)
+        || client.introspects.as_ref().is_some_and(|server| ctx.audience.contains(server))
 }
 
 /// RFC 7009. An application revokes only its own tokens; an unknown or

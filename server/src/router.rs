@@ -48,6 +48,8 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/oauth2/jwks", get(oauth::jwks))
+        .route("/oauth2/forward-auth", any(crate::forward_auth::forward_auth))
         .route("/healthz", get(healthz))
         .merge(api::routes(&state))
         .route("/api/v1/{*rest}", any(api_not_found));

@@ -49,6 +49,11 @@ pub struct ServeConfig {
     pub token_retention_days: i64,
     /// Audit events are deleted after this long.
     pub audit_retention_days: i64,
+    /// Peers whose `X-Forwarded-For` is believed; empty means loopback.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Days between automatic signing-key rotations.
+    pub key_rotation_days: i64,
+    pub kek: keygate::jwt::KeyEncryptionKey,
 }
 
 /// A positive whole number from the environment, if `name` holds one.
@@ -71,8 +76,11 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer).await?;
+    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, config.kek.clone()).await?;
     state.public_url_configured = config.public_url.is_some();
+    if !config.trusted_proxies.is_empty() {
+        state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
+    }
 
     if let Some(code) = keygate::usecase::admins::open_setup(&store, crate::now()).await? {
         // Printed, not logged: it is a one-time credential for the operator.
@@ -95,6 +103,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let prune_state = state.clone();
     let (token_retention, audit_retention) =
         (config.token_retention_days * 86_400, config.audit_retention_days * 86_400);
+    let (kek, rotation_period) = (config.kek.clone(), config.key_rotation_days.max(1) * 86_400);
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -109,6 +118,11 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
                 Ok(Some(_)) => {}
                 Ok(None) => tracing::debug!("another instance is pruning"),
                 Err(e) => tracing::error!(error = %e, "pruning failed"),
+            }
+            match keygate::usecase::keys::rotate_if_due(store, &kek, rotation_period, crate::now()).await {
+                Ok(Some(key)) => tracing::info!(kid = %key.kid, signs_from = key.signs_from, "signing key rotated"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "signing key rotation failed"),
             }
         }
     });

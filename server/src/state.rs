@@ -27,27 +27,42 @@ pub struct AppState {
     /// Whether `--public-url` was given: then only its origin may post to
     /// the console (see `console_guard::csrf_refusal`).
     pub public_url_configured: bool,
+    /// Signs JWT access tokens.
+    pub keyring: Arc<keygate::keyring::Keyring>,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl AppState {
     /// The state of a server on `store`, with the keys every instance on
     /// its database shares.
-    pub async fn new(leptos_options: LeptosOptions, store: Store, issuer: &str) -> Result<Self, keygate::CoreError> {
+    /// Makes the first JWT signing key when the database has none.
+    pub async fn new(
+        leptos_options: LeptosOptions,
+        store: Store,
+        issuer: &str,
+        kek: keygate::jwt::KeyEncryptionKey,
+    ) -> Result<Self, keygate::CoreError> {
         let console = ConsoleContext {
             store: store.clone(),
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
         };
         let form_errors = crate::console_guard::FormErrorSigner::shared(&store).await?;
+        keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        let keyring = Arc::new(keygate::keyring::Keyring::new(store.clone(), kek, issuer.clone()));
         Ok(AppState {
             leptos_options,
             store,
             usage: Arc::new(UsageTracker::new()),
-            issuer: issuer.trim_end_matches('/').to_owned(),
+            issuer,
             console,
             rate: Arc::new(RateLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
             form_errors,
             public_url_configured: false,
+            keyring,
+            trusted_proxies: Arc::new(crate::forward_auth::loopback()),
         })
     }
 

@@ -269,3 +269,52 @@ async fn custom_scopes_are_deleted_from_the_console_unless_in_use() {
     let viewer = sign_in_as(&t, "vic", keygate::Role::Viewer).await;
     assert!(!html(&t, "/scopes", &viewer).await.contains("Confirm deleting"), "viewers see no delete");
 }
+
+#[tokio::test]
+async fn resource_servers_and_token_formats_from_the_console() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let res = t
+        .send(form_post(
+            "/console/fn/add_resource_server",
+            "name=Billing&identifier=https%3A%2F%2Fbilling.internal%2F",
+            Some(&cookie),
+        ))
+        .await;
+    assert!(res.status().is_redirection());
+    let body = "name=billing%3Aread&description=Read&resource_server=https%3A%2F%2Fbilling.internal%2F";
+    t.send(form_post("/console/fn/add_scope", body, Some(&cookie))).await;
+    t.send(form_post("/console/fn/add_scope", "name=loose&description=Loose&resource_server=", Some(&cookie))).await;
+    let scopes = t.store.list_scopes().await.unwrap();
+    let of = |name: &str| scopes.iter().find(|s| s.name == name).unwrap().resource_server.clone();
+    assert_eq!(of("billing:read").as_deref(), Some("https://billing.internal/"));
+    assert_eq!(of("loose"), None);
+    let body = "name=loose&resource_server=https%3A%2F%2Fbilling.internal%2F";
+    t.send(form_post("/console/fn/attach_scope", body, Some(&cookie))).await;
+    let list = html(&t, "/scopes", &cookie).await;
+    assert!(list.contains("https://billing.internal/") && list.contains("urn:keygate:api"), "both servers listed");
+    assert!(list.contains("Confirm deleting Billing"));
+    assert!(!list.contains("Confirm deleting Keygate API"), "the built-in one offers no delete");
+    // A bad identifier is refused beside its field, not stored.
+    let mut req = form_post("/console/fn/add_resource_server", "name=Bad&identifier=nope", Some(&cookie));
+    req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/scopes".parse().unwrap());
+    let location = t.send(req).await.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("__err="), "{location}");
+    assert!(html(&t, &location, &cookie).await.contains("absolute URI"));
+    assert_eq!(t.store.list_resource_servers().await.unwrap().len(), 2);
+
+    // An application made to issue JWTs and introspect Billing's tokens.
+    let body = "name=jwt-app&notes=&scopes%5B%5D=billing%3Aread&token_ttl_seconds=300&max_tokens=30\
+                &rate_per_second=20&rate_per_hour=15000&token_format=jwt\
+                &introspects=https%3A%2F%2Fbilling.internal%2F";
+    let res = t.send(form_post("/console/fn/create_application", body, Some(&cookie))).await;
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let detail = html(&t, &location, &cookie).await;
+    assert!(detail.contains("JWT access tokens (RFC 9068)"), "the format is shown");
+    assert!(detail.contains("Introspects tokens for"));
+    let secret = extract_value(&detail, "new-secret");
+    let client_id = extract_value(&detail, "client-id");
+    let res = t.token_request(Some((&client_id, &secret)), "grant_type=client_credentials").await;
+    let token = json(res).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+}

@@ -538,10 +538,14 @@ async fn https_public_urls_get_hsts() {
     let store = keygate::store::Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-    let state =
-        keygate_server::AppState::new(keygate_server::serve::leptos_options(addr), store, "https://keygate.example")
-            .await
-            .unwrap();
+    let state = keygate_server::AppState::new(
+        keygate_server::serve::leptos_options(addr),
+        store,
+        "https://keygate.example",
+        keygate::jwt::KeyEncryptionKey::for_tests(1),
+    )
+    .await
+    .unwrap();
     let router = keygate_server::build_router(state).await.unwrap();
     let res = tower::ServiceExt::oneshot(router, Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
     assert!(res.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));

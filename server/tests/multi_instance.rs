@@ -448,7 +448,12 @@ fn a_wrong_or_unreachable_database_fails_at_start_naming_the_host_never_the_pass
         // A real server, a role that does not exist.
         format!("postgres://nobody_here:hunter2-secret@127.0.0.1:{port}/keygate"),
     ] {
-        let out = Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url]).output().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url])
+            .env("KEYGATE_KEY_FILE", dir.path().join("keygate.key"))
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{url}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();

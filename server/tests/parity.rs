@@ -63,7 +63,7 @@ async fn start() -> Run {
     // The same setup everywhere, so ids and names agree.
     let cookie = setup_owner(&t).await;
     let setup = keygate::usecase::Caller::cli(keygate_server::now());
-    keygate::usecase::scopes::add_scope(&t.store, &setup, "billing:read", "Read invoices").await.unwrap();
+    keygate::usecase::scopes::add_scope(&t.store, &setup, "billing:read", "Read invoices", None).await.unwrap();
     let robot = t
         .create_app(
             "robot",

@@ -39,6 +39,8 @@ struct ApplicationRow {
     secret_regenerated_at: Option<i64>,
     active_tokens: i64,
     last_used_at: Option<i64>,
+    token_format: String,
+    introspects: Option<String>,
 }
 
 impl From<ApplicationRow> for ApplicationView {
@@ -59,13 +61,16 @@ impl From<ApplicationRow> for ApplicationView {
             secret_regenerated_at: r.secret_regenerated_at,
             active_tokens: r.active_tokens,
             last_used_at: r.last_used_at,
+            token_format: TokenFormat::parse(&r.token_format).unwrap_or_default(),
+            introspects: r.introspects,
         }
     }
 }
 
 /// `$1` is `now`.
 const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
-     a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
+     a.token_format, (SELECT r.identifier FROM resource_servers r WHERE r.id = a.introspects_resource_server_id) \
+     AS introspects, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
      (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
      AND t.source IN ('token_endpoint', 'console', 'api') AND t.revoked_at IS NULL AND t.expires_at > $1) AS active_tokens, \
      (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
@@ -168,8 +173,10 @@ impl Tx {
     ) -> Result<ApplicationId, CoreError> {
         let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
             "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, \
-             max_tokens, rate_per_second, rate_per_hour, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, $10) RETURNING id",
+             max_tokens, rate_per_second, rate_per_hour, created_at, updated_at, token_format, \
+             introspects_resource_server_id) \
+             VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, $10, $11, \
+             (SELECT id FROM resource_servers WHERE identifier = $12)) RETURNING id",
         )
         .bind(&s.name)
         .bind(&s.notes)
@@ -181,6 +188,8 @@ impl Tx {
         .bind(s.rate_per_second)
         .bind(s.rate_per_hour)
         .bind(now)
+        .bind(s.token_format.as_str())
+        .bind(s.introspects.as_deref())
         .fetch_one(c)
         .await
         .map_err(name_taken(&s.name))?);
@@ -198,7 +207,9 @@ impl Tx {
     ) -> Result<(), CoreError> {
         let updated: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
             "UPDATE applications SET name = $1, notes = $2, scopes = $3, enabled = $4, token_ttl_seconds = $5, \
-             max_tokens = $6, rate_per_second = $7, rate_per_hour = $8, updated_at = $9 WHERE id = $10 RETURNING id",
+             max_tokens = $6, rate_per_second = $7, rate_per_hour = $8, updated_at = $9, token_format = $11, \
+             introspects_resource_server_id = (SELECT id FROM resource_servers WHERE identifier = $12) \
+             WHERE id = $10 RETURNING id",
         )
         .bind(&s.name)
         .bind(&s.notes)
@@ -210,6 +221,8 @@ impl Tx {
         .bind(s.rate_per_hour)
         .bind(now)
         .bind(id.0)
+        .bind(s.token_format.as_str())
+        .bind(s.introspects.as_deref())
         .fetch_optional(c)
         .await
         .map_err(name_taken(&s.name))?);

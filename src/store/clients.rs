@@ -3,7 +3,7 @@
 use super::{on_pool, scope_set, Store};
 use crate::client::ClientRecord;
 use crate::error::CoreError;
-use crate::model::ApplicationId;
+use crate::model::{ApplicationId, TokenFormat};
 use crate::secret::SecretDigest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,8 +55,9 @@ impl ClientCache {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, client_id, name, secret_hash, enabled, scopes, token_ttl_seconds, max_tokens, rate_per_second, rate_per_hour";
+const CLIENT_COLUMNS: &str = "id, client_id, name, secret_hash, enabled, scopes, token_ttl_seconds, max_tokens, \
+     rate_per_second, rate_per_hour, token_format, \
+     (SELECT r.identifier FROM resource_servers r WHERE r.id = introspects_resource_server_id) AS introspects";
 
 #[derive(sqlx::FromRow)]
 struct ClientRow {
@@ -70,17 +71,23 @@ struct ClientRow {
     max_tokens: i64,
     rate_per_second: i64,
     rate_per_hour: i64,
+    token_format: String,
+    introspects: Option<String>,
 }
 
-fn client_record(r: ClientRow) -> Result<ClientRecord, CoreError> {
+fn client_record(r: ClientRow, scope_servers: &[(String, String)]) -> Result<ClientRecord, CoreError> {
+    let scopes = scope_set(&r.scopes);
     Ok(ClientRecord {
+        scope_servers: scope_servers.iter().filter(|(scope, _)| scopes.contains(scope)).cloned().collect(),
+        token_format: TokenFormat::parse(&r.token_format).unwrap_or_default(),
+        introspects: r.introspects,
         id: ApplicationId(r.id),
         client_id: r.client_id,
         name: r.name,
         secret_hash: SecretDigest::from_slice(&r.secret_hash)
             .ok_or_else(|| CoreError::Internal("stored secret digest has the wrong length".into()))?,
         enabled: r.enabled,
-        scopes: scope_set(&r.scopes),
+        scopes,
         token_ttl_seconds: r.token_ttl_seconds,
         max_tokens: r.max_tokens,
         rate_per_second: r.rate_per_second,
@@ -102,13 +109,19 @@ impl Store {
     pub async fn client_by_client_id(&self, client_id: &str) -> Result<Option<ClientRecord>, CoreError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM applications WHERE client_id = $1");
         let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).bind(client_id).fetch_optional(p).await?);
-        row.map(client_record).transpose()
+        self.with_scope_servers(row).await
     }
 
     pub async fn client_by_id(&self, id: ApplicationId) -> Result<Option<ClientRecord>, CoreError> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM applications WHERE id = $1");
         let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await?);
-        row.map(client_record).transpose()
+        self.with_scope_servers(row).await
+    }
+
+    async fn with_scope_servers(&self, row: Option<ClientRow>) -> Result<Option<ClientRecord>, CoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let servers = self.scope_servers().await?;
+        client_record(row, &servers).map(Some)
     }
 }
 

@@ -50,10 +50,29 @@ pub enum IssueError {
     Core(#[from] CoreError),
 }
 
+/// A token about to be recorded: its value (opaque, or a signed JWT), its
+/// scopes and audience, and the key that signed it.
+#[derive(Debug)]
+pub struct TokenToIssue {
+    pub token: AccessToken,
+    pub scopes: ScopeSet,
+    pub audience: Vec<String>,
+    pub signing_key_id: Option<String>,
+}
+
+impl TokenToIssue {
+    /// A random opaque token.
+    pub fn opaque(scopes: ScopeSet, audience: Vec<String>) -> Self {
+        TokenToIssue { token: AccessToken::generate(), scopes, audience, signing_key_id: None }
+    }
+}
+
 /// One token request waiting for the issuing task.
 pub(super) struct IssueJob {
     client: ClientRecord,
     scopes: ScopeSet,
+    audience: String,
+    signing_key_id: Option<String>,
     now: i64,
     token: AccessToken,
     reply: oneshot::Sender<Result<IssuedToken, IssueError>>,
@@ -75,18 +94,39 @@ pub(super) fn start(writer: SqlitePool) -> mpsc::Sender<IssueJob> {
 }
 
 impl Store {
-    /// Issues a token from the token endpoint for an authenticated client.
+    /// Issues an opaque token from the token endpoint for an authenticated
+    /// client, for every resource server its scopes belong to.
     pub async fn issue_endpoint_token(
         &self,
         client: &ClientRecord,
         scopes: ScopeSet,
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
+        let audience = grant::audience_of(&scopes, &client.scope_servers);
+        self.issue_prepared_token(client, TokenToIssue::opaque(scopes, audience), now).await
+    }
+
+    /// Records a token from the token endpoint (group-committed, under the
+    /// application's cap) and answers with it.
+    pub async fn issue_prepared_token(
+        &self,
+        client: &ClientRecord,
+        prepared: TokenToIssue,
+        now: i64,
+    ) -> Result<IssuedToken, IssueError> {
         let issuer = match &self.db {
             Db::Sqlite { issuer, .. } | Db::Postgres { issuer, .. } => issuer,
         };
         let (reply, answer) = oneshot::channel();
-        let job = IssueJob { client: client.clone(), scopes, now, token: AccessToken::generate(), reply };
+        let job = IssueJob {
+            client: client.clone(),
+            scopes: prepared.scopes,
+            audience: prepared.audience.join(" "),
+            signing_key_id: prepared.signing_key_id,
+            now,
+            token: prepared.token,
+            reply,
+        };
         issuer
             .send(job)
             .await
@@ -143,8 +183,9 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
     for job in batch {
         let c = &job.client;
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
-             SELECT id, $1, $2, NULL, $3, 'token_endpoint', $4, $5 FROM applications \
+            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
+             audience, signing_key_id) \
+             SELECT id, $1, $2, NULL, $3, 'token_endpoint', $4, $5, $8, $9 FROM applications \
              WHERE id = $6 AND enabled = TRUE AND secret_hash = $7 RETURNING id",
         )
         .bind(job.token.digest().as_bytes().to_vec())
@@ -154,6 +195,8 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
         .bind(grant::expiry(job.now, c.token_ttl_seconds))
         .bind(c.id.0)
         .bind(c.secret_hash.as_bytes().to_vec())
+        .bind(&job.audience)
+        .bind(job.signing_key_id.as_deref())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
@@ -215,6 +258,7 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     let mut outcomes: Vec<Option<IssueOutcome>> = Vec::with_capacity(batch.len());
     let (mut apps, mut hashes, mut prefixes, mut scopes, mut created, mut expires) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut audiences, mut keys) = (Vec::new(), Vec::new());
     for job in batch {
         let c = &job.client;
         let current = locked.iter().find(|a| a.id == c.id.0);
@@ -229,13 +273,16 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
         scopes.push(job.scopes.to_string());
         created.push(job.now);
         expires.push(grant::expiry(job.now, c.token_ttl_seconds));
+        audiences.push(job.audience.clone());
+        keys.push(job.signing_key_id.clone());
     }
     // One statement for the batch; each id is matched back by its digest.
     let inserted: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
-         SELECT a, h, p, NULL, s, 'token_endpoint', c, e \
-         FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-           WITH ORDINALITY AS t(a, h, p, s, c, e, n) ORDER BY n RETURNING id, token_hash",
+        "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
+         audience, signing_key_id) \
+         SELECT a, h, p, NULL, s, 'token_endpoint', c, e, aud, k \
+         FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], \
+           $8::text[]) WITH ORDINALITY AS t(a, h, p, s, c, e, aud, k, n) ORDER BY n RETURNING id, token_hash",
     )
     .bind(&apps)
     .bind(&hashes)
@@ -243,6 +290,8 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     .bind(&scopes)
     .bind(&created)
     .bind(&expires)
+    .bind(&audiences)
+    .bind(&keys)
     .fetch_all(&mut *tx)
     .await?;
     // The excess of each application, once per batch.

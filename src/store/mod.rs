@@ -26,7 +26,9 @@ mod clients;
 mod console;
 mod issuer;
 mod rates;
+mod resource_servers;
 mod scopes;
+mod signing_keys;
 #[doc(hidden)]
 pub mod testing;
 mod throttles;
@@ -36,7 +38,8 @@ pub use applications::{ApplicationQuery, ApplicationSort};
 pub use audit::{ActorKind, AuditQuery, AuditRecord};
 pub use clients::CLIENT_CACHE_TTL;
 pub use console::{FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
-pub use issuer::{IssueError, IssuedToken};
+pub use issuer::{IssueError, IssuedToken, TokenToIssue};
+pub use signing_keys::StoredSigningKey;
 pub use tokens::{RejectedToken, TokenContext};
 
 use crate::error::CoreError;
@@ -235,6 +238,7 @@ impl Tx {
 /// Keys of [`Tx::serialize`].
 pub const LOCK_ADMINISTRATORS: i64 = 0x6b67_0001;
 pub const LOCK_SCOPES: i64 = 0x6b67_0002;
+pub const LOCK_SIGNING_KEYS: i64 = 0x6b67_0003;
 
 pub(crate) fn split_scopes(s: &str) -> Vec<String> {
     s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect()

@@ -9,18 +9,20 @@ struct ScopeRow {
     name: String,
     description: String,
     builtin: bool,
+    resource_server: Option<String>,
 }
 
 impl From<ScopeRow> for ScopeView {
     fn from(r: ScopeRow) -> Self {
-        ScopeView { name: r.name, description: r.description, builtin: r.builtin }
+        ScopeView { name: r.name, description: r.description, builtin: r.builtin, resource_server: r.resource_server }
     }
 }
 
 impl Store {
     pub async fn list_scopes(&self) -> Result<Vec<ScopeView>, CoreError> {
         let rows: Vec<ScopeRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT name, description, builtin FROM scopes ORDER BY builtin DESC, name"
+            "SELECT s.name, s.description, s.builtin, r.identifier AS resource_server FROM scopes s \
+             LEFT JOIN resource_servers r ON r.id = s.resource_server_id ORDER BY s.builtin DESC, s.name"
         )
         .fetch_all(p)
         .await?);
@@ -30,11 +32,13 @@ impl Store {
 
 impl Tx {
     pub async fn scope(&mut self, name: &str) -> Result<Option<ScopeView>, CoreError> {
-        let row: Option<ScopeRow> =
-            on_tx!(self, |c| sqlx::query_as("SELECT name, description, builtin FROM scopes WHERE name = $1")
-                .bind(name)
-                .fetch_optional(c)
-                .await?);
+        let row: Option<ScopeRow> = on_tx!(self, |c| sqlx::query_as(
+            "SELECT s.name, s.description, s.builtin, r.identifier AS resource_server FROM scopes s \
+                 LEFT JOIN resource_servers r ON r.id = s.resource_server_id WHERE s.name = $1"
+        )
+        .bind(name)
+        .fetch_optional(c)
+        .await?);
         Ok(row.map(Into::into))
     }
 
@@ -43,13 +47,21 @@ impl Tx {
         Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT name FROM scopes").fetch_all(c).await?))
     }
 
-    pub async fn insert_scope(&mut self, name: &str, description: &str, now: i64) -> Result<(), CoreError> {
+    pub async fn insert_scope(
+        &mut self,
+        name: &str,
+        description: &str,
+        server: Option<ResourceServerId>,
+        now: i64,
+    ) -> Result<(), CoreError> {
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO scopes (name, description, builtin, created_at) VALUES ($1, $2, FALSE, $3)"
+            "INSERT INTO scopes (name, description, builtin, created_at, resource_server_id) \
+             VALUES ($1, $2, FALSE, $3, $4)"
         )
         .bind(name)
         .bind(description)
         .bind(now)
+        .bind(server.map(|s| s.0))
         .execute(c)
         .await
         .map_err(|e| match CoreError::from(e) {

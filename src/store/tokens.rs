@@ -17,6 +17,8 @@ pub struct TokenContext {
     pub client_id: String,
     pub application_name: String,
     pub scopes: ScopeSet,
+    /// Identifiers of the resource servers the token is for.
+    pub audience: Vec<String>,
     pub issued_at: i64,
     pub expires_at: i64,
     pub token_name: Option<String>,
@@ -40,6 +42,7 @@ struct TokenRow {
     name: Option<String>,
     display_prefix: String,
     scopes: String,
+    audience: String,
     source: String,
     created_at: i64,
     expires_at: i64,
@@ -57,6 +60,7 @@ impl From<TokenRow> for TokenView {
             name: r.name,
             display_prefix: r.display_prefix,
             scopes: split_scopes(&r.scopes),
+            audience: split_scopes(&r.audience),
             source: TokenSource::parse(&r.source).unwrap_or(TokenSource::Api),
             created_at: r.created_at,
             expires_at: r.expires_at,
@@ -68,10 +72,12 @@ impl From<TokenRow> for TokenView {
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
+const TOKEN_COLUMNS: &str =
+    "id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
      last_used_at, last_used_ip, revoked_at, revoked_reason";
 
-const TOKEN_BY_ID: &str = "SELECT id, application_id, name, display_prefix, scopes, source, created_at, expires_at, \
+const TOKEN_BY_ID: &str =
+    "SELECT id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
      last_used_at, last_used_ip, revoked_at, revoked_reason FROM tokens WHERE id = $1";
 
 /// What the bearer check reads: the token joined to its application.
@@ -82,6 +88,7 @@ struct CheckRow {
     token_hash: Vec<u8>,
     name: Option<String>,
     scopes: String,
+    audience: String,
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
@@ -108,13 +115,13 @@ impl Store {
             application_id: None,
             application_name: None,
         };
-        if !token.well_formed() {
+        if !token.recognisable() {
             return Ok(Err(unknown));
         }
         let digest = token.digest();
         let row: Option<CheckRow> = on_pool!(self, |p| {
             sqlx::query_as(
-            "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.created_at, t.expires_at, t.revoked_at, \
+            "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.audience, t.created_at, t.expires_at, t.revoked_at, \
              t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
              a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
              WHERE t.token_hash = $1",
@@ -151,6 +158,7 @@ impl Store {
             // A scope the application has lost since the token was issued
             // is gone from the token too, from this request on.
             scopes: scope_set(&r.scopes).intersection(&scope_set(&r.app_scopes)),
+            audience: split_scopes(&r.audience),
             issued_at: r.created_at,
             expires_at: state.expires_at,
             token_name: r.name,
@@ -236,14 +244,15 @@ impl Tx {
         token: &AccessToken,
         name: &str,
         scopes: &ScopeSet,
+        audience: &[String],
         source: TokenSource,
         now: i64,
         expires_at: i64,
     ) -> Result<TokenId, CoreError> {
         let id: i64 = on_tx!(self, |c| {
             sqlx::query_scalar(
-            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
+             audience) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(application.0)
         .bind(token.digest().as_bytes().to_vec())
@@ -253,6 +262,7 @@ impl Tx {
         .bind(source.as_str())
         .bind(now)
         .bind(expires_at)
+        .bind(audience.join(" "))
         .fetch_one(c)
         .await?
         });

@@ -23,6 +23,7 @@ pub async fn create_application(
     let secret = ClientSecret::generate();
     let mut tx = store.write().await?;
     check_known_scopes(&mut tx, &settings.scopes).await?;
+    check_introspected_server(&mut tx, settings.introspects.as_deref()).await?;
     let id = tx.insert_application(&settings, &generate_client_id(), &secret.digest(), caller.now).await?;
     tx.record_audit(&caller.record(AuditAction::ApplicationCreated).on_application(id, &settings.name)).await?;
     let view = tx.require_application(id, caller.now).await?;
@@ -40,6 +41,9 @@ pub struct ApplicationChange {
     pub max_tokens: Option<i64>,
     pub rate_per_second: Option<i64>,
     pub rate_per_hour: Option<i64>,
+    pub token_format: Option<TokenFormat>,
+    /// `Some(None)` makes it an ordinary application again.
+    pub introspects: Option<Option<String>>,
     /// `false` revokes every token of the application in the same
     /// transaction; `true` later does not bring them back.
     pub enabled: Option<bool>,
@@ -56,6 +60,8 @@ impl ApplicationChange {
             max_tokens: Some(s.max_tokens),
             rate_per_second: Some(s.rate_per_second),
             rate_per_hour: Some(s.rate_per_hour),
+            token_format: Some(s.token_format),
+            introspects: Some(s.introspects),
             enabled: None,
         }
     }
@@ -74,8 +80,20 @@ impl ApplicationChange {
         s.max_tokens = c.max_tokens.unwrap_or(s.max_tokens);
         s.rate_per_second = c.rate_per_second.unwrap_or(s.rate_per_second);
         s.rate_per_hour = c.rate_per_hour.unwrap_or(s.rate_per_hour);
+        s.token_format = c.token_format.unwrap_or(s.token_format);
+        s.introspects = c.introspects.unwrap_or(s.introspects);
         s
     }
+}
+
+/// Refuses to make an application the introspection client of a resource
+/// server that does not exist.
+async fn check_introspected_server(tx: &mut crate::store::Tx, identifier: Option<&str>) -> Result<(), CoreError> {
+    let Some(identifier) = identifier else { return Ok(()) };
+    if tx.resource_server_by_identifier(identifier).await?.is_none() {
+        return Err(CoreError::invalid("introspects", format!("no resource server has the identifier {identifier}")));
+    }
+    Ok(())
 }
 
 /// The settings that differ, by their field names.
@@ -88,6 +106,8 @@ fn changed_fields(before: &ApplicationSettings, after: &ApplicationSettings) -> 
         ("max_tokens", before.max_tokens != after.max_tokens),
         ("rate_per_second", before.rate_per_second != after.rate_per_second),
         ("rate_per_hour", before.rate_per_hour != after.rate_per_hour),
+        ("token_format", before.token_format != after.token_format),
+        ("introspects", before.introspects != after.introspects),
     ];
     differs.into_iter().filter(|(_, changed)| *changed).map(|(field, _)| field).collect()
 }
@@ -124,6 +144,9 @@ pub async fn update_application(
     let enabled = change.enabled.unwrap_or(current.enabled);
     if after.scopes != before.scopes {
         check_known_scopes(&mut tx, &after.scopes).await?;
+    }
+    if after.introspects != before.introspects {
+        check_introspected_server(&mut tx, after.introspects.as_deref()).await?;
     }
     tx.update_application(id, &after, enabled, caller.now).await?;
     let fields = changed_fields(&before, &after);

@@ -11,6 +11,8 @@
 
 pub mod admins;
 pub mod applications;
+pub mod keys;
+pub mod resource_servers;
 pub mod scopes;
 pub mod tokens;
 

@@ -11,7 +11,15 @@ use serde_json::json;
 const WRITE: Permission = Permission::Change("scopes:write");
 pub const MAX_SCOPE_DESCRIPTION_LEN: usize = 500;
 
-pub async fn add_scope(store: &Store, caller: &Caller, name: &str, description: &str) -> Result<ScopeView, CoreError> {
+/// Adds a scope of your own, attached to a resource server (by its
+/// identifier) or not.
+pub async fn add_scope(
+    store: &Store,
+    caller: &Caller,
+    name: &str,
+    description: &str,
+    resource_server: Option<&str>,
+) -> Result<ScopeView, CoreError> {
     caller.require(WRITE)?;
     let name = ScopeName::parse(name.trim()).map_err(|m| CoreError::invalid("name", m))?;
     let description = description.trim();
@@ -25,16 +33,26 @@ pub async fn add_scope(store: &Store, caller: &Caller, name: &str, description: 
         ));
     }
     let mut tx = store.write().await?;
-    tx.insert_scope(name.as_str(), description, caller.now).await?;
+    let server = match resource_server.map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(identifier) => Some(
+            tx.resource_server_by_identifier(identifier)
+                .await?
+                .ok_or_else(|| CoreError::invalid("resource_server", "no resource server has this identifier"))?,
+        ),
+    };
+    tx.insert_scope(name.as_str(), description, server.as_ref().map(|s| s.id), caller.now).await?;
     tx.record_audit(
         &caller
             .record(AuditAction::ScopeCreated)
             .on("scope", None, name.as_str())
-            .with("description", json!(description)),
+            .with("description", json!(description))
+            .with("resource_server", json!(server.as_ref().map(|s| &s.identifier))),
     )
     .await?;
+    let view = tx.scope(name.as_str()).await?.ok_or(CoreError::NotFound("scope"))?;
     tx.commit().await?;
-    Ok(ScopeView { name: name.to_string(), description: description.to_owned(), builtin: false })
+    Ok(view)
 }
 
 /// Deletes a scope of your own. Built-in scopes stay, and so does a scope

@@ -144,7 +144,7 @@ async fn an_update_names_what_changed_and_disabling_is_its_own_event() {
 async fn scopes_in_use_or_built_in_stay() {
     let (store, _d) = fresh().await;
     let cli = Caller::cli(T0);
-    scopes::add_scope(&store, &cli, "billing:read", "Read invoices").await.unwrap();
+    scopes::add_scope(&store, &cli, "billing:read", "Read invoices", None).await.unwrap();
     let (app, _) = applications::create_application(&store, &cli, settings("a", "billing:read")).await.unwrap();
     assert!(
         matches!(scopes::delete_scope(&store, &cli, "billing:read").await, Err(CoreError::Refused(m)) if m.contains("a"))
@@ -278,4 +278,185 @@ async fn a_setup_link_works_for_a_day() {
     admins::create_first_owner(&store, &work, &fresh_code, "alice", "a long enough password", T0 + day + 2, None)
         .await
         .unwrap();
+}
+
+// ------------------------------------------------ resource servers and keys
+
+async fn client_of(store: &Store, id: ApplicationId) -> crate::client::ClientRecord {
+    store.client_by_id(id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn resource_servers_own_scopes_and_give_tokens_their_audience() {
+    use super::resource_servers as rs;
+    let (store, _d) = fresh().await;
+    let cli = Caller::cli(T0);
+    // Existing catalogues migrate: Keygate's scopes belong to its API.
+    let catalogue = store.list_scopes().await.unwrap();
+    assert!(catalogue.iter().all(|s| s.resource_server.as_deref() == Some(BUILTIN_RESOURCE_SERVER)));
+    let billing = rs::add_resource_server(&store, &cli, "Billing", "https://billing.internal/").await.unwrap();
+    assert!(matches!(
+        rs::add_resource_server(&store, &cli, "Other", "https://billing.internal/").await,
+        Err(CoreError::Invalid { field: "identifier", .. })
+    ));
+    assert!(matches!(
+        rs::add_resource_server(&store, &cli, "Bad", "billing.internal").await,
+        Err(CoreError::Invalid { field: "identifier", .. })
+    ));
+    scopes::add_scope(&store, &cli, "billing:read", "Read invoices", Some("https://billing.internal/")).await.unwrap();
+    scopes::add_scope(&store, &cli, "loose", "Not attached", None).await.unwrap();
+    assert!(matches!(
+        rs::attach_scope(&store, &cli, "tokens:read", Some("https://billing.internal/")).await,
+        Err(CoreError::Refused(_))
+    ));
+    let (app, _) =
+        applications::create_application(&store, &cli, settings("reporting", "applications:read billing:read loose"))
+            .await
+            .unwrap();
+    let client = client_of(&store, app.id).await;
+    let issued = store.issue_endpoint_token(&client, client.scopes.clone(), T0).await.unwrap();
+    let token = store.token(issued.id).await.unwrap().unwrap();
+    assert_eq!(token.audience, vec!["https://billing.internal/".to_string(), BUILTIN_RESOURCE_SERVER.to_string()]);
+    // A server with scopes cannot be deleted; once they move, it can, and
+    // the tokens already issued keep their audience.
+    assert!(
+        matches!(rs::delete_resource_server(&store, &cli, billing.id).await, Err(CoreError::Refused(m)) if m.contains("billing:read"))
+    );
+    rs::attach_scope(&store, &cli, "billing:read", None).await.unwrap();
+    rs::delete_resource_server(&store, &cli, billing.id).await.unwrap();
+    assert_eq!(store.token(issued.id).await.unwrap().unwrap().audience.len(), 2);
+    let builtin = store.list_resource_servers().await.unwrap().remove(0);
+    assert!(builtin.builtin);
+    assert!(matches!(rs::delete_resource_server(&store, &cli, builtin.id).await, Err(CoreError::Refused(_))));
+    let actions: Vec<String> = events(&store).await.into_iter().map(|e| e.action).collect();
+    for a in ["resource_server.created", "scope.attached", "resource_server.deleted"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_introspection_client_names_an_existing_resource_server() {
+    let (store, _d) = fresh().await;
+    let cli = Caller::cli(T0);
+    let mut s = settings("gateway", "");
+    s.introspects = Some("https://nowhere.internal/".into());
+    assert!(matches!(
+        applications::create_application(&store, &cli, s.clone()).await,
+        Err(CoreError::Invalid { field: "introspects", .. })
+    ));
+    s.introspects = Some(BUILTIN_RESOURCE_SERVER.into());
+    let (app, _) = applications::create_application(&store, &cli, s).await.unwrap();
+    assert_eq!(app.introspects.as_deref(), Some(BUILTIN_RESOURCE_SERVER));
+    assert_eq!(client_of(&store, app.id).await.introspects.as_deref(), Some(BUILTIN_RESOURCE_SERVER));
+    let change = ApplicationChange { introspects: Some(None), ..Default::default() };
+    let app = applications::update_application(&store, &cli, app.id, change).await.unwrap();
+    assert_eq!(app.introspects, None);
+}
+
+/// The JWKS at `now` as kids.
+async fn published_kids(store: &Store, now: i64) -> Vec<String> {
+    let jwks = crate::keyring::jwks(store, now).await.unwrap();
+    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+fn verify(token: &str, jwks: &serde_json::Value) -> crate::jwt::AccessTokenClaims {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let jwk = set.find(header.kid.as_deref().unwrap()).expect("the signing key is published");
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.validate_exp = false;
+    v.set_audience(&[BUILTIN_RESOURCE_SERVER]);
+    jsonwebtoken::decode(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap().claims
+}
+
+#[tokio::test]
+async fn rotation_publishes_before_signing_and_unpublishes_after_the_last_token() {
+    use crate::jwt::{KeyAlgorithm, KeyEncryptionKey, KeyState, KEY_PUBLISH_LEAD_SECONDS};
+    let (store, _d) = fresh().await;
+    let kek = KeyEncryptionKey::for_tests(3);
+    keys::ensure_signing_key(&store, &kek, T0).await.unwrap();
+    keys::ensure_signing_key(&store, &kek, T0).await.unwrap();
+    let first = keys::list_signing_keys(&store, T0).await.unwrap();
+    assert_eq!(first.len(), 1, "one first key, however often asked");
+    assert_eq!(first[0].state, KeyState::Signing);
+    let mut s = settings("jwt-app", "applications:read");
+    s.token_format = TokenFormat::Jwt;
+    let (app, _) = applications::create_application(&store, &Caller::cli(T0), s).await.unwrap();
+    let client = client_of(&store, app.id).await;
+    let aud = vec![BUILTIN_RESOURCE_SERVER.to_string()];
+
+    // A token signed by the first key, recorded by its digest.
+    let ring = crate::keyring::Keyring::new(store.clone(), kek.clone(), "https://kg.example".into());
+    let before = ring.sign_access_token(&client, client.scopes.clone(), aud.clone(), T0 + 10).await.unwrap();
+    let before_token = before.token.expose().to_owned();
+    store.issue_prepared_token(&client, before, T0 + 10).await.unwrap();
+
+    // Rotation at T1: the new key is published at once, signs only later.
+    let t1 = T0 + 100;
+    let next = keys::rotate_signing_key(&store, &Caller::cli(t1), &kek, KeyAlgorithm::RS256, false).await.unwrap();
+    assert_eq!(next.state, KeyState::Next);
+    assert_eq!(next.signs_from, t1 + KEY_PUBLISH_LEAD_SECONDS);
+    assert_eq!(published_kids(&store, t1).await, vec![first[0].kid.clone(), next.kid.clone()]);
+    let ring = crate::keyring::Keyring::new(store.clone(), kek.clone(), "https://kg.example".into());
+    let still_old = ring.sign_access_token(&client, client.scopes.clone(), aud.clone(), t1 + 1).await.unwrap();
+    assert_eq!(still_old.signing_key_id.as_deref(), Some(first[0].kid.as_str()));
+
+    // Once it signs, tokens from before and after both verify.
+    let t2 = next.signs_from;
+    let ring = crate::keyring::Keyring::new(store.clone(), kek.clone(), "https://kg.example".into());
+    let after = ring.sign_access_token(&client, client.scopes.clone(), aud.clone(), t2).await.unwrap();
+    assert_eq!(after.signing_key_id.as_deref(), Some(next.kid.as_str()));
+    let after_token = after.token.expose().to_owned();
+    store.issue_prepared_token(&client, after, t2).await.unwrap();
+    let jwks = crate::keyring::jwks(&store, t2).await.unwrap();
+    let old_claims = verify(&before_token, &jwks);
+    let new_claims = verify(&after_token, &jwks);
+    assert_eq!((old_claims.iat, new_claims.iat), (T0 + 10, t2));
+    assert_eq!(new_claims.sub, client.client_id);
+    assert_eq!(new_claims.scope, "applications:read");
+    assert_ne!(old_claims.jti, new_claims.jti);
+
+    // The retired key stays while its last token lives, then leaves.
+    let last_expiry = T0 + 10 + client.token_ttl_seconds;
+    let states = keys::list_signing_keys(&store, last_expiry - 1).await.unwrap();
+    assert_eq!(states[0].state, KeyState::Retired);
+    assert!(published_kids(&store, last_expiry - 1).await.contains(&first[0].kid));
+    assert_eq!(published_kids(&store, last_expiry).await, vec![next.kid.clone()]);
+    assert_eq!(keys::list_signing_keys(&store, last_expiry).await.unwrap()[0].state, KeyState::Unpublished);
+
+    // Automatic rotation: due once the newest key is a period old, once.
+    let period = 90 * 86_400;
+    assert!(keys::rotate_if_due(&store, &kek, period, t1 + period - 1).await.unwrap().is_none());
+    let rotated = keys::rotate_if_due(&store, &kek, period, t1 + period).await.unwrap().expect("due");
+    assert_eq!(rotated.algorithm, "RS256", "keeps the signing key's algorithm");
+    assert!(keys::rotate_if_due(&store, &kek, period, t1 + period).await.unwrap().is_none());
+    let actions: Vec<String> = events(&store).await.into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "signing_key.created").count(), 3);
+}
+
+#[tokio::test]
+async fn private_keys_are_sealed_under_the_key_file_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keygate.db");
+    let store = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+    store.migrate().await.unwrap();
+    let kek = crate::jwt::KeyEncryptionKey::for_tests(9);
+    keys::ensure_signing_key(&store, &kek, T0).await.unwrap();
+    keys::rotate_signing_key(&store, &Caller::cli(T0), &kek, crate::jwt::KeyAlgorithm::RS256, false).await.unwrap();
+    let stored = store.signing_keys().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    // Everything on disk: the database file and its write-ahead log.
+    let mut disk = std::fs::read(&path).unwrap();
+    disk.extend(std::fs::read(dir.path().join("keygate.db-wal")).unwrap_or_default());
+    let on_disk: std::collections::HashSet<&[u8]> = disk.windows(24).collect();
+    for key in &stored {
+        let private = kek.open_for_tests(&key.sealed_private_key).expect("the KEK opens it");
+        assert!(private.len() > 100);
+        assert!(
+            !private.windows(24).any(|w| on_disk.contains(w)),
+            "no 24-byte run of the private key is on disk in clear"
+        );
+        assert!(crate::jwt::KeyEncryptionKey::for_tests(8).open_for_tests(&key.sealed_private_key).is_none());
+        assert!(!format!("{key:?}").contains("sealed"), "Debug shows no key material");
+    }
 }

@@ -63,7 +63,10 @@ pub async fn mint_token(
     if !outside.is_empty() {
         return Err(CoreError::invalid("scopes", format!("the application is not allowed: {}", outside.join(", "))));
     }
-    let id = tx.insert_named_token(application, &token, &name, &request.scopes, source, caller.now, expires_at).await?;
+    let audience = crate::grant::audience_of(&request.scopes, &tx.scope_servers().await?);
+    let id = tx
+        .insert_named_token(application, &token, &name, &request.scopes, &audience, source, caller.now, expires_at)
+        .await?;
     tx.record_audit(
         &caller
             .record(AuditAction::TokenMinted)

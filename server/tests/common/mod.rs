@@ -30,9 +30,14 @@ pub async fn test_app() -> TestApp {
     let store = Store::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-    let state = AppState::new(keygate_server::serve::leptos_options(addr), store.clone(), "http://127.0.0.1:3000")
-        .await
-        .unwrap();
+    let state = AppState::new(
+        keygate_server::serve::leptos_options(addr),
+        store.clone(),
+        "http://127.0.0.1:3000",
+        keygate::jwt::KeyEncryptionKey::for_tests(1),
+    )
+    .await
+    .unwrap();
     let router = keygate_server::build_router(state.clone()).await.unwrap();
     sqlx::any::install_default_drivers();
     let db = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(&url).await.unwrap();

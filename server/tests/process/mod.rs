@@ -30,10 +30,15 @@ impl Drop for Server {
 /// Starts `keygate serve` on `db` with `env`, logging into `log`. It runs
 /// under the common soft limit of 1,024 open files; the server raises it to
 /// the hard limit itself.
+/// The key file is `keygate.key` beside the log, so instances started in
+/// one directory share it, as a cluster's instances must.
 pub fn start(db: &str, env: &[(&str, &str)], log: PathBuf) -> Server {
+    let key_file = log.parent().unwrap_or(std::path::Path::new(".")).join("keygate.key");
     let mut child = Command::new("sh")
         .args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\"", BIN])
         .args(["serve", "--addr", "127.0.0.1:0", "--database-url", db])
+        .arg("--key-file")
+        .arg(&key_file)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("a log file"))
