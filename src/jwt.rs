@@ -111,15 +111,20 @@ impl KeyEncryptionKey {
         Ok(Some(KeyEncryptionKey(key)))
     }
 
+    /// Writes a new key to a private temporary file, then links it into
+    /// place, which never replaces an existing file: two instances starting
+    /// at once end up with the same key, and none reads a half-written one.
     fn create(path: &Path) -> Result<Self, String> {
         use rand::RngCore;
         use std::io::Write;
         let shown = path.display();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
+        let mut suffix = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut suffix);
+        let temp = dir.join(format!(".keygate-key-{}", URL_SAFE_NO_PAD.encode(suffix)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -127,13 +132,16 @@ impl KeyEncryptionKey {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        match options.open(path) {
-            Ok(mut file) => {
-                writeln!(file, "{}", URL_SAFE_NO_PAD.encode(key))
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| format!("cannot write the key file {shown}: {e}"))?;
-                Ok(KeyEncryptionKey(key))
-            }
+        let written = options
+            .open(&temp)
+            .and_then(|mut file| {
+                writeln!(file, "{}", URL_SAFE_NO_PAD.encode(key))?;
+                file.sync_all()
+            })
+            .and_then(|_| std::fs::hard_link(&temp, path));
+        let _ = std::fs::remove_file(&temp);
+        match written {
+            Ok(()) => Ok(KeyEncryptionKey(key)),
             // Another instance created it meanwhile: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Self::load(path)?.ok_or_else(|| format!("the key file {shown} vanished"))

@@ -52,8 +52,16 @@ impl Keyring {
         let all: Vec<jwt::KeySchedule> = stored.iter().map(|k| k.schedule.clone()).collect();
         let mut opened = Vec::new();
         for k in stored {
-            if matches!(jwt::key_state(&k.schedule, &all, now), KeyState::Next | KeyState::Signing) {
-                opened.push(OpenedKey::open(k.schedule, k.algorithm, &k.sealed_private_key, &self.kek)?);
+            let state = jwt::key_state(&k.schedule, &all, now);
+            if !matches!(state, KeyState::Next | KeyState::Signing) {
+                continue;
+            }
+            match OpenedKey::open(k.schedule, k.algorithm, &k.sealed_private_key, &self.kek) {
+                Ok(key) => opened.push(key),
+                // The signing key must open; a waiting one that does not is
+                // reported, and signing goes on with the current key.
+                Err(e) if state == KeyState::Signing => return Err(e),
+                Err(e) => tracing::error!(error = %e, "a waiting signing key cannot be opened"),
             }
         }
         let opened = Arc::new(opened);

@@ -108,6 +108,11 @@ impl ScopeSet {
         ScopeSet(self.0.intersection(&other.0).cloned().collect())
     }
 
+    /// The members of either set.
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.union(&other.0).cloned().collect())
+    }
+
     /// The members of `self` that `allowed` does not contain.
     pub fn not_in(&self, allowed: &ScopeSet) -> Vec<ScopeName> {
         self.0.difference(&allowed.0).cloned().collect()

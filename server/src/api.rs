@@ -295,8 +295,9 @@ pub struct CreateScope {
 #[serde(deny_unknown_fields)]
 pub struct UpdateScope {
     /// Identifier of the resource server it belongs to, or `null` for none.
-    #[schema(value_type = Option<String>)]
-    pub resource_server: Option<String>,
+    #[serde(default, deserialize_with = "explicit_null")]
+    #[schema(value_type = Option<String>, required = true)]
+    pub resource_server: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -738,9 +739,10 @@ async fn update_scope(
     ApiJson(body): ApiJson<UpdateScope>,
 ) -> Result<Json<ScopeView>, HttpError> {
     bearer.require_scope("scopes:write")?;
-    let scope =
-        resource_servers::attach_scope(&state.store, &caller(&bearer, ip), &name, body.resource_server.as_deref())
-            .await?;
+    let Some(server) = body.resource_server else {
+        return Err(HttpError::bad_request("resource_server is required: an identifier, or null for none"));
+    };
+    let scope = resource_servers::attach_scope(&state.store, &caller(&bearer, ip), &name, server.as_deref()).await?;
     Ok(Json(scope))
 }
 

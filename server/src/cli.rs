@@ -437,8 +437,6 @@ pub async fn run(cli: Cli) -> CliResult {
         key_rotation_days,
     } = cli.command
     {
-        // Refuse a readable key file before touching the database.
-        let kek = keygate::jwt::KeyEncryptionKey::load_or_create(&cli.key_file)?;
         let store = Store::open(&cli.database_url).await?;
         let config = crate::serve::ServeConfig {
             addr,
@@ -447,7 +445,7 @@ pub async fn run(cli: Cli) -> CliResult {
             audit_retention_days,
             trusted_proxies,
             key_rotation_days,
-            kek,
+            key_file: cli.key_file,
         };
         return crate::serve::run(store, config).await;
     }
@@ -677,7 +675,7 @@ async fn resource_server_command(store: &Store, caller: &Caller, command: Resour
 async fn keys_command(store: &Store, caller: &Caller, key_file: &std::path::Path, command: KeysCommand) -> CliResult {
     match command {
         KeysCommand::Rotate { alg, immediately, json } => {
-            let kek = keygate::jwt::KeyEncryptionKey::load_or_create(key_file)?;
+            let kek = keys::open_key_file(store, key_file, caller.now).await?;
             let algorithm = keygate::jwt::KeyAlgorithm::parse(&alg).ok_or("the algorithm is ES256 or RS256")?;
             let key = keys::rotate_signing_key(store, caller, &kek, algorithm, immediately).await?;
             answer(json, &key, || {

@@ -35,18 +35,23 @@ pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNe
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
+    // Right to left: each trusted hop vouches for the one before it. The
+    // first untrusted address is the client; an entry we cannot read ends
+    // the walk at the last address examined.
+    let mut values: Vec<&str> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
         let Ok(text) = value.to_str() else { return Some(peer) };
-        for part in text.split(',') {
-            match part.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                // A hop we cannot read ends what we can trust.
-                Err(_) => return Some(peer),
-            }
+        values.extend(text.split(','));
+    }
+    let mut client = peer;
+    for part in values.iter().rev() {
+        let Ok(ip) = part.trim().parse::<IpAddr>() else { break };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
         }
     }
-    Some(hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer))
+    Some(client)
 }
 
 /// What the route needs, from the query.
@@ -56,15 +61,27 @@ struct Needs {
     audience: Option<String>,
 }
 
+/// What the route needs, checked: scope names and an identifier as the
+/// catalogue allows them, so they are safe in the challenge.
 fn needs(query: Option<&str>) -> Result<Needs, HttpError> {
     let mut needs = Needs::default();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
-            "scope" => needs.scopes.extend(value.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned)),
+            "scope" => {
+                for name in value.split([' ', ',']).filter(|s| !s.is_empty()) {
+                    let name = keygate::ScopeName::parse(name)
+                        .map_err(|m| HttpError::invalid_request(format!("the route's scope parameter: {m}")))?;
+                    needs.scopes.push(name.to_string());
+                }
+            }
             "audience" if needs.audience.is_some() => {
                 return Err(HttpError::invalid_request("the audience parameter is repeated"))
             }
-            "audience" => needs.audience = Some(value.trim().to_owned()).filter(|a| !a.is_empty()),
+            "audience" => {
+                let audience = keygate::validate_identifier(&value)
+                    .map_err(|_| HttpError::invalid_request("the route's audience parameter is not an absolute URI"))?;
+                needs.audience = Some(audience);
+            }
             _ => {}
         }
     }
@@ -171,6 +188,10 @@ mod tests {
         // The client wrote the left part; the proxy appended the real peer.
         assert_eq!(client_address(Some(local), &xff("1.2.3.4, 203.0.113.5"), &trusted), "203.0.113.5".parse().ok());
         assert_eq!(client_address(Some(local), &xff("garbage"), &trusted), Some(local));
+        // Garbage the client wrote on the left does not hide it.
+        assert_eq!(client_address(Some(local), &xff("garbage, 203.0.113.5"), &trusted), "203.0.113.5".parse().ok());
+        // Only trusted hops: the left-most one examined.
+        assert_eq!(client_address(Some(local), &xff("127.0.0.2, 127.0.0.3"), &trusted), "127.0.0.2".parse().ok());
         assert_eq!(client_address(Some(local), &HeaderMap::new(), &trusted), Some(local));
         let wider: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         assert_eq!(client_address(Some(stranger), &xff("203.0.113.5"), &wider), "203.0.113.5".parse().ok());
@@ -182,7 +203,9 @@ mod tests {
         assert_eq!(n.scopes, vec!["a", "b", "c"]);
         assert_eq!(n.audience.as_deref(), Some("https://api/"));
         assert_eq!(needs(None).unwrap(), Needs::default());
-        assert!(needs(Some("audience=a&audience=b")).is_err());
+        assert!(needs(Some("audience=a:b&audience=a:c")).is_err());
+        assert!(needs(Some("scope=a%22b")).is_err(), "a quote would break the challenge");
+        assert!(needs(Some("audience=no%0Auri")).is_err());
     }
 
     #[test]

@@ -229,6 +229,15 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         .map_err(|e| with_quota(HttpError::oauth(e)))?;
     let prepared = match client.token_format {
         keygate::TokenFormat::Opaque => keygate::store::TokenToIssue::opaque(scopes, audience),
+        // RFC 9068 §2.2: a JWT access token names its audience; one that
+        // names none would be refused by every verifier.
+        keygate::TokenFormat::Jwt if audience.is_empty() => {
+            return Err(with_quota(HttpError::oauth(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "a JWT access token needs an audience, and none of these scopes belongs to a resource server; \
+                 attach the scopes to one",
+            ))))
+        }
         keygate::TokenFormat::Jwt => {
             state.keyring.sign_access_token(&client, scopes, audience, now).await.map_err(|e| with_quota(e.into()))?
         }
@@ -276,10 +285,18 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
         let body = match checked {
             Ok(Ok(ctx)) if may_introspect(&client, &ctx) => {
                 state.usage.record(ctx.token_id, now, None);
+                let scope = match shown_scopes(&state, &client, &ctx).await {
+                    Ok(scope) => scope,
+                    Err(e) => {
+                        let mut r = HttpError::from(e).into_response();
+                        rate_headers(&mut r, &quota);
+                        return Err(r);
+                    }
+                };
                 json!({
                     "active": true,
                     "client_id": ctx.client_id,
-                    "scope": ctx.scopes.to_string(),
+                    "scope": scope,
                     "exp": ctx.expires_at,
                     "iat": ctx.issued_at,
                     "token_type": "Bearer",
@@ -309,6 +326,28 @@ fn may_introspect(client: &ClientRecord, ctx: &keygate::store::TokenContext) -> 
     ctx.application_id == client.id
         || client.scopes.contains(INTROSPECT_SCOPE)
         || client.introspects.as_ref().is_some_and(|server| ctx.audience.contains(server))
+}
+
+/// The scopes an introspecting client is told: all of them, unless it sees
+/// the token only as a resource server's introspection client; then just
+/// the scopes that belong to its server.
+async fn shown_scopes(
+    state: &AppState,
+    client: &ClientRecord,
+    ctx: &keygate::store::TokenContext,
+) -> Result<String, keygate::CoreError> {
+    let Some(server) = client.introspects.as_ref() else { return Ok(ctx.scopes.to_string()) };
+    if ctx.application_id == client.id || client.scopes.contains(INTROSPECT_SCOPE) {
+        return Ok(ctx.scopes.to_string());
+    }
+    let owners = state.store.scope_servers().await?;
+    let shown: Vec<&str> = ctx
+        .scopes
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| owners.iter().any(|(scope, owner)| scope == s && owner == server))
+        .collect();
+    Ok(shown.join(" "))
 }
 
 /// RFC 7009. An application revokes only its own tokens; an unknown or

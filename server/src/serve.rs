@@ -53,7 +53,8 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Days between automatic signing-key rotations.
     pub key_rotation_days: i64,
-    pub kek: keygate::jwt::KeyEncryptionKey,
+    /// The key-encryption key's file (`--key-file`).
+    pub key_file: std::path::PathBuf,
 }
 
 /// A positive whole number from the environment, if `name` holds one.
@@ -72,11 +73,12 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     // Raises the open-file limit before anything else opens files.
     let limits = ConnectionLimits::from_env();
     store.migrate().await?;
+    let kek = keygate::usecase::keys::open_key_file(&store, &config.key_file, crate::now()).await?;
     store.watch_client_changes();
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, config.kek.clone()).await?;
+    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, kek.clone()).await?;
     state.public_url_configured = config.public_url.is_some();
     if !config.trusted_proxies.is_empty() {
         state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
@@ -103,7 +105,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let prune_state = state.clone();
     let (token_retention, audit_retention) =
         (config.token_retention_days * 86_400, config.audit_retention_days * 86_400);
-    let (kek, rotation_period) = (config.kek.clone(), config.key_rotation_days.max(1) * 86_400);
+    let rotation_period = config.key_rotation_days.max(1) * 86_400;
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {

@@ -240,6 +240,12 @@ async fn openapi_document_lists_every_route() {
         ("get", "/api/v1/scopes"),
         ("post", "/api/v1/scopes"),
         ("delete", "/api/v1/scopes/{name}"),
+        ("patch", "/api/v1/scopes/{name}"),
+        ("get", "/api/v1/resource-servers"),
+        ("post", "/api/v1/resource-servers"),
+        ("get", "/api/v1/resource-servers/{id}"),
+        ("patch", "/api/v1/resource-servers/{id}"),
+        ("delete", "/api/v1/resource-servers/{id}"),
         ("get", "/api/v1/stats"),
     ];
     let paths = doc["paths"].as_object().unwrap();

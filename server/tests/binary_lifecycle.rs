@@ -114,3 +114,42 @@ async fn console_sessions_survive_a_restart() {
     assert!(page.text().await.unwrap().contains("signed-in-as\">alice"));
     signal(&mut server, "-TERM");
 }
+
+/// The key file: made with mode 0600 at first start, refused when others
+/// may read it, and `keys rotate`/`keys list` work beside a running server.
+#[test]
+fn the_key_file_is_private_and_keys_rotate_from_the_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("keygate.db").display());
+    let key_file = dir.path().join("keygate.key");
+    let server = start(&db, "1");
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let key_arg = key_file.to_str().unwrap();
+    let rotated = cli(&db, &["keys", "rotate", "--alg", "RS256", "--key-file", key_arg, "--json"]);
+    assert_eq!(rotated["state"], "next");
+    assert_eq!(rotated["algorithm"], "RS256");
+    let listed = cli(&db, &["keys", "list", "--json"]);
+    let states: Vec<&str> = listed.as_array().unwrap().iter().map(|k| k["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["signing", "next"]);
+    drop(server);
+
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db, "--key-file", key_arg])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a group-readable key file stops the server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0640") && stderr.contains("chmod 600"), "{stderr}");
+    // Without its key file, a database with keys does not start either.
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &db])
+        .arg("--key-file")
+        .arg(dir.path().join("missing.key"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is missing"));
+    assert!(!dir.path().join("missing.key").exists());
+}

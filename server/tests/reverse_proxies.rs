@@ -105,7 +105,7 @@ http {{
         }}
         location = /_keygate {{
             internal;
-            proxy_pass http://{keygate}/oauth2/forward-auth?scope=orders:read;
+            proxy_pass http://{keygate}/oauth2/forward-auth?scope=orders:read&audience=https://orders.internal/;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
             proxy_set_header X-Forwarded-For $remote_addr;
@@ -138,7 +138,7 @@ fn caddy(dir: &Path, port: u16, keygate: &str, upstream: u16) -> Proxy {
 }}
 http://127.0.0.1:{port} {{
     forward_auth {keygate} {{
-        uri /oauth2/forward-auth?scope=orders:read
+        uri /oauth2/forward-auth?scope=orders:read&audience=https://orders.internal/
         copy_headers X-Keygate-Client-Id X-Keygate-Application X-Keygate-Scopes
     }}
     reverse_proxy 127.0.0.1:{upstream}
@@ -181,11 +181,14 @@ async fn nginx_and_caddy_guard_an_upstream_with_keygate_tokens() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("keygate.db").display());
-    cli(&db, &["scope", "add", "orders:read", "--description", "Read orders"]);
+    cli(&db, &["resource-server", "add", "--name", "Orders", "--identifier", "https://orders.internal/"]);
+    for scope in ["orders:read", "orders:write"] {
+        cli(&db, &["scope", "add", scope, "--description", "Orders", "--resource-server", "https://orders.internal/"]);
+    }
     let reader = cli(&db, &["app", "create", "--name", "order-reader", "--scope", "orders:read"]);
     let jwt_reader =
         cli(&db, &["app", "create", "--name", "jwt-reader", "--scope", "orders:read", "--token-format", "jwt"]);
-    let outsider = cli(&db, &["app", "create", "--name", "outsider"]);
+    let outsider = cli(&db, &["app", "create", "--name", "outsider", "--scope", "orders:write"]);
     let server = process::start(&db, &[("KEYGATE_LOG", "warn")], dir.path().join("keygate.log"));
     let up = upstream();
     let http = reqwest::Client::new();

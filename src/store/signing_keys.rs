@@ -68,6 +68,15 @@ impl Tx {
         Ok(stored(rows))
     }
 
+    /// Deletes keys that have not started signing yet.
+    pub async fn delete_waiting_signing_keys(&mut self, now: i64) -> Result<u64, CoreError> {
+        Ok(on_tx!(self, |c| sqlx::query("DELETE FROM signing_keys WHERE signs_from > $1")
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()))
+    }
+
     pub async fn insert_signing_key(
         &mut self,
         key: &NewSigningKey,

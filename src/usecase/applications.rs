@@ -19,6 +19,7 @@ pub async fn create_application(
 ) -> Result<(ApplicationView, ClientSecret), CoreError> {
     caller.require(WRITE)?;
     caller.check_grantable(&settings.scopes)?;
+    caller.check_may_make_introspector(settings.introspects.as_deref())?;
     let settings = settings.validated()?;
     let secret = ClientSecret::generate();
     let mut tx = store.write().await?;
@@ -132,6 +133,9 @@ pub async fn update_application(
     caller.check_ceiling(store, &current, operation).await?;
     if let Some(scopes) = &change.scopes {
         caller.check_grantable(scopes)?;
+    }
+    if let Some(introspects) = &change.introspects {
+        caller.check_may_make_introspector(introspects.as_deref())?;
     }
     let mut tx = store.write().await?;
     // Read again under the row lock: the change applies to what is stored

@@ -54,6 +54,25 @@ async fn add_key(
     immediately: bool,
 ) -> Result<(SigningKeyView, AuditRecord), CoreError> {
     let existing = tx.signing_keys().await?;
+    // A key made under another key-encryption key would be published but
+    // could never sign: refuse it here.
+    let schedules: Vec<jwt::KeySchedule> = existing.iter().map(|k| k.schedule.clone()).collect();
+    if let Some(current) = jwt::signing_key_at(&schedules, now) {
+        let stored = existing.iter().find(|k| k.schedule.kid == current.kid);
+        if stored
+            .is_some_and(|k| jwt::OpenedKey::open(k.schedule.clone(), k.algorithm, &k.sealed_private_key, kek).is_err())
+        {
+            return Err(CoreError::Refused(format!(
+                "this key file does not open the signing key {}; use the key file the server uses",
+                current.kid
+            )));
+        }
+    }
+    // An immediate key replaces any key still waiting to sign, which would
+    // otherwise take over from it later.
+    if immediately {
+        tx.delete_waiting_signing_keys(now).await?;
+    }
     // The first key signs at once: nothing can have cached a JWKS yet.
     let signs_from = if immediately || existing.is_empty() { now } else { now + KEY_PUBLISH_LEAD_SECONDS };
     let made = jwt::generate_signing_key(algorithm, kek)?;
@@ -69,6 +88,38 @@ async fn add_key(
         .with("signs_from", json!(signs_from))
         .with("signs_from_text", json!(crate::time_fmt::exact_utc(signs_from)));
     Ok((view, record))
+}
+
+/// The key-encryption key for this database, from `path`: created only
+/// while the database holds no signing key (a fresh install), and checked
+/// against the keys that sign now or will, so a wrong or lost key file
+/// stops the server at start rather than failing every JWT later.
+pub async fn open_key_file(store: &Store, path: &std::path::Path, now: i64) -> Result<KeyEncryptionKey, CoreError> {
+    let shown = path.display();
+    let stored = store.signing_keys().await?;
+    let kek = match KeyEncryptionKey::load(path).map_err(CoreError::Refused)? {
+        Some(kek) => kek,
+        None if stored.is_empty() => KeyEncryptionKey::load_or_create(path).map_err(CoreError::Refused)?,
+        None => {
+            return Err(CoreError::Refused(format!(
+                "the key file {shown} is missing, but this database holds signing keys sealed under the key it \
+                 held: restore that file (every instance of a cluster uses the same one)"
+            )))
+        }
+    };
+    let schedules: Vec<jwt::KeySchedule> = stored.iter().map(|k| k.schedule.clone()).collect();
+    for key in &stored {
+        if matches!(jwt::key_state(&key.schedule, &schedules, now), KeyState::Next | KeyState::Signing)
+            && jwt::OpenedKey::open(key.schedule.clone(), key.algorithm, &key.sealed_private_key, &kek).is_err()
+        {
+            return Err(CoreError::Refused(format!(
+                "the key file {shown} does not open the signing key {}: it is not the key file this database's \
+                 keys were sealed with",
+                key.schedule.kid
+            )));
+        }
+    }
+    Ok(kek)
 }
 
 /// Makes the first signing key when there is none (at start).

@@ -146,12 +146,7 @@ impl Caller {
         target: &ApplicationView,
         operation: &str,
     ) -> Result<(), CoreError> {
-        let Actor::Application { scopes: held, .. } = &self.actor else { return Ok(()) };
-        // A stored scope list that does not parse is refused, never read as empty.
-        let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
-            CoreError::Internal(format!("stored scopes of application {} do not parse: {e}", target.id))
-        })?;
-        let beyond: Vec<String> = target_scopes.not_in(held).iter().map(|s| s.to_string()).collect();
+        let beyond = self.beyond_ceiling(target)?;
         if beyond.is_empty() {
             return Ok(());
         }
@@ -179,14 +174,33 @@ impl Caller {
         }
     }
 
-    /// The target application's scopes this caller's token lacks.
+    /// What the target application reaches that this caller's token does
+    /// not: its scopes, and `introspect` when it is a resource server's
+    /// introspection client (it reads other applications' tokens).
     fn beyond_ceiling(&self, target: &ApplicationView) -> Result<Vec<String>, CoreError> {
         let Actor::Application { scopes: held, .. } = &self.actor else { return Ok(Vec::new()) };
         // A stored scope list that does not parse is refused, never read as empty.
-        let target_scopes = ScopeSet::from_names(&target.scopes).map_err(|e| {
+        let mut reach = ScopeSet::from_names(&target.scopes).map_err(|e| {
             CoreError::Internal(format!("stored scopes of application {} do not parse: {e}", target.id))
         })?;
-        Ok(target_scopes.not_in(held).iter().map(|s| s.to_string()).collect())
+        if target.introspects.is_some() {
+            reach = reach.union(&ScopeSet::parse(crate::scope::INTROSPECT_SCOPE).unwrap_or_default());
+        }
+        Ok(reach.not_in(held).iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Making an application a resource server's introspection client lets
+    /// it read tokens of other applications: a token may do that only when
+    /// it holds `introspect` itself.
+    pub fn check_may_make_introspector(&self, introspects: Option<&str>) -> Result<(), CoreError> {
+        let Actor::Application { scopes: held, .. } = &self.actor else { return Ok(()) };
+        if introspects.is_none() || held.contains(crate::scope::INTROSPECT_SCOPE) {
+            return Ok(());
+        }
+        Err(CoreError::Forbidden {
+            message: "making an application an introspection client needs a token with the introspect scope".into(),
+            missing_scopes: vec![crate::scope::INTROSPECT_SCOPE.to_owned()],
+        })
     }
 }
 

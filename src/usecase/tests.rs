@@ -460,3 +460,49 @@ async fn private_keys_are_sealed_under_the_key_file_key() {
         assert!(!format!("{key:?}").contains("sealed"), "Debug shows no key material");
     }
 }
+
+#[tokio::test]
+async fn an_immediate_rotation_replaces_a_waiting_key_and_a_wrong_key_file_is_refused() {
+    use crate::jwt::{KeyAlgorithm, KeyEncryptionKey, KeyState};
+    let (store, dir) = fresh().await;
+    let kek = KeyEncryptionKey::for_tests(4);
+    keys::ensure_signing_key(&store, &kek, T0).await.unwrap();
+    let waiting = keys::rotate_signing_key(&store, &Caller::cli(T0), &kek, KeyAlgorithm::ES256, false).await.unwrap();
+    assert_eq!(waiting.state, KeyState::Next);
+    let now = keys::rotate_signing_key(&store, &Caller::cli(T0 + 1), &kek, KeyAlgorithm::ES256, true).await.unwrap();
+    assert_eq!(now.state, KeyState::Signing);
+    let listed = keys::list_signing_keys(&store, T0 + 10_000).await.unwrap();
+    assert!(listed.iter().all(|k| k.kid != waiting.kid), "the waiting key can no longer take over");
+    assert_eq!(listed.iter().filter(|k| k.state == KeyState::Signing).count(), 1);
+    assert_eq!(listed.iter().find(|k| k.state == KeyState::Signing).unwrap().kid, now.kid);
+
+    // Another key-encryption key cannot seal a key beside these.
+    let other = KeyEncryptionKey::for_tests(5);
+    assert!(matches!(
+        keys::rotate_signing_key(&store, &Caller::cli(T0 + 2), &other, KeyAlgorithm::ES256, false).await,
+        Err(CoreError::Refused(_))
+    ));
+    // A key file: created only for a database without keys, checked at start.
+    let path = dir.path().join("elsewhere").join("keygate.key");
+    let refused = keys::open_key_file(&store, &path, T0 + 3).await.unwrap_err().to_string();
+    assert!(refused.contains("is missing"), "{refused}");
+    assert!(!path.exists(), "no new key file beside keys it cannot open");
+    let (empty, _d2) = fresh().await;
+    let created = keys::open_key_file(&empty, &path, T0).await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    keys::ensure_signing_key(&empty, &created, T0).await.unwrap();
+    assert!(keys::open_key_file(&empty, &path, T0).await.is_ok(), "the same file opens its keys");
+    let refused = keys::open_key_file(&store, &path, T0 + 3).await.unwrap_err().to_string();
+    assert!(refused.contains("does not open"), "{refused}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = keys::open_key_file(&empty, &path, T0).await.unwrap_err().to_string();
+        assert!(refused.contains("0644") && refused.contains("chmod 600"), "{refused}");
+    }
+}
