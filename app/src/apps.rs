@@ -125,8 +125,9 @@ fn parse_number(field: &'static str, label: &str, raw: &str) -> Result<i64, AppE
     raw.trim().parse::<i64>().map_err(|_| AppError::invalid(field, format!("{label} must be a whole number")))
 }
 
+/// The settings form's fields, as posted.
 #[cfg(feature = "ssr")]
-fn settings_from_form(
+struct SettingsForm {
     name: String,
     notes: String,
     scopes: Option<Vec<String>>,
@@ -136,25 +137,30 @@ fn settings_from_form(
     rate_per_hour: String,
     token_format: Option<String>,
     introspects: Option<String>,
-) -> Result<keygate::ApplicationSettings, AppError> {
-    let token_format = match token_format.as_deref() {
-        None => keygate::TokenFormat::Opaque,
-        Some(f) => keygate::TokenFormat::parse(f)
-            .ok_or_else(|| AppError::invalid("token_format", "the token format is opaque or jwt"))?,
-    };
-    let scopes =
-        keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
-    Ok(keygate::ApplicationSettings {
-        name,
-        notes,
-        scopes,
-        token_ttl_seconds: parse_number("token_ttl_seconds", "the token lifetime", &token_ttl_seconds)?,
-        max_tokens: parse_number("max_tokens", "the token cap", &max_tokens)?,
-        rate_per_second: parse_number("rate_per_second", "requests per second", &rate_per_second)?,
-        rate_per_hour: parse_number("rate_per_hour", "requests per hour", &rate_per_hour)?,
-        token_format,
-        introspects: introspects.filter(|i| !i.trim().is_empty()),
-    })
+}
+
+#[cfg(feature = "ssr")]
+impl SettingsForm {
+    fn settings(self) -> Result<keygate::ApplicationSettings, AppError> {
+        let token_format = match self.token_format.as_deref() {
+            None => keygate::TokenFormat::Opaque,
+            Some(f) => keygate::TokenFormat::parse(f)
+                .ok_or_else(|| AppError::invalid("token_format", "the token format is opaque or jwt"))?,
+        };
+        let scopes = keygate::ScopeSet::from_names(self.scopes.unwrap_or_default())
+            .map_err(|m| AppError::invalid("scopes", m))?;
+        Ok(keygate::ApplicationSettings {
+            name: self.name,
+            notes: self.notes,
+            scopes,
+            token_ttl_seconds: parse_number("token_ttl_seconds", "the token lifetime", &self.token_ttl_seconds)?,
+            max_tokens: parse_number("max_tokens", "the token cap", &self.max_tokens)?,
+            rate_per_second: parse_number("rate_per_second", "requests per second", &self.rate_per_second)?,
+            rate_per_hour: parse_number("rate_per_hour", "requests per hour", &self.rate_per_hour)?,
+            token_format,
+            introspects: self.introspects.filter(|i| !i.trim().is_empty()),
+        })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -172,7 +178,7 @@ pub async fn create_application(
 ) -> Result<(), AppError> {
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let settings = settings_from_form(
+    let settings = SettingsForm {
         name,
         notes,
         scopes,
@@ -182,7 +188,8 @@ pub async fn create_application(
         rate_per_hour,
         token_format,
         introspects,
-    )?;
+    }
+    .settings()?;
     let (app, secret) = keygate::usecase::applications::create_application(&ctx.store, &caller, settings).await?;
     put_flash(Flash {
         application_id: app.id.0,
@@ -236,7 +243,7 @@ pub async fn update_application(
     use keygate::usecase::applications::{update_application, ApplicationChange};
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let settings = settings_from_form(
+    let settings = SettingsForm {
         name,
         notes,
         scopes,
@@ -246,7 +253,8 @@ pub async fn update_application(
         rate_per_hour,
         token_format,
         introspects,
-    )?;
+    }
+    .settings()?;
     // Enabling and disabling live in the danger zone, with their warning.
     update_application(&ctx.store, &caller, keygate::ApplicationId(id), ApplicationChange::settings(settings)).await?;
     Ok(())

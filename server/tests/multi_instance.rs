@@ -463,3 +463,57 @@ fn a_wrong_or_unreachable_database_fails_at_start_naming_the_host_never_the_pass
         assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2-secret"));
     }
 }
+
+/// Two instances started together on an empty database share one key file
+/// and make one signing key; a JWT from one verifies against the other's
+/// JWKS, a revocation through one reaches the other, and a rotation by the
+/// CLI is published by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jwt_keys_are_one_set_across_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = postgres_database(dir.path()).await else { return };
+    let (d1, d2, p1, p2) = (db.clone(), db.clone(), dir.path().to_owned(), dir.path().to_owned());
+    let a = std::thread::spawn(move || start(&d1, &p1, "a"));
+    let b = std::thread::spawn(move || start(&d2, &p2, "b"));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys").fetch_one(&pool).await.unwrap();
+    assert_eq!(keys, 1, "one first key for the cluster");
+
+    let app = cli(
+        &db,
+        &["app", "create", "--name", "jwt", "--scope", "applications:read", "--token-format", "jwt", "--json"],
+    );
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    let http = reqwest::Client::new();
+    let jwt = token(&http, &a.base, id, secret).await;
+    let jwks: Value = http.get(format!("{}/oauth2/jwks", b.base)).send().await.unwrap().json().await.unwrap();
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    let jwk = set.find(header.kid.as_deref().unwrap()).expect("b publishes a's key");
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&["urn:keygate:api"]);
+    let claims = jsonwebtoken::decode::<Value>(&jwt, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v).unwrap();
+    assert_eq!(claims.claims["client_id"], id);
+    assert_eq!(me_status(&http, &b.base, &jwt).await, 200);
+    let res = http
+        .post(format!("{}/oauth2/revoke", b.base))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", jwt.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(me_status(&http, &a.base, &jwt).await, 401);
+
+    let key_file = dir.path().join("keygate.key");
+    let out = Command::new(BIN)
+        .args(["keys", "rotate", "--json", "--database-url", &db, "--key-file", key_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for server in [&a, &b] {
+        let jwks: Value = http.get(format!("{}/oauth2/jwks", server.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "the next key is published by every instance");
+    }
+}
