@@ -324,7 +324,7 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                             view! {
                                 <tr>
                                     <td data-label="Name">{r.name.clone()}{r.builtin.then(|| view! { " " <span class="badge">"built-in"</span> })}</td>
-                                    <td data-label="Identifier"><code>{r.identifier.clone()}</code></td>
+                                    <td data-label="Identifier"><code class="scope">{r.identifier.clone()}</code></td>
                                     <td data-label="Scopes">{if r.scopes.is_empty() { view! { <span class="muted">"none yet"</span> }.into_any() } else { r.scopes.iter().map(|s| view! { <code>{s.clone()}</code>" " }).collect_view().into_any() }}</td>
                                     <td data-label="Introspection clients">{clients}</td>
                                     <td>

@@ -458,3 +458,61 @@ async fn pruning_forgets_short_lived_console_and_throttle_state_and_keeps_the_cu
         on_pool!(store, |p| sqlx::query_scalar("SELECT key FROM client_auth_failures").fetch_all(p).await.unwrap());
     assert_eq!(left, ["ca:live"]);
 }
+
+/// A database made before resource servers existed migrates as the issue
+/// says: Keygate's scopes go to its API, custom scopes stay unattached,
+/// and tokens get the audience their scopes had.
+#[tokio::test]
+async fn a_database_from_before_resource_servers_migrates() {
+    const FIRST_NEW: i64 = 20261201000001;
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_database_url(dir.path()).await.unwrap();
+    let store = Store::open(&url).await.unwrap();
+    let before = |m: &sqlx::migrate::Migrator| sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(m.iter().filter(|x| x.version < FIRST_NEW).cloned().collect()),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    match &store.db {
+        Db::Sqlite { writer, .. } => before(&SQLITE_MIGRATOR).run(writer).await.unwrap(),
+        Db::Postgres { pool, .. } => before(&POSTGRES_MIGRATOR).run(pool).await.unwrap(),
+    }
+    // Old rows, written as the old schema had them.
+    for sql in [
+        "INSERT INTO scopes (name, description, builtin, created_at) VALUES ('billing:read', 'x', FALSE, 0)",
+        "INSERT INTO applications (name, client_id, secret_hash, scopes, token_ttl_seconds, max_tokens, \
+         rate_per_second, rate_per_hour, created_at, updated_at) VALUES ('old', 'kgc_old', $1, \
+         'applications:read billing:read', 3600, 30, 20, 15000, 0, 0)",
+    ] {
+        on_pool!(store, |p| sqlx::query(sql).bind(vec![0u8; 32]).execute(p).await.unwrap().rows_affected());
+    }
+    for (hash, scopes) in [(1u8, "applications:read billing:read"), (2, "billing:read")] {
+        on_pool!(store, |p| sqlx::query(
+            "INSERT INTO tokens (application_id, token_hash, display_prefix, scopes, source, created_at, expires_at) \
+             SELECT id, $1, 'kgt_old', $2, 'api', 0, 4000000000 FROM applications WHERE name = 'old'"
+        )
+        .bind(vec![hash; 32])
+        .bind(scopes)
+        .execute(p)
+        .await
+        .unwrap()
+        .rows_affected());
+    }
+    store.migrate().await.unwrap();
+    let scopes = store.list_scopes().await.unwrap();
+    let server_of = |name: &str| scopes.iter().find(|s| s.name == name).unwrap().resource_server.clone();
+    assert_eq!(server_of("tokens:write").as_deref(), Some(BUILTIN_RESOURCE_SERVER));
+    assert_eq!(server_of("introspect").as_deref(), Some(BUILTIN_RESOURCE_SERVER));
+    assert_eq!(server_of("billing:read"), None, "custom scopes stay unattached");
+    let audiences: Vec<String> =
+        on_pool!(store, |p| sqlx::query_scalar("SELECT audience FROM tokens ORDER BY id").fetch_all(p).await.unwrap());
+    assert_eq!(audiences, vec![BUILTIN_RESOURCE_SERVER.to_string(), String::new()]);
+    let app = store.client_by_client_id("kgc_old").await.unwrap().unwrap();
+    assert_eq!(app.token_format, TokenFormat::Opaque);
+    // A resource server made after the upgrade gets a fresh id (the
+    // built-in one took id 1 explicitly).
+    let made =
+        crate::usecase::resource_servers::add_resource_server(&store, &Caller::cli(T0), "Billing", "urn:billing")
+            .await
+            .unwrap();
+    assert!(made.id.0 > 1);
+}
