@@ -89,16 +89,56 @@ pub fn validate_identifier(identifier: &str) -> Result<String, CoreError> {
     if !id.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>' | '`' | '{' | '}' | '|' | '^')) {
         return Err(CoreError::invalid(field, "an identifier is a URI: printable ASCII, no spaces or quotes"));
     }
-    let scheme_ok = id.split_once(':').is_some_and(|(scheme, rest)| {
-        !rest.is_empty()
-            && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    });
-    if !scheme_ok {
-        return Err(CoreError::invalid(
+    let wrong = || {
+        CoreError::invalid(
             field,
-            "an identifier is an absolute URI, such as https://billing.internal/ or urn:acme:billing",
-        ));
+            "an identifier is an https://, http:// or urn: URI, such as https://billing.internal/ or urn:acme:billing",
+        )
+    };
+    let (scheme, rest) = id.split_once(':').ok_or_else(wrong)?;
+    match scheme {
+        "https" | "http" => {
+            let after = rest.strip_prefix("//").ok_or_else(wrong)?;
+            let authority = after.split(['/', '?']).next().unwrap_or("");
+            // host[:port], or [IPv6][:port]; no user info.
+            let (host, port) = match authority.strip_prefix('[') {
+                Some(v6) => {
+                    let (inside, after) = v6.split_once(']').ok_or_else(wrong)?;
+                    let inside_ok =
+                        !inside.is_empty() && inside.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+                    if !inside_ok {
+                        return Err(wrong());
+                    }
+                    let port = if after.is_empty() { None } else { Some(after.strip_prefix(':').ok_or_else(wrong)?) };
+                    ("ipv6", port)
+                }
+                None => match authority.rsplit_once(':') {
+                    Some((host, port)) => (host, Some(port)),
+                    None => (authority, None),
+                },
+            };
+            let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+            let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+            if !host_ok || !port_ok {
+                return Err(CoreError::invalid(
+                    field,
+                    "an https:// or http:// identifier needs a host (and at most a port)",
+                ));
+            }
+        }
+        "urn" => {
+            let (nid, nss) = rest.split_once(':').ok_or_else(wrong)?;
+            let nid_ok = (1..=32).contains(&nid.len())
+                && nid.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && nid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !nid_ok || nss.is_empty() {
+                return Err(CoreError::invalid(
+                    field,
+                    "a urn: identifier is urn:NAMESPACE:NAME, such as urn:acme:billing",
+                ));
+            }
+        }
+        _ => return Err(wrong()),
     }
     if id.contains('#') {
         return Err(CoreError::invalid(field, "an identifier has no fragment (#…), as RFC 8707 says"));
@@ -530,6 +570,42 @@ pub struct DashboardStats {
     pub enabled_applications: i64,
     pub active_tokens: i64,
     pub audit_events_24h: i64,
+}
+
+#[cfg(test)]
+mod identifier_tests {
+    use super::validate_identifier;
+
+    #[test]
+    fn identifiers_are_https_http_or_urn_uris() {
+        for ok in [
+            "https://billing.internal/",
+            "http://localhost:8080/api",
+            "https://[::1]:443/x",
+            "urn:acme:billing",
+            "urn:keygate:api",
+        ] {
+            assert_eq!(validate_identifier(ok).unwrap(), ok);
+        }
+        for bad in [
+            "",
+            "billing",
+            "HTTPS://ORDERS.INTERNAL/",
+            "URN:KEYGATE:API",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "http://[::1",
+            "https://",
+            "https://user@host/",
+            "https://host:abc/",
+            "https://x/#frag",
+            "urn:acme",
+            "urn::x",
+            "https://bad host/",
+        ] {
+            assert!(validate_identifier(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

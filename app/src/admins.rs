@@ -331,7 +331,7 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                                         {deletable.then(|| view! {
                                             <details class="confirm">
                                                 <summary>"Delete"</summary>
-                                                <p class="muted">"Keygate refuses while scopes belong to it; its introspection clients lose the right to introspect its tokens. Tokens already issued keep their audience."</p>
+                                                <p class="muted">"Keygate refuses while scopes belong to it; its introspection clients lose the right to introspect its tokens. Tokens issued for it stop reaching it through Keygate's checks."</p>
                                                 <ActionForm action=delete_server attr:class="inline-form">
                                                     <input type="hidden" name="id" value=r.id.0.to_string()/>
                                                     <button type="submit" class="danger">{confirm}</button>

@@ -665,6 +665,10 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
     let now = d.now;
     let confirm_label = format!("Type \"{}\" to confirm", app.name);
+    // A JWT names its audience; with no scope on any resource server the
+    // token endpoint refuses, so say so where it can be fixed.
+    let jwt_without_audience =
+        app.token_format == TokenFormat::Jwt && !allowed.iter().any(|s| s.resource_server.is_some());
     view! {
         <Frame me=d.me.clone()>
             <div class="page-head">
@@ -672,6 +676,9 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                 {status_badge(app.enabled)}
             </div>
             {d.flash.clone().map(|f| view! { <FlashPanel flash=f/> })}
+            {jwt_without_audience.then(|| view! {
+                <p class="notice" role="status">"This application issues JWT access tokens, but none of its scopes belongs to a resource server, so a JWT would have no audience: the token endpoint refuses it (invalid_target). Attach its scopes to a resource server on the Scopes page, or switch it to opaque tokens."</p>
+            })}
             <section class="card">
                 <CopyField label="Client ID" value=app.client_id.clone() id="client-id"/>
                 <dl class="facts">

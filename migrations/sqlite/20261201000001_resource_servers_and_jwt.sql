@@ -10,6 +10,8 @@ CREATE TABLE resource_servers (
     builtin    INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
+-- Identifiers differ by more than case (URN:KEYGATE:API is urn:keygate:api).
+CREATE UNIQUE INDEX resource_servers_identifier ON resource_servers (lower(identifier));
 INSERT INTO resource_servers (id, name, identifier, builtin, created_at)
     VALUES (1, 'Keygate API', 'urn:keygate:api', 1, 0);
 

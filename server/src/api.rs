@@ -726,7 +726,7 @@ async fn create_scope(
 }
 
 /// Attach a scope of your own to a resource server, or detach it with
-/// `null` (scope `scopes:write`). Tokens already issued keep their audience.
+/// `null` (scope `scopes:write`); a token moves only scopes it holds.
 #[utoipa::path(patch, path = "/api/v1/scopes/{name}", tag = "scopes", params(("name" = String, Path)),
     request_body = UpdateScope,
     responses((status = 200, body = ScopeView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -739,8 +739,11 @@ async fn update_scope(
     ApiJson(body): ApiJson<UpdateScope>,
 ) -> Result<Json<ScopeView>, HttpError> {
     bearer.require_scope("scopes:write")?;
-    let Some(server) = body.resource_server else {
-        return Err(HttpError::bad_request("resource_server is required: an identifier, or null for none"));
+    let required = || HttpError::bad_request("resource_server is required: an identifier, or null for none");
+    let server = match body.resource_server {
+        Some(Some(s)) if s.trim().is_empty() => return Err(required()),
+        Some(server) => server,
+        None => return Err(required()),
     };
     let scope = resource_servers::attach_scope(&state.store, &caller(&bearer, ip), &name, server.as_deref()).await?;
     Ok(Json(scope))

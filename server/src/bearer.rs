@@ -71,10 +71,12 @@ impl Bearer {
 
 /// Verifies the bearer token with one indexed lookup, records its use in
 /// memory, and audits refusals (de-duplicated per token, reason and minute).
+/// `via` names the entry point in the audit events of refusals.
 pub async fn verify_bearer(
     state: &AppState,
     headers: &HeaderMap,
     ip: Option<String>,
+    via: &'static str,
 ) -> Result<TokenContext, HttpError> {
     let now = crate::now();
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
@@ -103,8 +105,8 @@ pub async fn verify_bearer(
                     .from_ip(ip);
                 rec.actor_id = Some(app.0);
                 rec.actor_name = Some(name);
-                rec.details = json!({ "reason": reason, "token_id": token_id.0 });
-                state.audit_deduplicated(&format!("token:{}:{reason}", token_id.0), rec).await;
+                rec.details = json!({ "reason": reason, "token_id": token_id.0, "via": via });
+                state.audit_deduplicated(&format!("token:{}:{reason}:{via}", token_id.0), rec).await;
             }
             Err(invalid_token(rejected.rejection.description()))
         }
@@ -114,7 +116,7 @@ pub async fn verify_bearer(
 pub async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let headers = req.headers().clone();
-    let ctx = match verify_bearer(&state, &headers, ip).await {
+    let ctx = match verify_bearer(&state, &headers, ip, "api").await {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };

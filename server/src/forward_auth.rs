@@ -114,7 +114,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> Respon
         Ok(n) => n,
         Err(e) => return e.into_response(),
     };
-    let ctx = match verify_bearer(&state, req.headers(), ip.clone()).await {
+    let ctx = match verify_bearer(&state, req.headers(), ip.clone(), "forward_auth").await {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
@@ -165,7 +165,11 @@ async fn refuse(state: &AppState, ctx: &TokenContext, now: i64, ip: Option<Strin
             .with("via", json!("forward_auth"));
     rec.actor_id = Some(ctx.application_id.0);
     rec.actor_name = Some(ctx.application_name.clone());
-    state.audit_deduplicated(&format!("forward:{}:{reason}", ctx.token_id.0), rec).await;
+    // Folded per token, reason and what was missing, so refusals for
+    // different needs stay apart.
+    let what = rec.details.get("missing_scopes").or(rec.details.get("audience")).map(|v| v.to_string());
+    let key = format!("forward:{}:{reason}:{}", ctx.token_id.0, what.unwrap_or_default());
+    state.audit_deduplicated(&key, rec).await;
 }
 
 #[cfg(test)]

@@ -200,6 +200,11 @@ async fn resource_servers_through_the_api() {
     assert_eq!(json(res).await["resource_server"], Value::Null);
     let res = call(&t, Method::PATCH, "/api/v1/scopes/loose", &token, Some(json!({}))).await;
     assert_eq!(res.status(), 400, "an empty change does not silently detach");
+    let res = call(&t, Method::PATCH, "/api/v1/scopes/loose", &token, Some(json!({"resource_server": ""}))).await;
+    assert_eq!(res.status(), 400, "null detaches, an empty string is a mistake");
+    // Identifiers are unique whatever their case.
+    let twin = json!({"name": "Twin", "identifier": "urn:Keygate:API"});
+    assert_eq!(call(&t, Method::POST, "/api/v1/resource-servers", &token, Some(twin)).await.status(), 400);
     let res = call(&t, Method::PATCH, "/api/v1/scopes/loose", &token, Some(json!({"resource_server": BILLING}))).await;
     assert_eq!(res.status(), 200);
     assert_eq!(json(res).await["resource_server"], BILLING);
@@ -224,6 +229,14 @@ async fn resource_servers_through_the_api() {
     assert_eq!(call(&t, Method::DELETE, &path, &token, None).await.status(), 204);
     assert_eq!(call(&t, Method::GET, &path, &token, None).await.status(), 404);
     assert_eq!(call(&t, Method::DELETE, "/api/v1/resource-servers/1", &token, None).await.status(), 409);
+
+    // A token moves a scope some application is allowed only if it holds it.
+    t.create_app("holder", "billing:read").await;
+    let mover = t.create_app("mover", "scopes:write").await;
+    let mover_token = t.obtain_token(&mover, None).await;
+    let to_billing = json!({"resource_server": BILLING});
+    let res = call(&t, Method::PATCH, "/api/v1/scopes/billing:read", &mover_token, Some(to_billing)).await;
+    assert_eq!(res.status(), 403);
 
     // Applications carry token_format and introspects. Making one an
     // introspection client takes a token that may introspect itself.
@@ -440,9 +453,24 @@ async fn forward_auth_answers_as_design_says_for_both_formats() {
         actions.iter().filter(|(a, d)| a == "token.refused" && d["via"] == "forward_auth").map(|(_, d)| d).collect();
     assert!(refusals.iter().any(|d| d["reason"] == "insufficient_scope"), "{actions:?}");
     assert!(refusals.iter().any(|d| d["reason"] == "wrong_audience"), "{actions:?}");
-    assert!(actions
-        .iter()
-        .any(|(a, d)| a == "token.refused" && d["reason"].as_str().unwrap_or("").starts_with("revoked")));
+    assert!(actions.iter().any(|(a, d)| {
+        a == "token.refused" && d["reason"].as_str().unwrap_or("").starts_with("revoked") && d["via"] == "forward_auth"
+    }));
+
+    // Losing its last scope of a server takes the server out of the
+    // token's audience at once.
+    let token = t.obtain_token(&c, None).await;
+    let res = forward(&t, "?audience=https%3A%2F%2Fbilling.internal%2F", Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    let mut narrowed = keygate::ApplicationSettings::of(&c.app);
+    narrowed.scopes = keygate::ScopeSet::parse("applications:read").unwrap();
+    let change = keygate::usecase::applications::ApplicationChange::settings(narrowed);
+    keygate::usecase::applications::update_application(&t.store, &Caller::cli(keygate_server::now()), c.app.id, change)
+        .await
+        .unwrap();
+    let res = forward(&t, "?audience=https%3A%2F%2Fbilling.internal%2F", Some(&token)).await;
+    assert_eq!(res.status(), 401, "no scope of Billing left: not for Billing any more");
+    assert_eq!(introspect(&t, &c, &token).await["aud"], json!(["urn:keygate:api"]));
 }
 
 #[tokio::test]

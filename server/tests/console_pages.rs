@@ -312,9 +312,16 @@ async fn resource_servers_and_token_formats_from_the_console() {
     let detail = html(&t, &location, &cookie).await;
     assert!(detail.contains("JWT access tokens (RFC 9068)"), "the format is shown");
     assert!(detail.contains("Introspects tokens for"));
+    assert!(!detail.contains("would have no audience"));
     let secret = extract_value(&detail, "new-secret");
     let client_id = extract_value(&detail, "client-id");
     let res = t.token_request(Some((&client_id, &secret)), "grant_type=client_credentials").await;
     let token = json(res).await["access_token"].as_str().unwrap().to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT");
+    // Without a scope on any resource server, the page says why JWTs fail.
+    let body = "name=jwt-bare&notes=&token_ttl_seconds=300&max_tokens=30&rate_per_second=20&rate_per_hour=15000\
+                &token_format=jwt&introspects=";
+    let res = t.send(form_post("/console/fn/create_application", body, Some(&cookie))).await;
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(html(&t, &location, &cookie).await.contains("would have no audience"));
 }

@@ -27,6 +27,10 @@ const CLIENT_CACHE_MAX: usize = 50_000;
 pub(super) struct ClientCache {
     #[allow(clippy::type_complexity)]
     entries: Arc<Mutex<HashMap<String, (Option<ClientRecord>, Instant)>>>,
+    /// Which resource server each scope belongs to, for the bearer check
+    /// (cleared with the client records: both change with the catalogue).
+    #[allow(clippy::type_complexity)]
+    scope_servers: Arc<Mutex<Option<(Arc<Vec<(String, String)>>, Instant)>>>,
 }
 
 impl ClientCache {
@@ -51,6 +55,9 @@ impl ClientCache {
     pub(super) fn forget_all(&self) {
         if let Ok(mut cache) = self.entries.lock() {
             cache.clear();
+        }
+        if let Ok(mut map) = self.scope_servers.lock() {
+            *map = None;
         }
     }
 }
@@ -116,6 +123,23 @@ impl Store {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM applications WHERE id = $1");
         let row: Option<ClientRow> = on_pool!(self, |p| sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await?);
         self.with_scope_servers(row).await
+    }
+
+    /// [`Store::scope_servers`], from a cache kept as briefly as client
+    /// records and cleared by the same changes.
+    pub async fn scope_servers_cached(&self) -> Result<Arc<Vec<(String, String)>>, CoreError> {
+        if let Ok(map) = self.clients.scope_servers.lock() {
+            if let Some((map, at)) = map.as_ref() {
+                if at.elapsed() < CLIENT_CACHE_TTL {
+                    return Ok(map.clone());
+                }
+            }
+        }
+        let fresh = Arc::new(self.scope_servers().await?);
+        if let Ok(mut map) = self.clients.scope_servers.lock() {
+            *map = Some((fresh.clone(), Instant::now()));
+        }
+        Ok(fresh)
     }
 
     async fn with_scope_servers(&self, row: Option<ClientRow>) -> Result<Option<ClientRecord>, CoreError> {

@@ -511,7 +511,7 @@ async fn a_database_from_before_resource_servers_migrates() {
     // A resource server made after the upgrade gets a fresh id (the
     // built-in one took id 1 explicitly).
     let made =
-        crate::usecase::resource_servers::add_resource_server(&store, &Caller::cli(T0), "Billing", "urn:billing")
+        crate::usecase::resource_servers::add_resource_server(&store, &Caller::cli(T0), "Billing", "urn:acme:billing")
             .await
             .unwrap();
     assert!(made.id.0 > 1);

@@ -150,15 +150,22 @@ impl Store {
                 application_name: Some(r.app_name),
             }));
         }
+        // A scope the application has lost since the token was issued is
+        // gone from the token too, from this request on; and so is a
+        // resource server none of the remaining scopes belongs to.
+        let scopes = scope_set(&r.scopes).intersection(&scope_set(&r.app_scopes));
+        let mut audience = split_scopes(&r.audience);
+        if !audience.is_empty() {
+            let owners = self.scope_servers_cached().await?;
+            audience.retain(|server| owners.iter().any(|(scope, owner)| owner == server && scopes.contains(scope)));
+        }
         Ok(Ok(TokenContext {
             token_id,
             application_id,
             client_id: r.client_id,
             application_name: r.app_name,
-            // A scope the application has lost since the token was issued
-            // is gone from the token too, from this request on.
-            scopes: scope_set(&r.scopes).intersection(&scope_set(&r.app_scopes)),
-            audience: split_scopes(&r.audience),
+            scopes,
+            audience,
             issued_at: r.created_at,
             expires_at: state.expires_at,
             token_name: r.name,

@@ -99,7 +99,8 @@ pub async fn delete_resource_server(
 
 /// Attaches a scope of your own to a resource server (by identifier), or
 /// detaches it (`None`). Keygate's own scopes stay with its API. Tokens
-/// already issued keep the audience they were issued with.
+/// already issued reach a server through Keygate's checks only while they
+/// hold one of its scopes (see `Store::check_token`).
 pub async fn attach_scope(
     store: &Store,
     caller: &Caller,
@@ -110,6 +111,19 @@ pub async fn attach_scope(
     let mut tx = store.write().await?;
     tx.serialize(crate::store::LOCK_SCOPES).await?;
     let current = tx.scope(scope.trim()).await?.ok_or(CoreError::NotFound("scope"))?;
+    // Moving a scope changes where the tokens of the applications allowed
+    // it reach: a token may move a scope some application is allowed only
+    // when it holds that scope itself.
+    let held = crate::scope::ScopeSet::parse(&current.name).unwrap_or_default();
+    if caller.check_grantable(&held).is_err() && !tx.applications_with_scope(&current.name).await?.is_empty() {
+        return Err(CoreError::Forbidden {
+            message: format!(
+                "applications are allowed {}; only a token that holds it may move it to another resource server",
+                current.name
+            ),
+            missing_scopes: vec![current.name.clone()],
+        });
+    }
     if current.builtin {
         return Err(CoreError::Refused(format!(
             "{} is one of Keygate's own scopes; it belongs to Keygate's API",
