@@ -155,6 +155,17 @@ impl KeyEncryptionKey {
         KeyEncryptionKey([byte; 32])
     }
 
+    /// Seals a server secret (a signing key of the console, say) for the
+    /// database.
+    pub fn seal_secret(&self, plain: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.seal(plain)
+    }
+
+    /// Opens what [`KeyEncryptionKey::seal_secret`] sealed with this key.
+    pub fn open_secret(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.open(sealed)
+    }
+
     /// Opens a sealed private key, for tests that look for it in clear.
     #[doc(hidden)]
     pub fn open_for_tests(&self, sealed: &[u8]) -> Option<Vec<u8>> {

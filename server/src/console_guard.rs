@@ -57,12 +57,13 @@ impl FormErrorSigner {
     }
 
     /// The signer every instance on `store`'s database uses, so a form
-    /// error signed by one is shown by another.
-    pub async fn shared(store: &keygate::store::Store) -> Result<Self, keygate::CoreError> {
-        let fresh = Self::new();
-        let key = store.shared_key("form_error_signing", &fresh.key, crate::now()).await?;
-        let key = <[u8; 32]>::try_from(key.as_slice())
-            .map_err(|_| keygate::CoreError::Internal("the stored form-error key is not 32 bytes".into()))?;
+    /// error signed by one is shown by another; its key is stored sealed
+    /// under the key-encryption key.
+    pub async fn shared(
+        store: &keygate::store::Store,
+        kek: &keygate::jwt::KeyEncryptionKey,
+    ) -> Result<Self, keygate::CoreError> {
+        let key = keygate::usecase::keys::shared_secret(store, kek, "form_error_signing", crate::now()).await?;
         Ok(FormErrorSigner { key })
     }
 

@@ -47,7 +47,7 @@ impl AppState {
             store: store.clone(),
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
         };
-        let form_errors = crate::console_guard::FormErrorSigner::shared(&store).await?;
+        let form_errors = crate::console_guard::FormErrorSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;
         let issuer = issuer.trim_end_matches('/').to_owned();
         let keyring = Arc::new(keygate::keyring::Keyring::new(store.clone(), kek, issuer.clone()));

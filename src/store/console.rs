@@ -162,6 +162,18 @@ impl Store {
             .await?))
     }
 
+    /// Replaces a shared key's stored value, if it still is `old`.
+    pub async fn replace_shared_key(&self, name: &str, old: &[u8], new: &[u8]) -> Result<(), CoreError> {
+        on_writer!(self, |w| sqlx::query("UPDATE server_keys SET value = $1 WHERE name = $2 AND value = $3")
+            .bind(new)
+            .bind(name)
+            .bind(old)
+            .execute(w)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
     /// Deletes expired sessions, flashes older than `flash_not_before` and
     /// setup codes past their day.
     pub async fn prune_console_state(&self, now: i64, flash_not_before: i64) -> Result<u64, CoreError> {

@@ -122,6 +122,31 @@ pub async fn open_key_file(store: &Store, path: &std::path::Path, now: i64) -> R
     Ok(kek)
 }
 
+/// A 32-byte secret every instance on the database shares (the console's
+/// form-error signing key), stored sealed under the key-encryption key:
+/// made by the first instance, read by the others. A value stored in clear
+/// by an earlier release is sealed in place.
+pub async fn shared_secret(store: &Store, kek: &KeyEncryptionKey, name: &str, now: i64) -> Result<[u8; 32], CoreError> {
+    use rand::RngCore;
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut fresh);
+    let stored = store.shared_key(name, &kek.seal_secret(&fresh)?, now).await?;
+    let secret = match kek.open_secret(&stored) {
+        Some(plain) => plain,
+        None if stored.len() == 32 => {
+            store.replace_shared_key(name, &stored, &kek.seal_secret(&stored)?).await?;
+            stored
+        }
+        None => {
+            return Err(CoreError::Refused(format!(
+                "the shared key {name} cannot be opened with this key file; every instance must use the same one"
+            )))
+        }
+    };
+    <[u8; 32]>::try_from(secret.as_slice())
+        .map_err(|_| CoreError::Internal(format!("the shared key {name} is not 32 bytes")))
+}
+
 /// Makes the first signing key when there is none (at start).
 pub async fn ensure_signing_key(store: &Store, kek: &KeyEncryptionKey, now: i64) -> Result<(), CoreError> {
     if !store.signing_keys().await?.is_empty() {

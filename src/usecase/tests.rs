@@ -506,3 +506,24 @@ async fn an_immediate_rotation_replaces_a_waiting_key_and_a_wrong_key_file_is_re
         assert!(refused.contains("0644") && refused.contains("chmod 600"), "{refused}");
     }
 }
+
+#[tokio::test]
+async fn shared_secrets_are_sealed_and_clear_ones_from_before_are_sealed_in_place() {
+    use crate::jwt::KeyEncryptionKey;
+    let (store, _d) = fresh().await;
+    let kek = KeyEncryptionKey::for_tests(6);
+    let first = keys::shared_secret(&store, &kek, "form_error_signing", T0).await.unwrap();
+    let again = keys::shared_secret(&store, &kek, "form_error_signing", T0).await.unwrap();
+    assert_eq!(first, again, "every instance reads the same secret");
+    let stored = store.shared_key("form_error_signing", b"unused", T0).await.unwrap();
+    assert_ne!(stored.as_slice(), first.as_slice(), "not stored in clear");
+    assert_eq!(kek.open_secret(&stored).unwrap(), first.to_vec());
+    // A clear value written by an earlier release is kept, and sealed.
+    store.shared_key("legacy", &[7u8; 32], T0).await.unwrap();
+    assert_eq!(keys::shared_secret(&store, &kek, "legacy", T0).await.unwrap(), [7u8; 32]);
+    let stored = store.shared_key("legacy", b"unused", T0).await.unwrap();
+    assert_eq!(kek.open_secret(&stored).unwrap(), vec![7u8; 32]);
+    // Another key file cannot open it.
+    let other = KeyEncryptionKey::for_tests(7);
+    assert!(matches!(keys::shared_secret(&store, &other, "legacy", T0).await, Err(CoreError::Refused(_))));
+}
