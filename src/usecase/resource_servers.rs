@@ -97,6 +97,17 @@ pub async fn delete_resource_server(
     Ok(server)
 }
 
+/// The resource server an identifier names (`None` or blank: none), or a
+/// field error for one that does not exist.
+pub(super) async fn named_server(
+    tx: &mut crate::store::Tx,
+    identifier: Option<&str>,
+) -> Result<Option<ResourceServerView>, CoreError> {
+    let Some(identifier) = identifier.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let found = tx.resource_server_by_identifier(identifier).await?;
+    found.map(Some).ok_or_else(|| CoreError::invalid("resource_server", "no resource server has this identifier"))
+}
+
 /// Attaches a scope of your own to a resource server (by identifier), or
 /// detaches it (`None`). Keygate's own scopes stay with its API. Tokens
 /// already issued reach a server through Keygate's checks only while they
@@ -130,14 +141,7 @@ pub async fn attach_scope(
             current.name
         )));
     }
-    let server = match resource_server.map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(identifier) => Some(
-            tx.resource_server_by_identifier(identifier)
-                .await?
-                .ok_or_else(|| CoreError::invalid("resource_server", "no resource server has this identifier"))?,
-        ),
-    };
+    let server = named_server(&mut tx, resource_server).await?;
     if server.as_ref().map(|s| &s.identifier) == current.resource_server.as_ref() {
         return Ok(current);
     }

@@ -33,14 +33,7 @@ pub async fn add_scope(
         ));
     }
     let mut tx = store.write().await?;
-    let server = match resource_server.map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(identifier) => Some(
-            tx.resource_server_by_identifier(identifier)
-                .await?
-                .ok_or_else(|| CoreError::invalid("resource_server", "no resource server has this identifier"))?,
-        ),
-    };
+    let server = super::resource_servers::named_server(&mut tx, resource_server).await?;
     tx.insert_scope(name.as_str(), description, server.as_ref().map(|s| s.id), caller.now).await?;
     tx.record_audit(
         &caller
