@@ -53,6 +53,11 @@ function start(name: string, port: number): Promise<ServerInfo> {
 }
 
 export default async function globalSetup() {
-  const servers = [await start('js', 3187), await start('nojs', 3188), await start('life', 3189)];
+  const servers = [
+    await start('js', 3187),
+    await start('nojs', 3188),
+    await start('life', 3189),
+    await start('rotate', 3190),
+  ];
   fs.writeFileSync(STATE_FILE, JSON.stringify(servers, null, 2));
 }

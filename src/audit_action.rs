@@ -41,9 +41,13 @@ audit_actions! {
     ApplicationDeleted => "application.deleted",
     ApplicationSecretRegenerated => "application.secret_regenerated",
     ApplicationAccessRefused => "application.access_refused",
+    ApplicationPreviousSecretRevoked => "application.previous_secret_revoked",
+    ApplicationDormant => "application.dormant",
     TokenMinted => "token.minted",
     TokenRevoked => "token.revoked",
     TokenRefused => "token.refused",
+    TokenExpiring => "token.expiring",
+    SecretExpiring => "secret.expiring",
     ClientAuthenticationFailed => "client.authentication_failed",
     AdminSignIn => "admin.sign_in",
     AdminSignInFailed => "admin.sign_in_failed",
@@ -60,6 +64,9 @@ audit_actions! {
     ResourceServerUpdated => "resource_server.updated",
     ResourceServerDeleted => "resource_server.deleted",
     SigningKeyCreated => "signing_key.created",
+    WebhookCreated => "webhook.created",
+    WebhookUpdated => "webhook.updated",
+    WebhookDeleted => "webhook.deleted",
 }
 
 impl AuditAction {

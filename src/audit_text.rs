@@ -23,8 +23,28 @@ pub fn describe(e: &AuditEventView) -> String {
         A::ApplicationDeleted => format!("{actor} deleted the application {target}"),
         A::ApplicationSecretRegenerated => {
             let n = d.get("tokens_revoked").and_then(|v| v.as_i64()).unwrap_or(0);
-            format!("{actor} regenerated the secret of {target} ({n} token(s) revoked)")
+            let tokens = if d.get("tokens_kept").and_then(|v| v.as_bool()) == Some(true) {
+                "tokens kept".to_owned()
+            } else {
+                format!("{n} token(s) revoked")
+            };
+            match d.get("previous_secret_expires_at").and_then(|v| v.as_i64()) {
+                Some(until) => format!(
+                    "{actor} regenerated the secret of {target} ({tokens}; the previous secret works until {})",
+                    crate::time_fmt::exact_utc(until)
+                ),
+                None => format!("{actor} regenerated the secret of {target} ({tokens})"),
+            }
         }
+        A::ApplicationPreviousSecretRevoked => format!("{actor} ended the overlap of {target}'s previous secret"),
+        A::ApplicationDormant => {
+            format!("{target} has not been used for {} days", d.get("days").and_then(|v| v.as_i64()).unwrap_or(0))
+        }
+        A::TokenExpiring => format!("The token \"{}\" of {target} expires {}", s("name"), s("expires_in")),
+        A::SecretExpiring => format!("The previous secret of {target} stops working {}", s("expires_in")),
+        A::WebhookCreated => format!("{actor} added the webhook {target}"),
+        A::WebhookUpdated => format!("{actor} changed the webhook {target}"),
+        A::WebhookDeleted => format!("{actor} removed the webhook {target}"),
         A::ApplicationAccessRefused => {
             let missing = d
                 .get("missing_scopes")

@@ -213,6 +213,8 @@ pub enum ClientAuthFailure {
     UnknownClient,
     WrongSecret,
     ApplicationDisabled,
+    /// The secret was right, the address outside the application's allowlist.
+    AddressNotAllowed,
 }
 
 impl ClientAuthFailure {
@@ -221,6 +223,7 @@ impl ClientAuthFailure {
             ClientAuthFailure::UnknownClient => "unknown_client",
             ClientAuthFailure::WrongSecret => "wrong_secret",
             ClientAuthFailure::ApplicationDisabled => "application_disabled",
+            ClientAuthFailure::AddressNotAllowed => "address_not_allowed",
         }
     }
 }
@@ -229,9 +232,15 @@ impl ClientAuthFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRejection {
     Unknown,
-    Expired { expired_at: i64 },
-    Revoked { reason: String },
+    Expired {
+        expired_at: i64,
+    },
+    Revoked {
+        reason: String,
+    },
     ApplicationDisabled,
+    /// A valid token used from outside its application's allowlist.
+    AddressNotAllowed,
 }
 
 impl TokenRejection {
@@ -241,6 +250,7 @@ impl TokenRejection {
             TokenRejection::Expired { .. } => "the access token has expired",
             TokenRejection::Revoked { .. } => "the access token has been revoked",
             TokenRejection::ApplicationDisabled => "the application of this access token is disabled",
+            TokenRejection::AddressNotAllowed => "the access token may not be used from this address",
         }
     }
 
@@ -252,6 +262,7 @@ impl TokenRejection {
             TokenRejection::Expired { .. } => Some("expired".into()),
             TokenRejection::Revoked { reason } => Some(format!("revoked:{reason}")),
             TokenRejection::ApplicationDisabled => Some("application_disabled".into()),
+            TokenRejection::AddressNotAllowed => Some("address_not_allowed".into()),
         }
     }
 }

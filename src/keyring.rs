@@ -96,7 +96,7 @@ impl Keyring {
             scope: scopes.to_string(),
         };
         let token = AccessToken::from_presented(key.sign(&claims)?);
-        Ok(TokenToIssue { token, scopes, audience, signing_key_id: Some(key.schedule.kid.clone()) })
+        Ok(TokenToIssue { token, scopes, audience, signing_key_id: Some(key.schedule.kid.clone()), proven_by: None })
     }
 }
 

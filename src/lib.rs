@@ -12,6 +12,7 @@ pub mod audit_text;
 pub mod error;
 pub mod grant;
 pub mod model;
+pub mod network;
 #[cfg(feature = "ssr")]
 pub mod password_work;
 #[cfg(feature = "ssr")]
@@ -34,6 +35,8 @@ pub mod store;
 pub mod usage;
 #[cfg(feature = "ssr")]
 pub mod usecase;
+#[cfg(feature = "ssr")]
+pub mod webhook;
 
 pub use audit_action::AuditAction;
 pub use error::CoreError;

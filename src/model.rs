@@ -43,6 +43,18 @@ id_type!(
     /// Primary key of a resource server.
     ResourceServerId
 );
+id_type!(
+    /// Primary key of one of an application's client secrets.
+    SecretId
+);
+id_type!(
+    /// Primary key of a webhook.
+    WebhookId
+);
+id_type!(
+    /// Primary key of a queued webhook delivery.
+    DeliveryId
+);
 
 /// The identifier (audience) of Keygate's own API, the built-in resource
 /// server: a URN, so it does not change with the public URL.
@@ -245,6 +257,10 @@ pub struct ApplicationSettings {
     /// The resource server (by identifier) whose tokens this application
     /// may introspect, as that server's own introspection client.
     pub introspects: Option<String>,
+    /// CIDR networks the secret and tokens may be used from (canonical
+    /// once validated); empty means anywhere.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
 }
 
 impl ApplicationSettings {
@@ -259,6 +275,7 @@ impl ApplicationSettings {
             rate_per_hour: DEFAULT_RATE_PER_HOUR,
             token_format: TokenFormat::Opaque,
             introspects: None,
+            allowed_networks: Vec::new(),
         }
     }
 
@@ -275,6 +292,7 @@ impl ApplicationSettings {
             rate_per_hour: view.rate_per_hour,
             token_format: view.token_format,
             introspects: view.introspects.clone(),
+            allowed_networks: view.allowed_networks.clone(),
         }
     }
 
@@ -308,6 +326,7 @@ impl ApplicationSettings {
                 CoreError::invalid("introspects", "name the resource server by its identifier (an absolute URI)")
             })?),
         };
+        self.allowed_networks = crate::network::AllowedNetworks::parse_list(&self.allowed_networks)?.names();
         Ok(self)
     }
 }
@@ -465,7 +484,54 @@ pub struct ApplicationView {
     pub token_format: TokenFormat,
     /// Identifier of the resource server whose tokens it may introspect.
     pub introspects: Option<String>,
+    /// CIDR networks its secret and tokens may be used from; empty means anywhere.
+    pub allowed_networks: Vec<String>,
+    /// Its live secrets, current first (filled when one application is
+    /// read; empty in lists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretView>,
 }
+
+/// One of an application's client secrets (never its value): the current
+/// one, or the previous one while an overlap lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SecretView {
+    pub id: SecretId,
+    pub current: bool,
+    pub created_at: i64,
+    /// When a previous secret stops working; `None` for the current one.
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    /// The last few distinct addresses it was used from, latest first.
+    pub recent_addresses: Vec<AddressSeen>,
+}
+
+/// What regenerating the secret now would break: the valid tokens (each
+/// with its last use and address) and the secrets with their last uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SecretImpact {
+    pub application_id: ApplicationId,
+    /// Tokens that die if tokens are revoked.
+    pub active_tokens: i64,
+    /// Those tokens, most recently used first.
+    pub tokens: Vec<TokenView>,
+    /// The live secrets, current first, with their last use.
+    pub secrets: Vec<SecretView>,
+}
+
+/// An address a credential was used from, and when last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AddressSeen {
+    pub ip: String,
+    pub last_seen_at: i64,
+}
+
+/// How many distinct addresses are kept per token and per secret.
+pub const RECENT_ADDRESSES_KEPT: usize = 5;
 
 /// A token as listed: never the token itself, only its display prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -485,6 +551,9 @@ pub struct TokenView {
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The last few distinct addresses it was used from, latest first.
+    #[serde(default)]
+    pub recent_addresses: Vec<AddressSeen>,
 }
 
 /// The state of a token at a moment.
@@ -654,4 +723,137 @@ mod tests {
         assert!(validate_username("alice").is_ok());
         assert!(validate_username("al ice").is_err());
     }
+}
+
+/// A webhook as listed and shown (never its signing secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub id: WebhookId,
+    pub url: String,
+    pub description: String,
+    /// Audit actions, families and alerts it receives.
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Deliveries waiting for a (first or next) attempt.
+    pub pending: i64,
+    /// Deliveries that failed for good.
+    pub failed: i64,
+    pub last_delivered_at: Option<i64>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryState::Pending),
+            "delivered" => Some(DeliveryState::Delivered),
+            "failed" => Some(DeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One event sent (or to be sent) to one webhook, with every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    /// The `webhook-id` header, the same on every attempt.
+    pub message_id: String,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub created_at: i64,
+    pub next_attempt_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One attempt to deliver: the answer's status (or why there was none),
+/// how long it took and the start of the answer's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AttemptView {
+    pub at: i64,
+    pub duration_ms: i64,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub response_excerpt: String,
+}
+
+/// Days without a use after which an application counts as dormant, by default.
+pub const DEFAULT_DORMANT_AFTER_DAYS: i64 = 90;
+
+/// What needs an administrator's attention, for the overview's panel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct NeedsAttention {
+    /// Named tokens expiring within 7 days.
+    pub expiring_tokens: Vec<AttentionToken>,
+    /// Previous secrets whose overlap ends within 24 hours.
+    pub ending_overlaps: Vec<AttentionSecret>,
+    /// Enabled applications unused for the dormancy period.
+    pub dormant_applications: Vec<AttentionApplication>,
+    /// Disabled applications that still hold valid tokens.
+    pub disabled_with_tokens: Vec<AttentionApplication>,
+    pub dormant_after_days: i64,
+}
+
+impl NeedsAttention {
+    pub fn is_empty(&self) -> bool {
+        self.expiring_tokens.is_empty()
+            && self.ending_overlaps.is_empty()
+            && self.dormant_applications.is_empty()
+            && self.disabled_with_tokens.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AttentionToken {
+    pub token_id: TokenId,
+    pub name: String,
+    pub application_id: ApplicationId,
+    pub application_name: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AttentionSecret {
+    pub secret_id: SecretId,
+    pub application_id: ApplicationId,
+    pub application_name: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AttentionApplication {
+    pub application_id: ApplicationId,
+    pub application_name: String,
+    pub created_at: i64,
+    /// The last use of any of its tokens or secrets.
+    pub last_used_at: Option<i64>,
+    pub active_tokens: i64,
 }

@@ -18,6 +18,8 @@ pub const PER_PAGE: i64 = 25;
 /// never shows it again.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Flash {
+    /// The application it belongs to; a webhook's is its ID negated
+    /// ([`webhook_flash_subject`]).
     pub application_id: i64,
     pub kind: FlashKind,
     pub value: String,
@@ -38,6 +40,12 @@ impl std::fmt::Debug for Flash {
 pub enum FlashKind {
     ClientSecret,
     AccessToken,
+    WebhookSecret,
+}
+
+/// The flash subject of a webhook: its ID negated, apart from applications'.
+pub fn webhook_flash_subject(id: i64) -> i64 {
+    -id
 }
 
 #[cfg(feature = "ssr")]
@@ -54,7 +62,7 @@ fn flash_key(session: &tower_sessions::Session, flash_id: &str) -> Result<[u8; 3
 }
 
 #[cfg(feature = "ssr")]
-async fn put_flash(flash: Flash) -> Result<(), AppError> {
+pub(crate) async fn put_flash(flash: Flash) -> Result<(), AppError> {
     use keygate::secret::{generate_setup_code, seal, SecretDigest};
     let session = crate::server::session().await?;
     let flash_id = generate_setup_code();
@@ -66,7 +74,7 @@ async fn put_flash(flash: Flash) -> Result<(), AppError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
+pub(crate) async fn take_flash(application_id: i64) -> Result<Option<Flash>, AppError> {
     use keygate::secret::{open_sealed, SecretDigest};
     let session = crate::server::session().await?;
     let Some(flash_id) = session.get::<String>(FLASH_KEY).await.map_err(|_| AppError::Internal)? else {
@@ -137,6 +145,7 @@ struct SettingsForm {
     rate_per_hour: String,
     token_format: Option<String>,
     introspects: Option<String>,
+    allowed_networks: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -159,6 +168,8 @@ impl SettingsForm {
             rate_per_hour: parse_number("rate_per_hour", "requests per hour", &self.rate_per_hour)?,
             token_format,
             introspects: self.introspects.filter(|i| !i.trim().is_empty()),
+            // One network per line (commas and spaces work too).
+            allowed_networks: self.allowed_networks.into_iter().collect(),
         })
     }
 }
@@ -175,6 +186,7 @@ pub async fn create_application(
     rate_per_hour: String,
     token_format: Option<String>,
     introspects: Option<String>,
+    allowed_networks: Option<String>,
 ) -> Result<(), AppError> {
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
@@ -188,6 +200,7 @@ pub async fn create_application(
         rate_per_hour,
         token_format,
         introspects,
+        allowed_networks,
     }
     .settings()?;
     let (app, secret) = keygate::usecase::applications::create_application(&ctx.store, &caller, settings).await?;
@@ -211,6 +224,8 @@ pub struct ApplicationDetail {
     pub servers: Vec<ResourceServerView>,
     pub flash: Option<Flash>,
     pub now: i64,
+    /// What regenerating the secret would break, shown before confirming.
+    pub impact: keygate::SecretImpact,
 }
 
 #[server(prefix = "/console/fn", endpoint = "application_detail")]
@@ -223,7 +238,8 @@ pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let catalogue = ctx.store.list_scopes().await?;
     let servers = ctx.store.list_resource_servers().await?;
     let flash = take_flash(id).await?;
-    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now })
+    let impact = keygate::usecase::applications::secret_impact(&ctx.store, app.id, now).await?;
+    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -239,6 +255,7 @@ pub async fn update_application(
     rate_per_hour: String,
     token_format: Option<String>,
     introspects: Option<String>,
+    allowed_networks: Option<String>,
 ) -> Result<(), AppError> {
     use keygate::usecase::applications::{update_application, ApplicationChange};
     let caller = crate::server::caller().await?;
@@ -253,6 +270,7 @@ pub async fn update_application(
         rate_per_hour,
         token_format,
         introspects,
+        allowed_networks,
     }
     .settings()?;
     // Enabling and disabling live in the danger zone, with their warning.
@@ -276,23 +294,73 @@ pub async fn set_enabled(id: i64, enabled: bool, confirm: Option<String>) -> Res
     Ok(())
 }
 
+/// The overlaps the console offers, in seconds.
+pub const OVERLAP_CHOICES: &[(&str, &str)] =
+    &[("3600", "1 hour"), ("21600", "6 hours"), ("86400", "24 hours"), ("604800", "7 days"), ("2592000", "30 days")];
+
+/// How the console replaces a secret: `revoke` (now, every token revoked),
+/// `keep_tokens` (now, tokens run to their expiry), `overlap` (the previous
+/// secret keeps working for `overlap` seconds; tokens kept).
 #[server(prefix = "/console/fn", endpoint = "regenerate_secret")]
-pub async fn regenerate_secret(id: i64, confirm: Option<String>) -> Result<(), AppError> {
+pub async fn regenerate_secret(
+    id: i64,
+    mode: Option<String>,
+    overlap: Option<String>,
+    confirm: Option<String>,
+) -> Result<(), AppError> {
+    use keygate::usecase::applications::{regenerate_secret, SecretRegeneration};
     let caller = crate::server::caller().await?;
+    let how = match mode.as_deref().unwrap_or("revoke") {
+        "revoke" => SecretRegeneration::default(),
+        "keep_tokens" => SecretRegeneration { previous_secret_valid_for: None, revoke_tokens: false },
+        "overlap" => {
+            let seconds = overlap
+                .as_deref()
+                .and_then(|o| o.trim().parse::<i64>().ok())
+                .ok_or_else(|| AppError::invalid("overlap", "choose how long the previous secret keeps working"))?;
+            SecretRegeneration { previous_secret_valid_for: Some(seconds), revoke_tokens: false }
+        }
+        _ => return Err(AppError::invalid("mode", "choose how to replace the secret")),
+    };
     if confirm.is_none() {
         return Err(AppError::invalid(
             "confirm",
-            "tick the box to confirm that every token of this application will stop working",
+            if how.revoke_tokens {
+                "tick the box to confirm that every token of this application will stop working"
+            } else {
+                "tick the box to confirm that the current secret will be replaced"
+            },
         ));
     }
     let ctx = crate::server::context()?;
-    let r = keygate::usecase::applications::regenerate_secret(&ctx.store, &caller, keygate::ApplicationId(id)).await?;
-    put_flash(Flash {
-        application_id: id,
-        kind: FlashKind::ClientSecret,
-        value: r.secret.expose().to_owned(),
-        note: format!("The secret was regenerated; {} token(s) were revoked.", r.tokens_revoked),
-    })
+    let r = regenerate_secret(&ctx.store, &caller, keygate::ApplicationId(id), how).await?;
+    let note = match (r.previous_secret_expires_at, how.revoke_tokens) {
+        (Some(until), _) => format!(
+            "The secret was regenerated. The previous secret keeps working until {}; existing tokens run to their expiry.",
+            keygate::time_fmt::exact_utc(until)
+        ),
+        (None, false) => {
+            "The secret was regenerated. The previous secret no longer works; existing tokens run to their expiry."
+                .to_owned()
+        }
+        (None, true) => format!("The secret was regenerated; {} token(s) were revoked.", r.tokens_revoked),
+    };
+    put_flash(Flash { application_id: id, kind: FlashKind::ClientSecret, value: r.secret.expose().to_owned(), note })
+        .await?;
+    Ok(())
+}
+
+/// Ends an overlap early: the previous secret stops working now.
+#[server(prefix = "/console/fn", endpoint = "end_overlap")]
+pub async fn end_overlap(id: i64, secret_id: i64) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    keygate::usecase::applications::end_previous_secret(
+        &ctx.store,
+        &caller,
+        keygate::ApplicationId(id),
+        keygate::SecretId(secret_id),
+    )
     .await?;
     Ok(())
 }
@@ -498,6 +566,7 @@ fn SettingsFields(
     servers: Vec<ResourceServerView>,
     token_format: TokenFormat,
     introspects: Option<String>,
+    allowed_networks: Vec<String>,
 ) -> impl IntoView {
     let server_name = {
         let servers = servers.clone();
@@ -571,6 +640,11 @@ fn SettingsFields(
                 <FieldMessage error=error field="introspects"/>
             </div>
         </div>
+        <label for="allowed_networks">"Allowed networks"</label>
+        <textarea id="allowed_networks" name="allowed_networks" rows="3" aria-describedby="allowed_networks-help"
+            placeholder="10.0.0.0/8&#10;192.168.1.20">{allowed_networks.join("\n")}</textarea>
+        <p class="muted" id="allowed_networks-help">"One network per line in CIDR notation (a single address works too). Token requests and token uses from anywhere else are refused and audited. Leave empty to allow any address."</p>
+        <FieldMessage error=error field="allowed_networks"/>
     }
 }
 
@@ -600,7 +674,7 @@ fn NewApplicationForm(d: NewApplicationData) -> impl IntoView {
                         <SettingsFields error=error catalogue=d.catalogue.clone() selected=vec![] name=String::new() notes=String::new()
                             ttl=keygate::DEFAULT_TOKEN_TTL_SECONDS cap=keygate::DEFAULT_MAX_TOKENS
                             per_second=keygate::DEFAULT_RATE_PER_SECOND per_hour=keygate::DEFAULT_RATE_PER_HOUR
-                            servers=d.servers.clone() token_format=TokenFormat::Opaque introspects=None/>
+                            servers=d.servers.clone() token_format=TokenFormat::Opaque introspects=None allowed_networks=vec![]/>
                         <FormMessage error=error/>
                         <button type="submit" disabled=move || action.pending().get()>"Create application"</button>
                     </ActionForm>
@@ -620,6 +694,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
     let mint = ServerAction::<MintToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let delete = ServerAction::<DeleteApplication>::new();
+    let end_overlap = ServerAction::<EndOverlap>::new();
     let data = Resource::new(
         move || {
             (
@@ -629,11 +704,12 @@ pub fn ApplicationDetailPage() -> impl IntoView {
                 regenerate.version().get(),
                 mint.version().get(),
                 revoke.version().get(),
+                end_overlap.version().get(),
             )
         },
         |(id, ..)| load_application(id),
     );
-    let actions = DetailActions { update, enable, regenerate, mint, revoke, delete };
+    let actions = DetailActions { update, enable, regenerate, mint, revoke, delete, end_overlap };
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || data.get().map(|r| loaded(r, move |d| view! { <ApplicationDetailView d=d actions=actions/> }.into_any()))}
@@ -649,11 +725,14 @@ struct DetailActions {
     mint: ServerAction<MintToken>,
     revoke: ServerAction<RevokeToken>,
     delete: ServerAction<DeleteApplication>,
+    end_overlap: ServerAction<EndOverlap>,
 }
 
 #[component]
 fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl IntoView {
-    let DetailActions { update, enable, regenerate, mint, revoke, delete } = actions;
+    let DetailActions { update, enable, regenerate, mint, revoke, delete, end_overlap } = actions;
+    let end_overlap_error = form_error(end_overlap.value(), <EndOverlap as ServerFn>::PATH);
+    let impact = d.impact.clone();
     let app = d.app.clone();
     let can_write = d.me.role.can_write();
     let update_error = form_error(update.value(), <UpdateApplication as ServerFn>::PATH);
@@ -690,9 +769,18 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     {app.introspects.clone().map(|i| view! { <dt>"Introspects tokens for"</dt><dd><code>{i}</code></dd> })}
                     <dt>"Created"</dt><dd><RelTime at=app.created_at/></dd>
                     <dt>"Secret last regenerated"</dt><dd>{match app.secret_regenerated_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</dd>
+                    <dt>"Allowed networks"</dt><dd data-testid="allowed-networks">{if app.allowed_networks.is_empty() {
+                        view! { <span class="muted">"any address"</span> }.into_any()
+                    } else {
+                        view! { <span>{app.allowed_networks.iter().map(|n| view! { <code>{n.clone()}</code>" " }).collect_view()}</span> }.into_any()
+                    }}</dd>
                     <dt>"Notes"</dt><dd class="notes">{if app.notes.is_empty() { "—".to_string() } else { app.notes.clone() }}</dd>
                 </dl>
             </section>
+
+            <h2>"Client secrets"</h2>
+            <FormMessage error=end_overlap_error/>
+            <SecretsTable secrets=app.secrets.clone() app_id=app.id.0 can_write=can_write end_overlap=end_overlap/>
 
             <h2>"Access tokens"</h2>
             <FormMessage error=revoke_error/>
@@ -744,7 +832,8 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <SettingsFields error=update_error catalogue=d.catalogue.clone() selected=app.scopes.clone()
                         name=app.name.clone() notes=app.notes.clone() ttl=app.token_ttl_seconds cap=app.max_tokens
                         per_second=app.rate_per_second per_hour=app.rate_per_hour
-                        servers=d.servers.clone() token_format=app.token_format introspects=app.introspects.clone()/>
+                        servers=d.servers.clone() token_format=app.token_format introspects=app.introspects.clone()
+                        allowed_networks=app.allowed_networks.clone()/>
                     <FormMessage error=update_error/>
                     <button type="submit">"Save settings"</button>
                 </ActionForm>
@@ -778,13 +867,31 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <ActionForm action=regenerate attr:class="form">
                         <input type="hidden" name="id" value=app.id.0.to_string()/>
                         <h3>"Regenerate secret"</h3>
-                        <p>{format!(
-                            "A new secret replaces the current one at once. {} active token(s) will be revoked and the old secret stops working.",
-                            app.active_tokens
-                        )}</p>
+                        <ImpactPreview impact=impact.clone()/>
+                        <fieldset data-testid="regenerate-choices">
+                            <legend>"How to replace it"</legend>
+                            <div class="check">
+                                <input type="radio" id="mode-revoke" name="mode" value="revoke" checked=true/>
+                                <label for="mode-revoke">{format!("Replace now and revoke every token ({} active token(s) stop working at once)", impact.active_tokens)}</label>
+                            </div>
+                            <div class="check">
+                                <input type="radio" id="mode-keep" name="mode" value="keep_tokens"/>
+                                <label for="mode-keep">"Replace now, but let existing tokens run to their expiry (the old secret stops working)"</label>
+                            </div>
+                            <div class="check">
+                                <input type="radio" id="mode-overlap" name="mode" value="overlap"/>
+                                <label for="mode-overlap">"Keep the previous secret working for a while, so clients can switch without downtime (tokens are kept)"</label>
+                            </div>
+                            <label for="overlap">"Previous secret keeps working for"</label>
+                            <select id="overlap" name="overlap">
+                                {OVERLAP_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "86400">{*l}</option> }).collect_view()}
+                            </select>
+                            <FieldMessage error=regen_error field="overlap"/>
+                            <FieldMessage error=regen_error field="previous_secret_valid_for"/>
+                        </fieldset>
                         <div class="check">
                             <input type="checkbox" id="confirm-regenerate" name="confirm" value="yes" required/>
-                            <label for="confirm-regenerate">{format!("Yes, revoke {} active token(s) and replace the secret", app.active_tokens)}</label>
+                            <label for="confirm-regenerate">"Yes, replace the secret as chosen above"</label>
                         </div>
                         <FieldMessage error=regen_error field="confirm"/>
                         <FormMessage error=regen_error/>
@@ -806,11 +913,120 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     }
 }
 
+/// The secrets that work now, current first, each with its last use and
+/// addresses; a previous one counts down to the end of its overlap.
 #[component]
-fn FlashPanel(flash: Flash) -> impl IntoView {
+fn SecretsTable(
+    secrets: Vec<keygate::SecretView>,
+    app_id: i64,
+    can_write: bool,
+    end_overlap: ServerAction<EndOverlap>,
+) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table data-testid="secrets">
+                <thead>
+                    <tr>
+                        <th scope="col">"Secret"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"Stops working"</th>
+                        <th scope="col">"Last used"</th>
+                        <th scope="col">"Recent addresses"</th>
+                        {can_write.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    {secrets.into_iter().map(|s| view! {
+                        <tr data-secret=if s.current { "current" } else { "previous" }>
+                            <td data-label="Secret">{if s.current { "current" } else { "previous" }}</td>
+                            <td data-label="Created"><RelTime at=s.created_at/></td>
+                            <td data-label="Stops working">{match s.expires_at {
+                                Some(at) => view! { <span class="badge warn">"overlap ends "<RelTime at=at/></span> }.into_any(),
+                                None => view! { <span class="muted">"when replaced"</span> }.into_any(),
+                            }}</td>
+                            <td data-label="Last used">{last_used(s.last_used_at)}
+                                {s.last_used_ip.clone().map(|ip| view! { <span class="muted small">" from "<code>{ip}</code></span> })}
+                            </td>
+                            <td data-label="Recent addresses"><AddressList seen=s.recent_addresses.clone()/></td>
+                            {can_write.then(|| view! {
+                                <td>
+                                    {(!s.current).then(|| view! {
+                                        <details class="confirm">
+                                            <summary>"End overlap now"</summary>
+                                            <ActionForm action=end_overlap attr:class="inline-form">
+                                                <input type="hidden" name="id" value=app_id.to_string()/>
+                                                <input type="hidden" name="secret_id" value=s.id.0.to_string()/>
+                                                <p class="small">"Clients still using the previous secret will be refused at once."</p>
+                                                <button type="submit" class="danger">"Confirm: previous secret stops working"</button>
+                                            </ActionForm>
+                                        </details>
+                                    })}
+                                </td>
+                            })}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Distinct addresses with when each was last seen.
+#[component]
+fn AddressList(seen: Vec<keygate::AddressSeen>) -> impl IntoView {
+    if seen.is_empty() {
+        return view! { <span class="muted">"none yet"</span> }.into_any();
+    }
+    view! {
+        <ul class="addresses">
+            {seen.into_iter().map(|a| view! { <li><code>{a.ip}</code>" "<span class="muted small"><RelTime at=a.last_seen_at/></span></li> }).collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+/// What regenerating the secret would break, before anyone confirms.
+#[component]
+fn ImpactPreview(impact: keygate::SecretImpact) -> impl IntoView {
+    let shown: Vec<TokenView> = impact.tokens.iter().take(10).cloned().collect();
+    let more = impact.tokens.len().saturating_sub(shown.len());
+    let current = impact.secrets.iter().find(|s| s.current).cloned();
+    view! {
+        <div class="impact" data-testid="impact">
+            <p><strong>{format!("{} active token(s)", impact.active_tokens)}</strong>" would be revoked if tokens are revoked."</p>
+            {current.map(|s| view! {
+                <p>"The current secret was last used "{match s.last_used_at {
+                    Some(at) => view! { <RelTime at=at/> }.into_any(),
+                    None => view! { <span>"never"</span> }.into_any(),
+                }}{s.last_used_ip.map(|ip| view! { " from "<code>{ip}</code> })}"."</p>
+            })}
+            {(!shown.is_empty()).then(|| view! {
+                <table class="compact">
+                    <caption class="sr-only">"Tokens that would be revoked"</caption>
+                    <thead><tr><th scope="col">"Token"</th><th scope="col">"Last used"</th><th scope="col">"From"</th><th scope="col">"Expires"</th></tr></thead>
+                    <tbody>
+                        {shown.into_iter().map(|t| view! {
+                            <tr>
+                                <td>{t.name.clone().unwrap_or_else(|| "token endpoint".into())}" "<code>{format!("{}…", t.display_prefix)}</code></td>
+                                <td>{last_used(t.last_used_at)}</td>
+                                <td>{t.last_used_ip.clone().map(|ip| view! { <code>{ip}</code> }.into_any()).unwrap_or_else(|| view! { <span class="muted">"—"</span> }.into_any())}</td>
+                                <td><RelTime at=t.expires_at/></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            {(more > 0).then(|| view! { <p class="muted">{format!("and {more} more")}</p> })}
+        </div>
+    }
+}
+
+#[component]
+pub fn FlashPanel(flash: Flash) -> impl IntoView {
     let (label, id, what) = match flash.kind {
         FlashKind::ClientSecret => ("Client secret", "new-secret", "secret"),
         FlashKind::AccessToken => ("Access token", "new-token", "token"),
+        FlashKind::WebhookSecret => ("Signing secret", "new-webhook-secret", "signing secret"),
     };
     view! {
         <section class="card reveal" role="status">
@@ -864,7 +1080,15 @@ fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, revoke: Server
                                 <td data-label="Token"><code>{format!("{}…", t.display_prefix)}</code></td>
                                 <td data-label="Scopes">{scope_list(&t.scopes)}</td>
                                 <td data-label="Created"><RelTime at=t.created_at/></td>
-                                <td data-label="Last used" class="last-used">{last_used(t.last_used_at)}</td>
+                                <td data-label="Last used" class="last-used">{last_used(t.last_used_at)}
+                                    {t.last_used_ip.clone().map(|ip| view! { <span class="muted small">" from "<code>{ip}</code></span> })}
+                                    {(t.recent_addresses.len() > 1).then(|| view! {
+                                        <details class="addresses-more">
+                                            <summary>{format!("{} addresses", t.recent_addresses.len())}</summary>
+                                            <AddressList seen=t.recent_addresses.clone()/>
+                                        </details>
+                                    })}
+                                </td>
                                 <td data-label="Expires"><RelTime at=t.expires_at/></td>
                                 <td data-label="State">{token_badges(&t, now)}
                                     {t.revoked_reason.clone().map(|r| view! { <span class="muted small">{format!(" ({})", r.replace('_', " "))}</span> })}

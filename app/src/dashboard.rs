@@ -4,7 +4,7 @@
 use crate::components::RelTime;
 use crate::error::AppError;
 use crate::layout::Frame;
-use keygate::{AdminView, AuditEventView, DashboardStats};
+use keygate::{AdminView, AuditEventView, DashboardStats, NeedsAttention};
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ pub struct DashboardData {
     pub admin: AdminView,
     pub stats: DashboardStats,
     pub recent: Vec<AuditEventView>,
+    pub attention: NeedsAttention,
 }
 
 #[server(prefix = "/console/fn", endpoint = "dashboard")]
@@ -23,7 +24,8 @@ pub async fn dashboard() -> Result<DashboardData, AppError> {
     let now = crate::server::now();
     let stats = ctx.store.dashboard_stats(now).await?;
     let recent = ctx.store.recent_audit_events(10).await?;
-    Ok(DashboardData { admin, stats, recent })
+    let attention = ctx.store.needs_attention(now, ctx.dormant_after_days).await?;
+    Ok(DashboardData { admin, stats, recent, attention })
 }
 
 #[component]
@@ -45,7 +47,7 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
-    let DashboardData { admin, stats, recent } = d;
+    let DashboardData { admin, stats, recent, attention } = d;
     view! {
         <Frame me=admin>
             <h1>"Overview"</h1>
@@ -64,6 +66,7 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                     <span class="label">"audit events in 24 h"</span>
                 </div>
             </section>
+            <AttentionPanel a=attention/>
             <h2>"Latest activity"</h2>
             {if recent.is_empty() {
                 view! { <p class="muted">"Nothing has happened yet."</p> }.into_any()
@@ -91,4 +94,50 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
             <p><a href="/audit">"The whole audit log →"</a></p>
         </Frame>
     }
+}
+
+/// Named tokens about to expire, overlaps about to end, dormant
+/// applications and disabled ones still holding tokens: each line links
+/// to the page where it is dealt with.
+#[component]
+fn AttentionPanel(a: NeedsAttention) -> impl IntoView {
+    if a.is_empty() {
+        return view! {
+            <section class="card attention" aria-labelledby="attention-title" data-testid="attention">
+                <h2 id="attention-title">"Needs attention"</h2>
+                <p class="muted">"Nothing needs attention: no token expires within 7 days, no overlap ends within 24 hours, every application was used in the last "{a.dormant_after_days}" days."</p>
+            </section>
+        }
+        .into_any();
+    }
+    let app_link = |id: keygate::ApplicationId| format!("/applications/{id}");
+    view! {
+        <section class="card attention" aria-labelledby="attention-title" data-testid="attention">
+            <h2 id="attention-title">"Needs attention"</h2>
+            <ul>
+                {a.expiring_tokens.into_iter().map(|t| view! {
+                    <li data-kind="token-expiring">"Token "<strong>{format!("\"{}\"", t.name)}</strong>" of "
+                        <a href=app_link(t.application_id)>{t.application_name}</a>" expires "<RelTime at=t.expires_at/>
+                        " — mint a replacement and hand it over before then."</li>
+                }).collect_view()}
+                {a.ending_overlaps.into_iter().map(|s| view! {
+                    <li data-kind="overlap-ending">"The previous secret of "<a href=app_link(s.application_id)>{s.application_name}</a>
+                        " stops working "<RelTime at=s.expires_at/>" — make sure every client has the new one."</li>
+                }).collect_view()}
+                {a.dormant_applications.into_iter().map(|d| view! {
+                    <li data-kind="dormant"><a href=app_link(d.application_id)>{d.application_name}</a>" has not been used "
+                        {match d.last_used_at {
+                            Some(at) => view! { "since "<RelTime at=at/> }.into_any(),
+                            None => view! { "since it was created "<RelTime at=d.created_at/> }.into_any(),
+                        }}
+                        {format!(" (more than {} days) — disable it if nobody needs it.", a.dormant_after_days)}</li>
+                }).collect_view()}
+                {a.disabled_with_tokens.into_iter().map(|d| view! {
+                    <li data-kind="disabled-with-tokens"><a href=app_link(d.application_id)>{d.application_name}</a>
+                        {format!(" is disabled but holds {} valid token(s) — revoke them on its page.", d.active_tokens)}</li>
+                }).collect_view()}
+            </ul>
+        </section>
+    }
+    .into_any()
 }

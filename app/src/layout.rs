@@ -16,6 +16,7 @@ pub fn Frame(me: AdminView, children: Children) -> impl IntoView {
                 <a href="/applications">"Applications"</a>
                 <a href="/audit">"Audit log"</a>
                 <a href="/scopes">"Scopes"</a>
+                <a href="/webhooks">"Webhooks"</a>
                 {owner.then(|| view! { <a href="/admins">"Administrators"</a> })}
             </nav>
             <span class="who">

@@ -15,6 +15,7 @@ pub mod error;
 pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -85,6 +86,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/audit") view=audit::AuditLogPage ssr=SsrMode::Async/>
                 <Route path=path!("/admins") view=admins::AdminsPage ssr=SsrMode::Async/>
                 <Route path=path!("/scopes") view=admins::ScopesPage ssr=SsrMode::Async/>
+                <Route path=path!("/webhooks") view=webhooks::WebhooksPage ssr=SsrMode::Async/>
+                <Route path=path!("/webhooks/:id") view=webhooks::WebhookDetailPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -5,7 +5,6 @@ use crate::error::AppError;
 use keygate::password_work::PasswordWork;
 use keygate::store::Store;
 use keygate::{AdminId, AdminView};
-use std::net::SocketAddr;
 use tower_sessions::Session;
 
 pub const SESSION_ADMIN_KEY: &str = "admin_id";
@@ -22,6 +21,10 @@ pub struct ConsoleContext {
     pub store: Store,
     /// Every argon2id hash and verification runs here, bounded.
     pub password_work: PasswordWork,
+    /// Seals webhook signing secrets.
+    pub kek: keygate::jwt::KeyEncryptionKey,
+    /// Days without a use after which an application is dormant.
+    pub dormant_after_days: i64,
 }
 
 pub fn context() -> Result<ConsoleContext, AppError> {
@@ -43,7 +46,7 @@ pub async fn session() -> Result<Session, AppError> {
 }
 
 pub async fn client_ip() -> Option<String> {
-    leptos_axum::extract::<axum::extract::ConnectInfo<SocketAddr>>().await.ok().map(|c| c.0.ip().to_string())
+    leptos_axum::extract::<axum::Extension<keygate::network::ClientAddress>>().await.ok().and_then(|a| a.0.text())
 }
 
 fn session_error(e: tower_sessions::session::Error) -> AppError {

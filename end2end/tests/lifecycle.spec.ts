@@ -2,33 +2,12 @@
 // console in Chromium, with token calls made from the test over HTTP.
 import { test, expect, Page, Browser } from '@playwright/test';
 import { server, SCREENSHOTS } from './servers';
+import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt } from './http';
 
 const s = () => server('life');
-const PASSWORD = 'correct horse battery staple';
-
-async function signIn(page: Page, username: string, password = PASSWORD) {
-  await page.goto(`${s().baseURL}/login`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText(username);
-}
-
-async function tokenFor(clientId: string, secret: string): Promise<Response> {
-  return fetch(`${s().baseURL}/oauth2/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: 'Basic ' + Buffer.from(`${clientId}:${secret}`).toString('base64'),
-    },
-    body: 'grant_type=client_credentials',
-  });
-}
-
-async function me(token: string): Promise<number> {
-  const r = await fetch(`${s().baseURL}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
-  return r.status;
-}
+const signIn = (page: Page, username = 'alice', password = PASSWORD) => signInAt(page, s().baseURL, username, password);
+const tokenFor = (clientId: string, secret: string) => tokenAt(s().baseURL, clientId, secret);
+const me = (token: string) => meAt(s().baseURL, token);
 
 async function newApplication(page: Page, name: string) {
   await page.goto(`${s().baseURL}/applications/new`);
@@ -103,8 +82,8 @@ test('application and token lifecycle', async ({ browser }) => {
 
   // Regenerate the secret: the confirmation names the count; old tokens die.
   await page.reload();
-  await expect(page.getByText('1 active token(s) will be revoked')).toBeVisible();
-  await page.getByLabel(/Yes, revoke 1 active token.* and replace the secret/).check();
+  await expect(page.getByTestId('impact')).toContainText('1 active token(s) would be revoked');
+  await page.getByLabel('Yes, replace the secret as chosen above').check();
   await page.getByRole('button', { name: 'Regenerate secret' }).click();
   await expect(page.getByTestId('new-secret')).toBeVisible();
   const newSecret = await page.getByTestId('new-secret').inputValue();

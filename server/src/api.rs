@@ -65,6 +65,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body: none at all is `None`; anything else is read as
+/// [`ApiJson`] reads it.
+pub struct OptionalApiJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_empty = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+        let untyped = req.headers().get(header::CONTENT_TYPE).is_none();
+        if declared_empty || untyped {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+                .await
+                .map_err(|_| HttpError::bad_request("the request body could not be read"))?;
+            if bytes.is_empty() {
+                return Ok(OptionalApiJson(None));
+            }
+            let req = Request::from_parts(parts, Body::from(bytes));
+            return ApiJson::from_request(req, state).await.map(|ApiJson(v)| OptionalApiJson(Some(v)));
+        }
+        ApiJson::from_request(req, state).await.map(|ApiJson(v)| OptionalApiJson(Some(v)))
+    }
+}
+
 /// Query parameters, refused with a JSON 400 when malformed.
 pub struct ApiQuery<T>(pub T);
 
@@ -161,6 +186,9 @@ pub struct CreateApplication {
     pub token_format: Option<TokenFormat>,
     /// Identifier of the resource server whose tokens it may introspect.
     pub introspects: Option<String>,
+    /// CIDR networks its secret and tokens may be used from (empty: anywhere).
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
 }
 
 /// `null` and absent told apart: `Some(None)` for an explicit null.
@@ -196,6 +224,29 @@ pub struct UpdateApplication {
     #[serde(default, deserialize_with = "explicit_null")]
     #[schema(value_type = Option<String>)]
     pub introspects: Option<Option<String>>,
+    /// CIDR networks; `[]` allows anywhere again.
+    pub allowed_networks: Option<Vec<String>>,
+}
+
+/// An application after a change, with warnings about what the change
+/// will do (such as an allowlist that shuts out the caller itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdatedApplication {
+    #[serde(flatten)]
+    pub application: ApplicationView,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// How to replace the secret; no body at all means now, revoking every token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateSecretBody {
+    /// Keep the previous secret working this many seconds (3600 to 2592000).
+    #[schema(minimum = 3600, maximum = 2592000)]
+    pub previous_secret_valid_for: Option<i64>,
+    /// Revoke every token now (default `true`); `false` lets them run to their expiry.
+    pub revoke_tokens: Option<bool>,
 }
 
 /// The only response that shows a client secret.
@@ -211,6 +262,9 @@ pub struct RegeneratedSecret {
     pub client_secret: String,
     /// Tokens revoked by the regeneration.
     pub tokens_revoked: u64,
+    pub secret_id: keygate::SecretId,
+    /// Until when the previous secret keeps working (with an overlap).
+    pub previous_secret_expires_at: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -303,6 +357,64 @@ pub struct UpdateScope {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResourceServerList {
     pub items: Vec<ResourceServerView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<keygate::WebhookView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `https://` or `http://` (a private address is fine).
+    #[schema(max_length = 2000)]
+    pub url: String,
+    /// Audit actions (`token.revoked`), families (`token`) and alerts
+    /// (`token.expiring`, `secret.expiring`, `application.dormant`).
+    pub events: Vec<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
+/// The only response that shows a webhook's signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: keygate::WebhookView,
+    /// `whsec_…`: verify each delivery's `webhook-signature` with it.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    #[schema(max_length = 2000)]
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// A disabled webhook receives nothing and keeps its queue waiting.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<keygate::DeliveryView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// 1 to 200, default 50: the latest deliveries.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedDelivery {
+    pub delivery_id: keygate::DeliveryId,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -429,9 +541,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
-        ))
+        Ok(ClientIp(parts.extensions.get::<keygate::network::ClientAddress>().and_then(|a| a.text())))
     }
 }
 
@@ -504,6 +614,7 @@ async fn create_application(
     s.rate_per_hour = body.rate_per_hour.unwrap_or(s.rate_per_hour);
     s.token_format = body.token_format.unwrap_or_default();
     s.introspects = body.introspects;
+    s.allowed_networks = body.allowed_networks;
     let (app, secret) = applications::create_application(&state.store, &caller(&bearer, ip), s).await?;
     Ok(created_no_store(
         StatusCode::CREATED,
@@ -527,14 +638,14 @@ async fn get_application(
 
 /// Change an application; absent fields keep their value (scope `applications:write`).
 #[utoipa::path(patch, path = "/api/v1/applications/{id}", tag = "applications", params(("id" = i64, Path)), request_body = UpdateApplication,
-    responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = UpdatedApplication), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_application(
     State(state): State<AppState>,
     bearer: Bearer,
     ip: ClientIp,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateApplication>,
-) -> Result<Json<ApplicationView>, HttpError> {
+) -> Result<Json<UpdatedApplication>, HttpError> {
     bearer.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
     let change = ApplicationChange {
@@ -547,10 +658,13 @@ async fn update_application(
         rate_per_hour: body.rate_per_hour,
         token_format: body.token_format,
         introspects: body.introspects,
+        allowed_networks: body.allowed_networks,
         enabled: body.enabled,
     };
-    let app = applications::update_application(&state.store, &caller(&bearer, ip), id, change).await?;
-    Ok(Json(app))
+    let caller = caller(&bearer, ip);
+    let app = applications::update_application(&state.store, &caller, id, change).await?;
+    let warnings = applications::own_lockout_warning(&caller, id, &app).into_iter().collect();
+    Ok(Json(UpdatedApplication { application: app, warnings }))
 }
 
 /// Delete an application and its tokens (scope `applications:write`).
@@ -568,27 +682,73 @@ async fn delete_application(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Regenerate the client secret; every token of the application is revoked
-/// and the new secret is in this response only (scope `applications:write`).
+/// Regenerate the client secret; the new secret is in this response only
+/// (scope `applications:write`). Without a body the old secret and every
+/// token die at once; `previous_secret_valid_for` keeps the old secret
+/// working for an overlap, `revoke_tokens: false` keeps the tokens.
 #[utoipa::path(post, path = "/api/v1/applications/{id}/secret", tag = "applications", params(("id" = i64, Path)),
+    request_body(content = Option<RegenerateSecretBody>, description = "Optional"),
     responses((status = 200, body = RegeneratedSecret), (status = 404, body = ErrorBody)))]
 async fn regenerate_secret(
     State(state): State<AppState>,
     bearer: Bearer,
     ip: ClientIp,
     Path(id): Path<String>,
+    OptionalApiJson(body): OptionalApiJson<RegenerateSecretBody>,
 ) -> Result<Response, HttpError> {
     bearer.require_scope("applications:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let r = applications::regenerate_secret(&state.store, &caller(&bearer, ip), id).await?;
+    let how = match body {
+        None => applications::SecretRegeneration::default(),
+        Some(b) => applications::SecretRegeneration {
+            previous_secret_valid_for: b.previous_secret_valid_for,
+            revoke_tokens: b.revoke_tokens.unwrap_or(true),
+        },
+    };
+    let r = applications::regenerate_secret(&state.store, &caller(&bearer, ip), id, how).await?;
     Ok(created_no_store(
         StatusCode::OK,
         RegeneratedSecret {
             client_id: r.application.client_id,
             client_secret: r.secret.expose().to_owned(),
             tokens_revoked: r.tokens_revoked,
+            secret_id: r.secret_id,
+            previous_secret_expires_at: r.previous_secret_expires_at,
         },
     ))
+}
+
+/// What regenerating the secret now would break: the valid tokens with
+/// their last use and address, and when each secret was last used (scope
+/// `applications:read`).
+#[utoipa::path(get, path = "/api/v1/applications/{id}/secret/impact", tag = "applications", params(("id" = i64, Path)),
+    responses((status = 200, body = keygate::SecretImpact), (status = 404, body = ErrorBody)))]
+async fn secret_impact(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<keygate::SecretImpact>, HttpError> {
+    bearer.require_scope("applications:read")?;
+    let id = ApplicationId(parse_id(&id, "application")?);
+    Ok(Json(applications::secret_impact(&state.store, id, crate::now()).await?))
+}
+
+/// End an overlap early: the previous secret stops working now (scope
+/// `applications:write`). The current secret cannot be deleted (409).
+#[utoipa::path(delete, path = "/api/v1/applications/{id}/secrets/{secret_id}", tag = "applications",
+    params(("id" = i64, Path), ("secret_id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn end_previous_secret(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path((id, secret_id)): Path<(String, String)>,
+) -> Result<StatusCode, HttpError> {
+    bearer.require_scope("applications:write")?;
+    let id = ApplicationId(parse_id(&id, "application")?);
+    let secret = keygate::SecretId(parse_id(&secret_id, "secret")?);
+    applications::end_previous_secret(&state.store, &caller(&bearer, ip), id, secret).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The tokens of an application, newest first (scope `tokens:read`).
@@ -837,6 +997,145 @@ async fn delete_scope(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Webhooks (scope `webhooks:read`).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
+    responses((status = 200, body = WebhookList), (status = 403, body = ErrorBody)))]
+async fn list_webhooks(State(state): State<AppState>, bearer: Bearer) -> Result<Json<WebhookList>, HttpError> {
+    bearer.require_scope("webhooks:read")?;
+    Ok(Json(WebhookList { items: state.store.list_webhooks().await? }))
+}
+
+/// Add a webhook; its signing secret is in this response only (scope `webhooks:write`).
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = WebhookWithSecret), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Result<Response, HttpError> {
+    bearer.require_scope("webhooks:write")?;
+    let settings = keygate::usecase::webhooks::WebhookSettings {
+        url: body.url,
+        events: body.events,
+        description: body.description.unwrap_or_default(),
+    };
+    let (webhook, secret) =
+        keygate::usecase::webhooks::create_webhook(&state.store, &caller(&bearer, ip), &state.console.kek, settings)
+            .await?;
+    Ok(created_no_store(StatusCode::CREATED, WebhookWithSecret { webhook, secret: secret.expose().to_owned() }))
+}
+
+/// One webhook (scope `webhooks:read`).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path)),
+    responses((status = 200, body = keygate::WebhookView), (status = 404, body = ErrorBody)))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<keygate::WebhookView>, HttpError> {
+    bearer.require_scope("webhooks:read")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    Ok(Json(state.store.require_webhook(id).await?))
+}
+
+/// Change a webhook; absent fields keep their value (scope `webhooks:write`).
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path)), request_body = UpdateWebhook,
+    responses((status = 200, body = keygate::WebhookView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_webhook(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> Result<Json<keygate::WebhookView>, HttpError> {
+    bearer.require_scope("webhooks:write")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    let change = keygate::usecase::webhooks::WebhookChange {
+        url: body.url,
+        events: body.events,
+        description: body.description,
+        enabled: body.enabled,
+    };
+    Ok(Json(keygate::usecase::webhooks::update_webhook(&state.store, &caller(&bearer, ip), id, change).await?))
+}
+
+/// Remove a webhook with its queue and log (scope `webhooks:write`).
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_webhook(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, HttpError> {
+    bearer.require_scope("webhooks:write")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    keygate::usecase::webhooks::delete_webhook(&state.store, &caller(&bearer, ip), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The delivery log: the latest deliveries with every attempt (scope `webhooks:read`).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = i64, Path), DeliveryParams),
+    responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<DeliveryParams>,
+) -> Result<Json<DeliveryList>, HttpError> {
+    bearer.require_scope("webhooks:read")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(HttpError::bad_request("limit is between 1 and 200"));
+    }
+    state.store.require_webhook(id).await?;
+    Ok(Json(DeliveryList { items: state.store.deliveries(id, limit).await? }))
+}
+
+/// Send a test event (`webhook.test`) to this webhook now (scope `webhooks:write`).
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = i64, Path)),
+    responses((status = 202, body = QueuedDelivery), (status = 404, body = ErrorBody)))]
+async fn test_webhook(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<QueuedDelivery>), HttpError> {
+    bearer.require_scope("webhooks:write")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    let delivery_id = keygate::usecase::webhooks::send_test_event(&state.store, &caller(&bearer, ip), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueuedDelivery { delivery_id })))
+}
+
+/// Try a delivery again now, whatever its state (scope `webhooks:write`).
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
+    params(("id" = i64, Path), ("delivery_id" = i64, Path)),
+    responses((status = 202, body = QueuedDelivery), (status = 404, body = ErrorBody)))]
+async fn retry_delivery(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<QueuedDelivery>), HttpError> {
+    bearer.require_scope("webhooks:write")?;
+    let id = keygate::WebhookId(parse_id(&id, "webhook")?);
+    let delivery_id = keygate::DeliveryId(parse_id(&delivery, "delivery")?);
+    keygate::usecase::webhooks::retry_delivery(&state.store, &caller(&bearer, ip), id, delivery_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(QueuedDelivery { delivery_id })))
+}
+
+/// What needs attention: named tokens expiring within 7 days, overlaps
+/// ending within 24 hours, dormant applications, disabled applications
+/// still holding valid tokens (scope `applications:read`).
+#[utoipa::path(get, path = "/api/v1/attention", tag = "stats",
+    responses((status = 200, body = keygate::NeedsAttention), (status = 403, body = ErrorBody)))]
+async fn attention(State(state): State<AppState>, bearer: Bearer) -> Result<Json<keygate::NeedsAttention>, HttpError> {
+    bearer.require_scope("applications:read")?;
+    Ok(Json(state.store.needs_attention(crate::now(), state.console.dormant_after_days).await?))
+}
+
 /// The overview's counts (scope `applications:read`).
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
     responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
@@ -852,6 +1151,8 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_applications, create_application))
         .routes(routes!(get_application, update_application, delete_application))
         .routes(routes!(regenerate_secret))
+        .routes(routes!(secret_impact))
+        .routes(routes!(end_previous_secret))
         .routes(routes!(list_tokens, mint_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_audit_events))
@@ -860,6 +1161,12 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_resource_servers, create_resource_server))
         .routes(routes!(get_resource_server, update_resource_server, delete_resource_server))
         .routes(routes!(stats))
+        .routes(routes!(attention))
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(test_webhook))
+        .routes(routes!(retry_delivery))
         .split_for_parts();
     // After the routes: the modifier walks the operations they declared.
     CommonResponses.modify(&mut openapi);

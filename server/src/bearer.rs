@@ -5,7 +5,7 @@
 use crate::http_error::HttpError;
 use crate::oauth::{count_request, rate_headers};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -14,7 +14,6 @@ use keygate::grant::{OAuthError, OAuthErrorCode};
 use keygate::secret::AccessToken;
 use keygate::store::{ActorKind, AuditRecord, TokenContext};
 use serde_json::json;
-use std::net::SocketAddr;
 
 /// The verified caller of an API route.
 #[derive(Debug, Clone)]
@@ -90,7 +89,20 @@ pub async fn verify_bearer(
         return Err(missing_token());
     }
     let token = AccessToken::from_presented(token.trim());
-    match state.store.check_token(&token, now).await? {
+    let checked = state.store.check_token(&token, now).await?.and_then(|ctx| {
+        // A valid token from outside its application's allowlist is
+        // refused and audited like an expired one.
+        match ctx.check_origin(ip.as_deref().and_then(|ip| ip.parse().ok())) {
+            Ok(()) => Ok(ctx),
+            Err(rejection) => Err(keygate::store::RejectedToken {
+                rejection,
+                token_id: Some(ctx.token_id),
+                application_id: Some(ctx.application_id),
+                application_name: Some(ctx.application_name),
+            }),
+        }
+    });
+    match checked {
         Ok(ctx) => {
             state.usage.record(ctx.token_id, now, ip);
             Ok(ctx)
@@ -114,7 +126,7 @@ pub async fn verify_bearer(
 }
 
 pub async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let ip = req.extensions().get::<keygate::network::ClientAddress>().and_then(|a| a.text());
     let headers = req.headers().clone();
     let ctx = match verify_bearer(&state, &headers, ip, "api").await {
         Ok(ctx) => ctx,

@@ -61,6 +61,10 @@ pub enum Command {
         /// Days between automatic rotations of the JWT signing key.
         #[arg(long, env = "KEYGATE_KEY_ROTATION_DAYS", default_value_t = keygate::jwt::DEFAULT_ROTATION_DAYS)]
         key_rotation_days: i64,
+        /// Days without a use after which an application is reported dormant.
+        #[arg(long, env = "KEYGATE_DORMANT_AFTER_DAYS", default_value_t = keygate::DEFAULT_DORMANT_AFTER_DAYS,
+              value_parser = clap::value_parser!(i64).range(1..=3650))]
+        dormant_after_days: i64,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -79,6 +83,9 @@ pub enum Command {
     /// Manage the signing keys of JWT access tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage webhooks: signed notifications of audit events and alerts.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Mint, list and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -166,12 +173,36 @@ pub enum AppCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Replace an application's secret, revoking all of its tokens.
+    /// Replace an application's secret: at once (revoking its tokens), or with an overlap.
     RegenerateSecret {
+        id: i64,
+        /// Keep the previous secret working this long (1h to 30d, e.g. 1h, 7d).
+        #[arg(long, value_parser = overlap)]
+        previous_valid_for: Option<i64>,
+        /// Let existing tokens run to their own expiry instead of revoking them.
+        #[arg(long)]
+        keep_tokens: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End an overlap early: the previous secret stops working now.
+    EndOverlap {
         id: i64,
         #[arg(long)]
         json: bool,
     },
+    /// What regenerating the secret would break: valid tokens, last uses.
+    SecretImpact {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A duration such as `1h`, `90m` or `7d`, in seconds.
+fn overlap(raw: &str) -> Result<i64, String> {
+    let d = humantime::parse_duration(raw.trim()).map_err(|e| format!("{e} (write e.g. 1h, 12h or 7d)"))?;
+    i64::try_from(d.as_secs()).map_err(|_| "the duration is too long".to_owned())
 }
 
 #[derive(Args, Debug)]
@@ -197,6 +228,10 @@ pub struct CreateApp {
     /// Make it the introspection client of this resource server (identifier).
     #[arg(long)]
     introspects: Option<String>,
+    /// A CIDR network its secret and tokens may be used from; repeat for
+    /// several (none: anywhere).
+    #[arg(long = "allow-network")]
+    allowed_networks: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -230,6 +265,12 @@ pub struct UpdateApp {
     /// It introspects no resource server's tokens any more.
     #[arg(long)]
     no_introspects: bool,
+    /// The networks it may be used from, replacing the current ones; repeat for several.
+    #[arg(long = "allow-network", conflicts_with = "allow_anywhere")]
+    allowed_networks: Vec<String>,
+    /// Remove the network allowlist: usable from anywhere.
+    #[arg(long)]
+    allow_anywhere: bool,
     #[arg(long)]
     json: bool,
 }
@@ -302,6 +343,40 @@ pub enum ScopeCommand {
     /// Delete a scope no application is allowed.
     Delete {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Add a webhook and print its signing secret (once).
+    Add {
+        #[arg(long)]
+        url: String,
+        /// An audit action (token.revoked), a family (token) or an alert
+        /// (token.expiring, secret.expiring, application.dormant); repeat for several.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List webhooks with their queues (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a webhook with its queue and delivery log.
+    Remove {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a test event (webhook.test) for a webhook; a running server sends it.
+    Test {
+        id: i64,
         #[arg(long)]
         json: bool,
     },
@@ -435,6 +510,7 @@ pub async fn run(cli: Cli) -> CliResult {
         audit_retention_days,
         trusted_proxies,
         key_rotation_days,
+        dormant_after_days,
     } = cli.command
     {
         let store = Store::open(&cli.database_url).await?;
@@ -445,6 +521,7 @@ pub async fn run(cli: Cli) -> CliResult {
             audit_retention_days,
             trusted_proxies,
             key_rotation_days,
+            dormant_after_days,
             key_file: cli.key_file,
         };
         return crate::serve::run(store, config).await;
@@ -452,6 +529,7 @@ pub async fn run(cli: Cli) -> CliResult {
     let store = open(&cli.database_url).await?;
     let result = match cli.command {
         Command::Keys(c) => keys_command(&store, &caller, &cli.key_file, c).await,
+        Command::Webhook(c) => webhook_command(&store, &caller, &cli.key_file, c).await,
         other => run_command(&store, &caller, other).await,
     };
     store.close().await;
@@ -478,6 +556,7 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                 rate_per_hour: c.rate_per_hour,
                 token_format: token_format(&c.token_format)?,
                 introspects: c.introspects,
+                allowed_networks: c.allowed_networks,
             };
             let (app, secret) = applications::create_application(store, caller, settings).await?;
             let value = json!({ "id": app.id, "client_id": app.client_id, "client_secret": secret.expose() });
@@ -542,6 +621,11 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                 rate_per_hour: u.rate_per_hour,
                 token_format: u.token_format.as_deref().map(token_format).transpose()?,
                 introspects: if u.no_introspects { Some(None) } else { u.introspects.map(Some) },
+                allowed_networks: if u.allow_anywhere {
+                    Some(Vec::new())
+                } else {
+                    Some(u.allowed_networks).filter(|n| !n.is_empty())
+                },
                 enabled: None,
             };
             let app = applications::update_application(store, caller, ApplicationId(u.id), change).await?;
@@ -571,18 +655,65 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             });
             Ok(())
         }
-        Command::App(AppCommand::RegenerateSecret { id, json }) => {
-            let r = applications::regenerate_secret(store, caller, ApplicationId(id)).await?;
+        Command::App(AppCommand::RegenerateSecret { id, previous_valid_for, keep_tokens, json }) => {
+            let how = applications::SecretRegeneration {
+                previous_secret_valid_for: previous_valid_for,
+                revoke_tokens: !keep_tokens,
+            };
+            let r = applications::regenerate_secret(store, caller, ApplicationId(id), how).await?;
             let value = json!({
                 "id": r.application.id, "client_id": r.application.client_id,
-                "client_secret": r.secret.expose(), "tokens_revoked": r.tokens_revoked
+                "client_secret": r.secret.expose(), "tokens_revoked": r.tokens_revoked,
+                "secret_id": r.secret_id, "previous_secret_expires_at": r.previous_secret_expires_at,
             });
             answer(json, &value, || {
-                format!(
-                    "new client_secret: {}\n{} token(s) revoked. The secret is shown only now.",
-                    r.secret.expose(),
-                    r.tokens_revoked
-                )
+                let tokens = if keep_tokens {
+                    "Existing tokens run to their own expiry.".to_owned()
+                } else {
+                    format!("{} token(s) revoked.", r.tokens_revoked)
+                };
+                let previous = match r.previous_secret_expires_at {
+                    Some(at) => {
+                        format!("\nThe previous secret keeps working until {}.", keygate::time_fmt::exact_utc(at))
+                    }
+                    None => "\nThe previous secret no longer works.".to_owned(),
+                };
+                format!("new client_secret: {}\n{tokens}{previous}\nThe secret is shown only now.", r.secret.expose())
+            });
+            Ok(())
+        }
+        Command::App(AppCommand::EndOverlap { id, json }) => {
+            let app = store.require_application(ApplicationId(id), now).await?;
+            let Some(previous) = app.secrets.iter().find(|s| !s.current) else {
+                return Err(format!("{} has no previous secret in an overlap", app.name).into());
+            };
+            let app = applications::end_previous_secret(store, caller, ApplicationId(id), previous.id).await?;
+            answer(json, &app, || format!("the previous secret of {} no longer works", app.name));
+            Ok(())
+        }
+        Command::App(AppCommand::SecretImpact { id, json }) => {
+            let impact = applications::secret_impact(store, ApplicationId(id), now).await?;
+            answer(json, &impact, || {
+                let mut lines = vec![format!("{} valid token(s) would be revoked", impact.active_tokens)];
+                for t in &impact.tokens {
+                    lines.push(format!(
+                        "  token {} ({}): last used {} from {}",
+                        t.id,
+                        t.name.as_deref().unwrap_or("token endpoint"),
+                        t.last_used_at.map(keygate::time_fmt::exact_utc).unwrap_or_else(|| "never".into()),
+                        t.last_used_ip.as_deref().unwrap_or("-")
+                    ));
+                }
+                for s in &impact.secrets {
+                    lines.push(format!(
+                        "{} secret {}: last used {} from {}",
+                        if s.current { "current" } else { "previous" },
+                        s.id,
+                        s.last_used_at.map(keygate::time_fmt::exact_utc).unwrap_or_else(|| "never".into()),
+                        s.last_used_ip.as_deref().unwrap_or("-")
+                    ));
+                }
+                lines.join("\n")
             });
             Ok(())
         }
@@ -615,7 +746,7 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             Ok(())
         }
         Command::ResourceServer(c) => resource_server_command(store, caller, c).await,
-        Command::Keys(_) => Err("keys commands need the key file".into()),
+        Command::Keys(_) | Command::Webhook(_) => Err("this command needs the key file".into()),
         Command::Scope(ScopeCommand::Delete { name, json }) => {
             let scope = scopes::delete_scope(store, caller, &name).await?;
             answer(json, &json!({ "deleted": scope.name }), || format!("scope {} deleted", scope.name));
@@ -666,6 +797,63 @@ async fn resource_server_command(store: &Store, caller: &Caller, command: Resour
             let deleted = resource_servers::delete_resource_server(store, caller, server.id).await?;
             answer(json, &json!({ "deleted": deleted.identifier }), || {
                 format!("resource server {} deleted", deleted.name)
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn webhook_command(
+    store: &Store,
+    caller: &Caller,
+    key_file: &std::path::Path,
+    command: WebhookCommand,
+) -> CliResult {
+    use keygate::usecase::webhooks;
+    match command {
+        WebhookCommand::Add { url, events, description, json } => {
+            let kek = keys::open_key_file(store, key_file, caller.now).await?;
+            let settings = webhooks::WebhookSettings { url, events, description };
+            let (hook, secret) = webhooks::create_webhook(store, caller, &kek, settings).await?;
+            let value = json!({ "id": hook.id, "url": hook.url, "events": hook.events, "secret": secret.expose() });
+            answer(json, &value, || {
+                format!(
+                    "webhook {} added: {}\nevents: {}\nsigning secret: {}\nThe secret is shown only now.",
+                    hook.id,
+                    hook.url,
+                    hook.events.join(" "),
+                    secret.expose()
+                )
+            });
+        }
+        WebhookCommand::List { json } => {
+            let hooks = store.list_webhooks().await?;
+            answer(json, &hooks, || {
+                hooks
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{:>5}  {}  {}  events: {}  pending {}, failed {}",
+                            h.id,
+                            if h.enabled { "enabled " } else { "disabled" },
+                            h.url,
+                            h.events.join(" "),
+                            h.pending,
+                            h.failed
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        WebhookCommand::Remove { id, json } => {
+            let hook = webhooks::delete_webhook(store, caller, keygate::WebhookId(id)).await?;
+            answer(json, &json!({ "deleted": hook.id, "url": hook.url }), || format!("webhook {} removed", hook.id));
+        }
+        WebhookCommand::Test { id, json } => {
+            let delivery = webhooks::send_test_event(store, caller, keygate::WebhookId(id)).await?;
+            answer(json, &json!({ "delivery_id": delivery }), || {
+                format!("test event queued (delivery {delivery}); a running server sends it within a second or two")
             });
         }
     }

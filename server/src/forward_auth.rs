@@ -9,7 +9,7 @@ use crate::bearer::{challenge, verify_bearer};
 use crate::http_error::HttpError;
 use crate::oauth::{count_request, rate_headers};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
@@ -18,7 +18,7 @@ use keygate::store::TokenContext;
 use keygate::AuditAction;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// Loopback, trusted to name the client in `X-Forwarded-For` by default.
 pub fn loopback() -> Vec<IpNet> {
@@ -108,8 +108,7 @@ fn identity_headers(response: &mut Response, ctx: &TokenContext) {
 }
 
 pub async fn forward_auth(State(state): State<AppState>, req: Request) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = client_address(peer, req.headers(), &state.trusted_proxies).map(|ip| ip.to_string());
+    let ip = crate::oauth::client_ip(&req);
     let needs = match needs(req.uri().query()) {
         Ok(n) => n,
         Err(e) => return e.into_response(),

@@ -15,6 +15,7 @@ pub mod router;
 pub mod serve;
 pub mod sessions;
 pub mod state;
+pub mod webhook_sender;
 
 pub use router::build_router;
 pub use state::AppState;

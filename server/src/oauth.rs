@@ -5,21 +5,24 @@
 use crate::form::{basic_credentials, read_form, FormParams};
 use crate::http_error::{no_store, HttpError};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate::client::ClientRecord;
 use keygate::grant::{self, ClientAuthFailure, OAuthError, OAuthErrorCode};
+use keygate::model::SecretId;
+use keygate::network::ClientAddress;
 use keygate::ratelimit::RateDecision;
 use keygate::scope::INTROSPECT_SCOPE;
 use keygate::secret::{AccessToken, ClientSecret};
 use keygate::store::{ActorKind, AuditRecord, IssueError};
 use serde_json::json;
-use std::net::SocketAddr;
 
+/// The client's address as the router resolved it (a trusted proxy's
+/// `X-Forwarded-For`, else the peer).
 pub fn client_ip(req: &Request) -> Option<String> {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+    req.extensions().get::<ClientAddress>().and_then(ClientAddress::text)
 }
 
 pub fn now_ms() -> i64 {
@@ -110,7 +113,7 @@ pub async fn authenticate_client(
     form: &mut FormParams,
     ip: Option<String>,
     now: i64,
-) -> Result<ClientRecord, Response> {
+) -> Result<(ClientRecord, SecretId), Response> {
     let basic = basic_credentials(headers).map_err(IntoResponse::into_response)?;
     let presented = grant::select_client_credentials(basic, form.take("client_id"), form.take("client_secret"))
         .map_err(|e| HttpError::oauth(e).into_response())?;
@@ -128,10 +131,13 @@ pub async fn authenticate_client(
             std::hint::black_box(unknown_client_digest().matches(&secret.digest()));
             Err(ClientAuthFailure::UnknownClient)
         }
-        Some(c) => c.authenticate(&secret),
+        Some(c) => c.authenticate(&secret, now, ip.as_deref().and_then(|ip| ip.parse().ok())),
     };
     match (found, outcome) {
-        (Some(client), Ok(())) => Ok(client),
+        (Some(client), Ok(proven)) => {
+            state.usage.record_secret(proven, now, ip);
+            Ok((client, proven))
+        }
         (found, outcome) => {
             let (minute, retry_after) = keygate::ratelimit::failed_auth_window(now_ms());
             let keys = keygate::ratelimit::failed_auth_keys(client_id, ip.as_deref());
@@ -206,7 +212,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
             .into_response());
         }
     }
-    let client = authenticate_client(state, &parts.headers, &mut form, ip, now).await?;
+    let (client, proven) = authenticate_client(state, &parts.headers, &mut form, ip, now).await?;
     let quota = count_request(state, client.id, client.rate_per_second, client.rate_per_hour).await?;
     let with_quota = |e: HttpError| {
         let mut r = e.into_response();
@@ -227,7 +233,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
             known.iter().any(|k| k == t)
         })
         .map_err(|e| with_quota(HttpError::oauth(e)))?;
-    let prepared = match client.token_format {
+    let mut prepared = match client.token_format {
         keygate::TokenFormat::Opaque => keygate::store::TokenToIssue::opaque(scopes, audience),
         // RFC 9068 §2.2: a JWT access token names its audience; one that
         // names none would be refused by every verifier.
@@ -242,6 +248,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
             state.keyring.sign_access_token(&client, scopes, audience, now).await.map_err(|e| with_quota(e.into()))?
         }
     };
+    prepared.proven_by = Some(proven);
     let issued = match state.store.issue_prepared_token(&client, prepared, now).await {
         Ok(t) => t,
         Err(IssueError::ClientChanged) => return Err(with_quota(HttpError::oauth(OAuthError::invalid_client()))),
@@ -274,7 +281,7 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     let (parts, body) = req.into_parts();
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
-        let client = authenticate_client(&state, &parts.headers, &mut form, ip, now).await?;
+        let (client, _) = authenticate_client(&state, &parts.headers, &mut form, ip, now).await?;
         let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();
@@ -358,7 +365,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
-        let client = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
+        let (client, _) = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
         let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();

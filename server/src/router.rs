@@ -61,9 +61,11 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         )
     });
     let body_deadline = crate::serve::body_read_timeout();
+    let resolver = state.clone();
     Ok(machine
         .merge(console)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(resolver, resolve_client_address))
         .layer(axum::middleware::map_request(move |req: Request<Body>| async move {
             req.map(|b| Body::new(crate::idle_io::DeadlineBody::new(b, body_deadline)))
         }))
@@ -92,6 +94,19 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
                 // server; real internal errors are logged where they occur.
                 .on_failure(()),
         ))
+}
+
+/// Resolves the client's address once for every route: the peer's, or
+/// the one a trusted proxy names in `X-Forwarded-For` (`--trusted-proxy`).
+async fn resolve_client_address(
+    State(state): State<AppState>,
+    mut req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let address = crate::forward_auth::client_address(peer, req.headers(), &state.trusted_proxies);
+    req.extensions_mut().insert(keygate::network::ClientAddress(address));
+    next.run(req).await
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Days between automatic signing-key rotations.
     pub key_rotation_days: i64,
+    /// Days without a use after which an application is dormant.
+    pub dormant_after_days: i64,
     /// The key-encryption key's file (`--key-file`).
     pub key_file: std::path::PathBuf,
 }
@@ -80,6 +82,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, kek.clone()).await?;
     state.public_url_configured = config.public_url.is_some();
+    state.console.dormant_after_days = config.dormant_after_days;
     if !config.trusted_proxies.is_empty() {
         state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
     }
@@ -106,6 +109,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let (token_retention, audit_retention) =
         (config.token_retention_days * 86_400, config.audit_retention_days * 86_400);
     let rotation_period = config.key_rotation_days.max(1) * 86_400;
+    let sender = crate::webhook_sender::spawn(store.clone(), kek.clone())?;
     let pruner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -129,6 +133,28 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         }
     });
 
+    let alert_store = store.clone();
+    let dormant_after_days = config.dormant_after_days;
+    let alerts = tokio::spawn(async move {
+        // First a minute after start: start-up stays quick and light.
+        let period = Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = crate::now();
+            match keygate::usecase::alerts::fire_due_alerts(&alert_store, now, dormant_after_days).await {
+                Ok(0) => {}
+                Ok(fired) => tracing::info!(fired, "lifecycle alerts fired"),
+                Err(e) => tracing::error!(error = %e, "lifecycle alerts failed"),
+            }
+            // Finished deliveries stay in the log for 30 days.
+            if let Err(e) = alert_store.prune_deliveries(now - 30 * 86_400).await {
+                tracing::error!(error = %e, "pruning webhook deliveries failed");
+            }
+        }
+    });
+
     tracing::info!(
         addr = %local,
         issuer = %state.issuer,
@@ -140,6 +166,10 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
 
     flusher.abort();
     pruner.abort();
+    alerts.abort();
+    // A delivery in flight keeps its claim and is sent again after it
+    // lapses (receivers de-duplicate by webhook-id).
+    sender.abort();
     let pending = state.usage.pending_count();
     state.flush().await;
     tracing::info!(last_used_records = pending, "pending writes flushed at shutdown");

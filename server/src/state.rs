@@ -46,6 +46,8 @@ impl AppState {
         let console = ConsoleContext {
             store: store.clone(),
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
+            kek: kek.clone(),
+            dormant_after_days: keygate::DEFAULT_DORMANT_AFTER_DAYS,
         };
         let form_errors = crate::console_guard::FormErrorSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;

@@ -18,8 +18,9 @@ async fn me_describes_the_caller() {
     assert_eq!(me["application"]["name"], "billing-sync");
     assert_eq!(me["application"]["client_id"], c.app.client_id.as_str());
     assert_eq!(me["token"]["scopes"], serde_json::json!(["tokens:read"]));
-    // Last use is recorded in memory, written by the flush.
-    assert_eq!(t.state.usage.pending_count(), 1);
+    // Last use is recorded in memory (the token's, and the secret's that
+    // obtained it), written by the flush.
+    assert_eq!(t.state.usage.pending_count(), 2);
     t.state.usage.flush(&t.store).await.unwrap();
     let tokens = t.store.list_tokens(c.app.id).await.unwrap();
     assert!(tokens[0].last_used_at.is_some());

@@ -247,6 +247,17 @@ async fn openapi_document_lists_every_route() {
         ("patch", "/api/v1/resource-servers/{id}"),
         ("delete", "/api/v1/resource-servers/{id}"),
         ("get", "/api/v1/stats"),
+        ("get", "/api/v1/applications/{id}/secret/impact"),
+        ("delete", "/api/v1/applications/{id}/secrets/{secret_id}"),
+        ("get", "/api/v1/attention"),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("get", "/api/v1/webhooks/{id}"),
+        ("patch", "/api/v1/webhooks/{id}"),
+        ("delete", "/api/v1/webhooks/{id}"),
+        ("get", "/api/v1/webhooks/{id}/deliveries"),
+        ("post", "/api/v1/webhooks/{id}/test"),
+        ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {

@@ -153,3 +153,77 @@ fn the_key_file_is_private_and_keys_rotate_from_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is missing"));
     assert!(!dir.path().join("missing.key").exists());
 }
+
+/// A webhook delivery that failed while the receiver was down is still
+/// queued after a restart, and the restarted server delivers it, signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_webhook_delivery_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("hooks.db").display());
+    let mut server = start(&db, "1");
+    let key_file = dir.path().join("keygate.key");
+    // A port with nobody listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let with_key = |args: &[&str]| {
+        let out =
+            Command::new(BIN).args(args).args(["--database-url", &db, "--key-file"]).arg(&key_file).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let hook = with_key(&["webhook", "add", "--url", &url, "--event", "application", "--json"]);
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    cli(&db, &["app", "create", "--name", "queued-while-down", "--json"]);
+
+    // The running server tries, fails (connection refused) and backs off.
+    let attempts = || async {
+        let store = keygate::store::Store::open(&db).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts")
+            .fetch_one(store.sqlite_pool().unwrap())
+            .await
+            .unwrap();
+        store.close().await;
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while attempts().await == 0 {
+        assert!(Instant::now() < deadline, "the server never tried the delivery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal(&mut server, "-TERM");
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let _server = start(&db, "1");
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("the restarted server delivers the pending event")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], "application.created");
+    assert_eq!(v["data"]["target"]["name"], "queued-while-down");
+    // The signature, checked from the secret alone.
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    let (id, ts) = (headers["webhook-id"].to_str().unwrap(), headers["webhook-timestamp"].to_str().unwrap());
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    assert_eq!(
+        headers["webhook-signature"].to_str().unwrap(),
+        format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
+    );
+}

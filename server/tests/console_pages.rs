@@ -139,7 +139,7 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
 
     let endpoint_token = t.obtain_token(&c, None).await;
     let page = html(&t, &detail_path, &cookie).await;
-    assert!(page.contains("1 active token(s) will be revoked"), "the confirmation states the count");
+    assert!(page.contains("1 active token(s)</strong> would be revoked"), "the preview states the count");
     let res = t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}"), Some(&cookie))).await;
     assert!(
         res.headers()[header::LOCATION].to_str().unwrap().contains("__err="),
@@ -150,6 +150,35 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let page = html(&t, &detail_path, &cookie).await;
     let new_secret = extract_value(&page, "new-secret");
     let res = t.token_request(Some((&c.app.client_id, &new_secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 200);
+
+    // With an overlap (as a plain form post): both secrets work, the token too.
+    let kept = t.obtain_token(&Created { app: c.app.clone(), secret: new_secret.clone() }, None).await;
+    t.send(form_post(
+        "/console/fn/regenerate_secret",
+        &format!("id={id}&mode=overlap&overlap=3600&confirm=yes"),
+        Some(&cookie),
+    ))
+    .await;
+    let page = html(&t, &detail_path, &cookie).await;
+    let overlap_secret = extract_value(&page, "new-secret");
+    assert!(page.contains("The previous secret keeps working until"));
+    assert!(page.contains(r#"data-secret="previous""#));
+    for secret in [&new_secret, &overlap_secret] {
+        let res = t.token_request(Some((&c.app.client_id, secret)), "grant_type=client_credentials").await;
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(t.get_with_token("/api/v1/me", &kept).await.status(), 200);
+    let previous = t.store.require_application(c.app.id, keygate_server::now()).await.unwrap().secrets[1].id.0;
+    t.send(form_post("/console/fn/end_overlap", &format!("id={id}&secret_id={previous}"), Some(&cookie))).await;
+    let res = t.token_request(Some((&c.app.client_id, &new_secret)), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 401);
+    // An unknown choice is refused, changing nothing.
+    let res = t
+        .send(form_post("/console/fn/regenerate_secret", &format!("id={id}&mode=later&confirm=yes"), Some(&cookie)))
+        .await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let res = t.token_request(Some((&c.app.client_id, &overlap_secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 200);
 
     let res = t

@@ -41,6 +41,7 @@ struct ApplicationRow {
     last_used_at: Option<i64>,
     token_format: String,
     introspects: Option<String>,
+    allowed_networks: String,
 }
 
 impl From<ApplicationRow> for ApplicationView {
@@ -63,6 +64,8 @@ impl From<ApplicationRow> for ApplicationView {
             last_used_at: r.last_used_at,
             token_format: TokenFormat::parse(&r.token_format).unwrap_or_default(),
             introspects: r.introspects,
+            allowed_networks: crate::network::AllowedNetworks::from_stored(&r.allowed_networks).names(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -70,7 +73,7 @@ impl From<ApplicationRow> for ApplicationView {
 /// `$1` is `now`.
 const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
      a.token_format, (SELECT r.identifier FROM resource_servers r WHERE r.id = a.introspects_resource_server_id) \
-     AS introspects, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
+     AS introspects, a.allowed_networks, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
      (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
      AND t.source IN ('token_endpoint', 'console', 'api') AND t.revoked_at IS NULL AND t.expires_at > $1) AS active_tokens, \
      (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
@@ -88,11 +91,14 @@ fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
 }
 
 impl Store {
+    /// One application with its live secrets.
     pub async fn application(&self, id: ApplicationId, now: i64) -> Result<Option<ApplicationView>, CoreError> {
         let sql = application_by_id_sql();
         let row: Option<ApplicationRow> =
             on_pool!(self, |p| sqlx::query_as(&sql).bind(now).bind(id.0).fetch_optional(p).await?);
-        Ok(row.map(Into::into))
+        let Some(mut view) = row.map(ApplicationView::from) else { return Ok(None) };
+        view.secrets = self.secrets_of(id, now).await?;
+        Ok(Some(view))
     }
 
     /// The application, or `NotFound`.
@@ -156,7 +162,9 @@ impl Tx {
         let sql = application_by_id_sql();
         let row: Option<ApplicationRow> =
             on_tx!(self, |c| sqlx::query_as(&sql).bind(now).bind(id.0).fetch_optional(c).await?);
-        Ok(row.map(Into::into))
+        let Some(mut view) = row.map(ApplicationView::from) else { return Ok(None) };
+        view.secrets = self.secrets_of(id, now).await?;
+        Ok(Some(view))
     }
 
     pub async fn require_application(&mut self, id: ApplicationId, now: i64) -> Result<ApplicationView, CoreError> {
@@ -171,8 +179,10 @@ impl Tx {
         secret: &SecretDigest,
         now: i64,
     ) -> Result<ApplicationId, CoreError> {
-        let id: i64 = on_tx!(self, |c| sqlx::query_scalar(
-            "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, \
+        let id: i64 =
+            on_tx!(self, |c| {
+                sqlx::query_scalar(
+            "INSERT INTO applications (name, notes, client_id, allowed_networks, scopes, enabled, token_ttl_seconds, \
              max_tokens, rate_per_second, rate_per_hour, created_at, updated_at, token_format, \
              introspects_resource_server_id) \
              VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, $10, $11, \
@@ -181,7 +191,7 @@ impl Tx {
         .bind(&s.name)
         .bind(&s.notes)
         .bind(client_id)
-        .bind(secret.as_bytes().to_vec())
+        .bind(s.allowed_networks.join(" "))
         .bind(s.scopes.to_string())
         .bind(s.token_ttl_seconds)
         .bind(s.max_tokens)
@@ -192,9 +202,12 @@ impl Tx {
         .bind(s.introspects.as_deref())
         .fetch_one(c)
         .await
-        .map_err(name_taken(&s.name))?);
+        .map_err(name_taken(&s.name))?
+            });
+        let id = ApplicationId(id);
+        self.insert_secret(id, secret, now).await?;
         self.clients_changed = true;
-        Ok(ApplicationId(id))
+        Ok(id)
     }
 
     /// Writes validated settings and the enabled flag.
@@ -208,8 +221,8 @@ impl Tx {
         let updated: Option<i64> = on_tx!(self, |c| sqlx::query_scalar(
             "UPDATE applications SET name = $1, notes = $2, scopes = $3, enabled = $4, token_ttl_seconds = $5, \
              max_tokens = $6, rate_per_second = $7, rate_per_hour = $8, updated_at = $9, token_format = $11, \
-             introspects_resource_server_id = (SELECT id FROM resource_servers WHERE identifier = $12) \
-             WHERE id = $10 RETURNING id",
+             introspects_resource_server_id = (SELECT id FROM resource_servers WHERE identifier = $12), \
+             allowed_networks = $13 WHERE id = $10 RETURNING id",
         )
         .bind(&s.name)
         .bind(&s.notes)
@@ -223,6 +236,7 @@ impl Tx {
         .bind(id.0)
         .bind(s.token_format.as_str())
         .bind(s.introspects.as_deref())
+        .bind(s.allowed_networks.join(" "))
         .fetch_optional(c)
         .await
         .map_err(name_taken(&s.name))?);
@@ -241,26 +255,16 @@ impl Tx {
         Ok(done == 1)
     }
 
-    /// Replaces the secret digest.
-    pub async fn replace_secret(
-        &mut self,
-        id: ApplicationId,
-        secret: &SecretDigest,
-        now: i64,
-    ) -> Result<(), CoreError> {
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE applications SET secret_hash = $1, secret_regenerated_at = $2, updated_at = $2 WHERE id = $3",
-        )
-        .bind(secret.as_bytes().to_vec())
-        .bind(now)
-        .bind(id.0)
-        .execute(c)
-        .await?
-        .rows_affected());
-        self.clients_changed = true;
-        if done == 0 {
-            return Err(CoreError::NotFound("application"));
-        }
+    /// Sets only the enabled flag, leaving tokens alone (tests build
+    /// states older versions could leave behind).
+    #[cfg(test)]
+    pub async fn set_enabled_only_for_tests(&mut self, id: ApplicationId, enabled: bool) -> Result<(), CoreError> {
+        on_tx!(self, |c| sqlx::query("UPDATE applications SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.0)
+            .execute(c)
+            .await?
+            .rows_affected());
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The audit log.
 
-use super::{on_pool, on_tx, on_writer, Db, Page, Store, Tx};
+use super::{on_pool, on_tx, Db, Page, Store, Tx};
 use crate::audit_action::AuditAction;
 use crate::error::CoreError;
 use crate::model::*;
@@ -154,20 +154,44 @@ macro_rules! bind_event {
     }};
 }
 
+/// What a webhook receives of an audit event: the event as the log
+/// holds it (never a secret or a token: the log holds none).
+fn webhook_data(id: i64, r: &AuditRecord) -> serde_json::Value {
+    let bound = |s: &Option<String>| s.as_deref().map(|s| bounded_text(s, MAX_AUDIT_TEXT_LEN));
+    serde_json::json!({
+        "id": id,
+        "action": r.action.as_str(),
+        "at": r.at,
+        "actor": { "kind": r.actor_kind.as_str(), "id": r.actor_id, "name": bound(&r.actor_name) },
+        "target": { "kind": r.target_kind, "id": r.target_id, "name": bound(&r.target_name) },
+        "application_id": r.application_id.map(|a| a.0),
+        "client_ip": bound(&r.client_ip),
+        "details": bounded_json(&r.details),
+    })
+}
+
 impl Tx {
-    /// Records the audit event of the change this transaction makes.
+    /// Records the audit event of the change this transaction makes, and
+    /// queues it for every webhook that wants it, in the same transaction.
     pub async fn record_audit(&mut self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
         let id: i64 = on_tx!(self, |c| bind_event!(sqlx::query_scalar(INSERT), r).fetch_one(c).await?);
+        let payload = crate::webhook::payload(r.action.as_str(), r.at, webhook_data(id, r));
+        let queued = self
+            .enqueue_event(r.action.as_str(), r.action.family(), &payload, &crate::webhook::new_message_id(), r.at)
+            .await?;
+        self.deliveries_queued += queued;
         Ok(AuditEventId(id))
     }
 }
 
 impl Store {
     /// Records an event that goes with no change (a refusal, a sign-in
-    /// failure, a folded repeat).
+    /// failure, a folded repeat), with its webhook deliveries.
     pub async fn record_audit(&self, r: &AuditRecord) -> Result<AuditEventId, CoreError> {
-        let id: i64 = on_writer!(self, |w| bind_event!(sqlx::query_scalar(INSERT), r).fetch_one(w).await?);
-        Ok(AuditEventId(id))
+        let mut tx = self.write().await?;
+        let id = tx.record_audit(r).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Sets the `count` of de-duplicated audit events, in one transaction.

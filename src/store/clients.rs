@@ -1,9 +1,10 @@
 //! Client records for authentication, with a short-lived cache.
 
 use super::{on_pool, scope_set, Store};
-use crate::client::ClientRecord;
+use crate::client::{ClientRecord, LiveSecret};
 use crate::error::CoreError;
-use crate::model::{ApplicationId, TokenFormat};
+use crate::model::{ApplicationId, SecretId, TokenFormat};
+use crate::network::AllowedNetworks;
 use crate::secret::SecretDigest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,7 +63,7 @@ impl ClientCache {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, client_id, name, secret_hash, enabled, scopes, token_ttl_seconds, max_tokens, \
+const CLIENT_COLUMNS: &str = "id, client_id, name, allowed_networks, enabled, scopes, token_ttl_seconds, max_tokens, \
      rate_per_second, rate_per_hour, token_format, \
      (SELECT r.identifier FROM resource_servers r WHERE r.id = introspects_resource_server_id) AS introspects";
 
@@ -71,7 +72,7 @@ struct ClientRow {
     id: i64,
     client_id: String,
     name: String,
-    secret_hash: Vec<u8>,
+    allowed_networks: String,
     enabled: bool,
     scopes: String,
     token_ttl_seconds: i64,
@@ -82,7 +83,22 @@ struct ClientRow {
     introspects: Option<String>,
 }
 
-fn client_record(r: ClientRow, scope_servers: &[(String, String)]) -> Result<ClientRecord, CoreError> {
+#[derive(sqlx::FromRow)]
+struct SecretRow {
+    id: i64,
+    secret_hash: Vec<u8>,
+    expires_at: Option<i64>,
+}
+
+/// Live secrets of an application, the current one first. `$1` is the application.
+pub(super) const LIVE_SECRETS: &str = "SELECT id, secret_hash, expires_at FROM client_secrets \
+     WHERE application_id = $1 ORDER BY (expires_at IS NOT NULL), id DESC";
+
+fn client_record(
+    r: ClientRow,
+    secrets: Vec<SecretRow>,
+    scope_servers: &[(String, String)],
+) -> Result<ClientRecord, CoreError> {
     let scopes = scope_set(&r.scopes);
     Ok(ClientRecord {
         scope_servers: scope_servers.iter().filter(|(scope, _)| scopes.contains(scope)).cloned().collect(),
@@ -91,8 +107,18 @@ fn client_record(r: ClientRow, scope_servers: &[(String, String)]) -> Result<Cli
         id: ApplicationId(r.id),
         client_id: r.client_id,
         name: r.name,
-        secret_hash: SecretDigest::from_slice(&r.secret_hash)
-            .ok_or_else(|| CoreError::Internal("stored secret digest has the wrong length".into()))?,
+        secrets: secrets
+            .into_iter()
+            .map(|s| {
+                Ok(LiveSecret {
+                    id: SecretId(s.id),
+                    digest: SecretDigest::from_slice(&s.secret_hash)
+                        .ok_or_else(|| CoreError::Internal("stored secret digest has the wrong length".into()))?,
+                    expires_at: s.expires_at,
+                })
+            })
+            .collect::<Result<_, CoreError>>()?,
+        allowed_networks: AllowedNetworks::from_stored(&r.allowed_networks),
         enabled: r.enabled,
         scopes,
         token_ttl_seconds: r.token_ttl_seconds,
@@ -144,8 +170,10 @@ impl Store {
 
     async fn with_scope_servers(&self, row: Option<ClientRow>) -> Result<Option<ClientRecord>, CoreError> {
         let Some(row) = row else { return Ok(None) };
+        let secrets: Vec<SecretRow> =
+            on_pool!(self, |p| sqlx::query_as(LIVE_SECRETS).bind(row.id).fetch_all(p).await?);
         let servers = self.scope_servers().await?;
-        client_record(row, &servers).map(Some)
+        client_record(row, secrets, &servers).map(Some)
     }
 }
 

@@ -21,7 +21,7 @@ use super::{Db, Store};
 use crate::client::ClientRecord;
 use crate::error::CoreError;
 use crate::grant;
-use crate::model::TokenId;
+use crate::model::{SecretId, TokenId};
 use crate::scope::ScopeSet;
 use crate::secret::AccessToken;
 use sqlx::SqlitePool;
@@ -58,12 +58,15 @@ pub struct TokenToIssue {
     pub scopes: ScopeSet,
     pub audience: Vec<String>,
     pub signing_key_id: Option<String>,
+    /// The secret the client proved (its current one when `None`); the
+    /// token is recorded only while that secret still works.
+    pub proven_by: Option<SecretId>,
 }
 
 impl TokenToIssue {
     /// A random opaque token.
     pub fn opaque(scopes: ScopeSet, audience: Vec<String>) -> Self {
-        TokenToIssue { token: AccessToken::generate(), scopes, audience, signing_key_id: None }
+        TokenToIssue { token: AccessToken::generate(), scopes, audience, signing_key_id: None, proven_by: None }
     }
 }
 
@@ -73,6 +76,8 @@ pub(super) struct IssueJob {
     scopes: ScopeSet,
     audience: String,
     signing_key_id: Option<String>,
+    /// Digest of the secret the client proved.
+    secret: Vec<u8>,
     now: i64,
     token: AccessToken,
     reply: oneshot::Sender<Result<IssuedToken, IssueError>>,
@@ -117,8 +122,16 @@ impl Store {
         let issuer = match &self.db {
             Db::Sqlite { issuer, .. } | Db::Postgres { issuer, .. } => issuer,
         };
+        let proven = match prepared.proven_by {
+            Some(id) => client.secret_digest(id),
+            None => client.secrets.first().map(|s| &s.digest),
+        };
+        let Some(secret) = proven.map(|d| d.as_bytes().to_vec()) else {
+            return Err(IssueError::ClientChanged);
+        };
         let (reply, answer) = oneshot::channel();
         let job = IssueJob {
+            secret,
             client: client.clone(),
             scopes: prepared.scopes,
             audience: prepared.audience.join(" "),
@@ -186,7 +199,8 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
             "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
              audience, signing_key_id) \
              SELECT id, $1, $2, NULL, $3, 'token_endpoint', $4, $5, $8, $9 FROM applications \
-             WHERE id = $6 AND enabled = TRUE AND secret_hash = $7 RETURNING id",
+             WHERE id = $6 AND enabled = TRUE AND EXISTS (SELECT 1 FROM client_secrets s WHERE s.application_id = $6 \
+             AND s.secret_hash = $7 AND (s.expires_at IS NULL OR s.expires_at > $4)) RETURNING id",
         )
         .bind(job.token.digest().as_bytes().to_vec())
         .bind(job.token.display_prefix())
@@ -194,7 +208,7 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
         .bind(job.now)
         .bind(grant::expiry(job.now, c.token_ttl_seconds))
         .bind(c.id.0)
-        .bind(c.secret_hash.as_bytes().to_vec())
+        .bind(&job.secret)
         .bind(&job.audience)
         .bind(job.signing_key_id.as_deref())
         .fetch_optional(&mut *tx)
@@ -238,7 +252,6 @@ async fn run_postgres_issuer(pool: sqlx::PgPool, mut jobs: mpsc::Receiver<IssueJ
 struct LockedApplication {
     id: i64,
     enabled: bool,
-    secret_hash: Vec<u8>,
     max_tokens: i64,
 }
 
@@ -249,10 +262,20 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     let mut ids: Vec<i64> = batch.iter().map(|j| j.client.id.0).collect();
     ids.sort_unstable();
     ids.dedup();
-    let locked: Vec<LockedApplication> = sqlx::query_as(
-        "SELECT id, enabled, secret_hash, max_tokens FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    let locked: Vec<LockedApplication> =
+        sqlx::query_as("SELECT id, enabled, max_tokens FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    // The secrets that work now (a regeneration locks the application row
+    // first, so these are current under the lock).
+    let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+    let live: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT application_id, secret_hash FROM client_secrets WHERE application_id = ANY($1) \
+         AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(&ids)
+    .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     let mut outcomes: Vec<Option<IssueOutcome>> = Vec::with_capacity(batch.len());
@@ -262,7 +285,8 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     for job in batch {
         let c = &job.client;
         let current = locked.iter().find(|a| a.id == c.id.0);
-        if !current.is_some_and(|a| a.enabled && a.secret_hash == c.secret_hash.as_bytes()) {
+        let secret_works = live.iter().any(|(app, digest)| *app == c.id.0 && *digest == job.secret);
+        if !current.is_some_and(|a| a.enabled) || !secret_works {
             outcomes.push(Some(Err(IssueError::ClientChanged)));
             continue;
         }
@@ -295,7 +319,6 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     .fetch_all(&mut *tx)
     .await?;
     // The excess of each application, once per batch.
-    let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
     let mut evicted_by_app = std::collections::HashMap::new();
     for app in locked.iter().filter(|a| apps.contains(&a.id)) {
         let evicted = sqlx::query(

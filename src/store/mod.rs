@@ -20,6 +20,7 @@
 //! writes at the same time. PostgreSQL commits synchronously by default.
 
 mod admins;
+mod alerts;
 mod applications;
 mod audit;
 mod clients;
@@ -28,19 +29,23 @@ mod issuer;
 mod rates;
 mod resource_servers;
 mod scopes;
+mod secrets;
 mod signing_keys;
 #[doc(hidden)]
 pub mod testing;
 mod throttles;
 mod tokens;
+mod webhooks;
 
 pub use applications::{ApplicationQuery, ApplicationSort};
 pub use audit::{ActorKind, AuditQuery, AuditRecord};
 pub use clients::CLIENT_CACHE_TTL;
 pub use console::{FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
 pub use issuer::{IssueError, IssuedToken, TokenToIssue};
+pub use secrets::{CredentialUse, UsedCredential};
 pub use signing_keys::StoredSigningKey;
 pub use tokens::{RejectedToken, TokenContext};
+pub use webhooks::{ClaimedDelivery, CLAIM_SECONDS};
 
 use crate::error::CoreError;
 use crate::model::*;
@@ -59,6 +64,8 @@ pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrat
 pub struct Store {
     db: Db,
     clients: clients::ClientCache,
+    /// Woken when this process queues a webhook delivery.
+    deliveries_queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Debug)]
@@ -178,6 +185,8 @@ pub struct Tx {
     store: Store,
     /// A change to applications: clear the client cache once committed.
     clients_changed: bool,
+    /// Webhook deliveries queued: wake the sender once committed.
+    deliveries_queued: u64,
 }
 
 enum TxInner {
@@ -200,6 +209,9 @@ impl Tx {
         }
         if self.clients_changed {
             self.store.clients.forget_all();
+        }
+        if self.deliveries_queued > 0 {
+            self.store.deliveries_queued.notify_one();
         }
         Ok(())
     }
@@ -276,13 +288,24 @@ struct StatsRow {
 }
 
 impl Store {
+    /// Resolves when this process has queued a webhook delivery since the
+    /// last wake (the sender also polls, for other instances' deliveries).
+    pub async fn delivery_queued(&self) {
+        self.deliveries_queued.notified().await;
+    }
+
+    /// Wakes the sender (a retry made due now).
+    pub fn wake_sender(&self) {
+        self.deliveries_queued.notify_one();
+    }
+
     /// Opens the database at `url` (`sqlite:` creates the file if needed).
     pub async fn open(url: &str) -> Result<Store, CoreError> {
         let db = match Backend::of_url(url)? {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => open_postgres(url).await?,
         };
-        Ok(Store { db, clients: Default::default() })
+        Ok(Store { db, clients: Default::default(), deliveries_queued: Default::default() })
     }
 
     /// For a server sharing its database with others (PostgreSQL): drops
@@ -332,7 +355,7 @@ impl Store {
             Db::Sqlite { writer, .. } => TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres { pool, .. } => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, store: self.clone(), clients_changed: false })
+        Ok(Tx { inner, store: self.clone(), clients_changed: false, deliveries_queued: 0 })
     }
 
     pub async fn close(&self) {

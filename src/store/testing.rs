@@ -82,7 +82,7 @@ impl TestOps for Store {
         usecase::applications::update_application(self, &Caller::cli(now), id, change).await
     }
     async fn regenerate_secret(&self, id: ApplicationId, now: i64) -> Result<(ClientSecret, u64), CoreError> {
-        let r = usecase::applications::regenerate_secret(self, &Caller::cli(now), id).await?;
+        let r = usecase::applications::regenerate_secret(self, &Caller::cli(now), id, Default::default()).await?;
         Ok((r.secret, r.tokens_revoked))
     }
     async fn mint_named_token(

@@ -31,11 +31,11 @@ async fn application_roundtrip_never_stores_the_secret() {
     assert!(view.client_id.starts_with("kgc_"));
     assert_eq!(view.scopes, vec!["applications:read", "tokens:read"]);
     let stored: Vec<u8> =
-        on_pool!(store, |p| sqlx::query_scalar("SELECT secret_hash FROM applications").fetch_one(p).await.unwrap());
+        on_pool!(store, |p| sqlx::query_scalar("SELECT secret_hash FROM client_secrets").fetch_one(p).await.unwrap());
     assert_eq!(stored, secret.digest().as_bytes());
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
-    assert!(client.authenticate(&secret).is_ok());
-    assert_eq!(client.authenticate(&ClientSecret::generate()), Err(ClientAuthFailure::WrongSecret));
+    assert!(client.authenticate(&secret, T0, None).is_ok());
+    assert_eq!(client.authenticate(&ClientSecret::generate(), T0, None), Err(ClientAuthFailure::WrongSecret));
 }
 
 #[tokio::test]
@@ -129,8 +129,8 @@ async fn regenerating_the_secret_revokes_every_token_and_the_old_secret() {
         assert_eq!(r.rejection, TokenRejection::Revoked { reason: "secret_regenerated".into() });
     }
     let fresh_client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
-    assert_eq!(fresh_client.authenticate(&old_secret), Err(ClientAuthFailure::WrongSecret));
-    assert!(fresh_client.authenticate(&new_secret).is_ok());
+    assert_eq!(fresh_client.authenticate(&old_secret, T0, None), Err(ClientAuthFailure::WrongSecret));
+    assert!(fresh_client.authenticate(&new_secret, T0, None).is_ok());
     // A client that authenticated with the old secret before the regeneration
     // committed cannot get a token after it.
     assert!(matches!(
@@ -150,7 +150,7 @@ async fn disabled_application_refuses_clients_and_tokens() {
     s.scopes = client.scopes.clone();
     store.update_application(view.id, s, false, T0 + 1).await.unwrap();
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
-    assert_eq!(client.authenticate(&secret), Err(ClientAuthFailure::ApplicationDisabled));
+    assert_eq!(client.authenticate(&secret, T0, None), Err(ClientAuthFailure::ApplicationDisabled));
     // Disabling revoked the token, so re-enabling cannot revive it.
     let r = store.check_token(&t.token, T0 + 2).await.unwrap().unwrap_err();
     assert_eq!(r.rejection, TokenRejection::Revoked { reason: "application_disabled".into() });

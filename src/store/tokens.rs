@@ -24,6 +24,21 @@ pub struct TokenContext {
     pub token_name: Option<String>,
     pub rate_per_second: i64,
     pub rate_per_hour: i64,
+    /// Where the application's tokens may be used from.
+    #[serde(skip)]
+    pub allowed_networks: crate::network::AllowedNetworks,
+}
+
+impl TokenContext {
+    /// Whether the token may be used from `from` (the application's
+    /// allowlist); the refusal is audited like any other.
+    pub fn check_origin(&self, from: Option<std::net::IpAddr>) -> Result<(), TokenRejection> {
+        if self.allowed_networks.admits(from) {
+            Ok(())
+        } else {
+            Err(TokenRejection::AddressNotAllowed)
+        }
+    }
 }
 
 /// A token that was refused, with enough to audit it.
@@ -68,6 +83,7 @@ impl From<TokenRow> for TokenView {
             last_used_ip: r.last_used_ip,
             revoked_at: r.revoked_at,
             revoked_reason: r.revoked_reason,
+            recent_addresses: Vec::new(),
         }
     }
 }
@@ -99,6 +115,7 @@ struct CheckRow {
     app_scopes: String,
     rate_per_second: i64,
     rate_per_hour: i64,
+    allowed_networks: String,
 }
 
 impl Store {
@@ -123,7 +140,7 @@ impl Store {
             sqlx::query_as(
             "SELECT t.id, t.application_id, t.token_hash, t.name, t.scopes, t.audience, t.created_at, t.expires_at, t.revoked_at, \
              t.revoked_reason, a.client_id, a.name AS app_name, a.enabled, a.scopes AS app_scopes, \
-             a.rate_per_second, a.rate_per_hour FROM tokens t JOIN applications a ON a.id = t.application_id \
+             a.rate_per_second, a.rate_per_hour, a.allowed_networks FROM tokens t JOIN applications a ON a.id = t.application_id \
              WHERE t.token_hash = $1",
         )
         .bind(digest.as_bytes().to_vec())
@@ -171,18 +188,25 @@ impl Store {
             token_name: r.name,
             rate_per_second: r.rate_per_second,
             rate_per_hour: r.rate_per_hour,
+            allowed_networks: crate::network::AllowedNetworks::from_stored(&r.allowed_networks),
         }))
     }
 
+    /// Every token of an application, newest first, with recent addresses.
     pub async fn list_tokens(&self, application: ApplicationId) -> Result<Vec<TokenView>, CoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
+        let mut tokens: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
             .bind(application.0)
             .fetch_all(p)
             .await?
             .into_iter()
             .map(Into::into)
-            .collect()))
+            .collect());
+        let mut addresses = self.token_addresses_of(application).await?;
+        for t in &mut tokens {
+            t.recent_addresses = addresses.remove(&t.id.0).unwrap_or_default();
+        }
+        Ok(tokens)
     }
 
     pub async fn token(&self, id: TokenId) -> Result<Option<TokenView>, CoreError> {

@@ -45,6 +45,8 @@ pub struct ApplicationChange {
     pub token_format: Option<TokenFormat>,
     /// `Some(None)` makes it an ordinary application again.
     pub introspects: Option<Option<String>>,
+    /// CIDR networks; `Some(vec![])` allows anywhere again.
+    pub allowed_networks: Option<Vec<String>>,
     /// `false` revokes every token of the application in the same
     /// transaction; `true` later does not bring them back.
     pub enabled: Option<bool>,
@@ -63,6 +65,7 @@ impl ApplicationChange {
             rate_per_hour: Some(s.rate_per_hour),
             token_format: Some(s.token_format),
             introspects: Some(s.introspects),
+            allowed_networks: Some(s.allowed_networks),
             enabled: None,
         }
     }
@@ -83,6 +86,7 @@ impl ApplicationChange {
         s.rate_per_hour = c.rate_per_hour.unwrap_or(s.rate_per_hour);
         s.token_format = c.token_format.unwrap_or(s.token_format);
         s.introspects = c.introspects.unwrap_or(s.introspects);
+        s.allowed_networks = c.allowed_networks.unwrap_or(s.allowed_networks);
         s
     }
 }
@@ -109,6 +113,7 @@ fn changed_fields(before: &ApplicationSettings, after: &ApplicationSettings) -> 
         ("rate_per_hour", before.rate_per_hour != after.rate_per_hour),
         ("token_format", before.token_format != after.token_format),
         ("introspects", before.introspects != after.introspects),
+        ("allowed_networks", before.allowed_networks != after.allowed_networks),
     ];
     differs.into_iter().filter(|(_, changed)| *changed).map(|(field, _)| field).collect()
 }
@@ -205,41 +210,156 @@ pub async fn delete_application(
     Ok(current)
 }
 
+/// Shortest and longest overlap during which a previous secret keeps working.
+pub const MIN_OVERLAP_SECONDS: i64 = 3600;
+pub const MAX_OVERLAP_SECONDS: i64 = 30 * 86_400;
+
+/// How a secret is replaced. The default is today's: the old secret and
+/// every token die at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretRegeneration {
+    /// Keep the current secret working this many seconds more.
+    pub previous_secret_valid_for: Option<i64>,
+    /// Revoke every token of the application now; `false` lets them run
+    /// to their own expiry.
+    pub revoke_tokens: bool,
+}
+
+impl Default for SecretRegeneration {
+    fn default() -> Self {
+        SecretRegeneration { previous_secret_valid_for: None, revoke_tokens: true }
+    }
+}
+
+impl SecretRegeneration {
+    fn validated(self) -> Result<Self, CoreError> {
+        if let Some(overlap) = self.previous_secret_valid_for {
+            if !(MIN_OVERLAP_SECONDS..=MAX_OVERLAP_SECONDS).contains(&overlap) {
+                return Err(CoreError::invalid(
+                    "previous_secret_valid_for",
+                    "the previous secret may stay valid from 1 hour (3600 seconds) to 30 days (2592000 seconds)",
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// A new secret, shown once.
 #[derive(Debug)]
 pub struct RegeneratedSecret {
     pub application: ApplicationView,
     pub secret: ClientSecret,
+    pub secret_id: SecretId,
     /// Tokens revoked with the old secret.
     pub tokens_revoked: u64,
+    /// Until when the previous secret keeps working, with an overlap.
+    pub previous_secret_expires_at: Option<i64>,
 }
 
-/// Replaces the secret and revokes every token of the application in one
-/// transaction, so no old token outlives the old secret (a token request
-/// that proved the old secret a moment before is refused by the issuer,
-/// which re-checks the secret when it inserts).
+/// Replaces the secret as `how` says, in one transaction: the previous
+/// secret dropped or kept for an overlap (at most two live), the tokens
+/// revoked or kept. A token request that proved a secret a moment before
+/// is refused by the issuer unless that secret still works when it inserts.
 pub async fn regenerate_secret(
     store: &Store,
     caller: &Caller,
     id: ApplicationId,
+    how: SecretRegeneration,
 ) -> Result<RegeneratedSecret, CoreError> {
     caller.require(WRITE)?;
+    let how = how.validated()?;
     let current = store.require_application(id, caller.now).await?;
     caller.check_ceiling(store, &current, "regenerate_secret").await?;
     let secret = ClientSecret::generate();
+    let previous_until = how.previous_secret_valid_for.map(|s| caller.now.saturating_add(s));
     let mut tx = store.write().await?;
     tx.lock_application(id).await?;
     caller.recheck_ceiling(&tx.require_application(id, caller.now).await?)?;
-    tx.replace_secret(id, &secret.digest(), caller.now).await?;
-    let revoked = tx.revoke_application_tokens(id, "secret_regenerated", caller.now).await?;
+    let secret_id = tx.replace_secret(id, &secret.digest(), previous_until, caller.now).await?;
+    let revoked =
+        if how.revoke_tokens { tx.revoke_application_tokens(id, "secret_regenerated", caller.now).await? } else { 0 };
     let application = tx.require_application(id, caller.now).await?;
     tx.record_audit(
         &caller
             .record(AuditAction::ApplicationSecretRegenerated)
             .on_application(id, &application.name)
-            .with("tokens_revoked", json!(revoked)),
+            .with("tokens_revoked", json!(revoked))
+            .with("tokens_kept", json!(!how.revoke_tokens))
+            .with("previous_secret_expires_at", json!(previous_until)),
     )
     .await?;
     tx.commit().await?;
-    Ok(RegeneratedSecret { application, secret, tokens_revoked: revoked })
+    Ok(RegeneratedSecret {
+        application,
+        secret,
+        secret_id,
+        tokens_revoked: revoked,
+        previous_secret_expires_at: previous_until,
+    })
+}
+
+/// Ends an overlap early: the previous secret stops working now. The
+/// current secret cannot be removed this way (regenerate it instead).
+pub async fn end_previous_secret(
+    store: &Store,
+    caller: &Caller,
+    id: ApplicationId,
+    secret: SecretId,
+) -> Result<ApplicationView, CoreError> {
+    caller.require(WRITE)?;
+    let current = store.require_application(id, caller.now).await?;
+    caller.check_ceiling(store, &current, "regenerate_secret").await?;
+    let mut tx = store.write().await?;
+    tx.lock_application(id).await?;
+    let app = tx.require_application(id, caller.now).await?;
+    caller.recheck_ceiling(&app)?;
+    match app.secrets.iter().find(|s| s.id == secret) {
+        None => return Err(CoreError::NotFound("secret")),
+        Some(s) if s.current => {
+            return Err(CoreError::Refused("this is the current secret; regenerate the secret to replace it".into()))
+        }
+        Some(_) => {}
+    }
+    if !tx.drop_previous_secret(id, secret).await? {
+        return Err(CoreError::NotFound("secret"));
+    }
+    tx.record_audit(
+        &caller
+            .record(AuditAction::ApplicationPreviousSecretRevoked)
+            .on_application(id, &app.name)
+            .with("secret_id", json!(secret.0)),
+    )
+    .await?;
+    let view = tx.require_application(id, caller.now).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// The impact of regenerating an application's secret at `now`.
+pub async fn secret_impact(store: &Store, id: ApplicationId, now: i64) -> Result<SecretImpact, CoreError> {
+    let app = store.require_application(id, now).await?;
+    let mut tokens: Vec<TokenView> =
+        store.list_tokens(id).await?.into_iter().filter(|t| t.state(now) == TokenState::Active).collect();
+    tokens.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at).then(b.id.cmp(&a.id)));
+    Ok(SecretImpact { application_id: id, active_tokens: tokens.len() as i64, tokens, secrets: app.secrets })
+}
+
+/// A warning when a change would lock the caller's own token out: an
+/// application changing its own allowlist so that its current address is
+/// outside it. The change is still made (the administrator may mean it).
+pub fn own_lockout_warning(caller: &Caller, id: ApplicationId, view: &ApplicationView) -> Option<String> {
+    let super::Actor::Application { id: own, .. } = &caller.actor else { return None };
+    if *own != id {
+        return None;
+    }
+    let networks = crate::network::AllowedNetworks::parse_list(&view.allowed_networks).ok()?;
+    let ip = caller.ip.as_deref().and_then(|ip| ip.parse().ok());
+    (!networks.admits(ip)).then(|| {
+        format!(
+            "allowed_networks does not include this request's address ({}): this application's next request from \
+             here will be refused",
+            caller.ip.as_deref().unwrap_or("unknown")
+        )
+    })
 }

@@ -10,11 +10,13 @@
 //! whichever way it came in; only the actor and `via` differ.
 
 pub mod admins;
+pub mod alerts;
 pub mod applications;
 pub mod keys;
 pub mod resource_servers;
 pub mod scopes;
 pub mod tokens;
+pub mod webhooks;
 
 use crate::audit_action::AuditAction;
 use crate::error::CoreError;
@@ -234,5 +236,7 @@ async fn check_known_scopes(tx: &mut crate::store::Tx, scopes: &ScopeSet) -> Res
     }
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

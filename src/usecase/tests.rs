@@ -105,7 +105,7 @@ async fn a_token_acts_only_within_its_scopes() {
         applications::create_application(&store, &writer, settings("x", "audit:read")).await,
         Err(CoreError::Forbidden { missing_scopes, .. }) if missing_scopes == ["audit:read"]
     ));
-    let taken = applications::regenerate_secret(&store, &writer, strong.id).await;
+    let taken = applications::regenerate_secret(&store, &writer, strong.id, Default::default()).await;
     assert!(matches!(taken, Err(CoreError::Forbidden { missing_scopes, .. }) if missing_scopes == ["audit:read"]));
     let e = events(&store).await;
     assert_eq!(e[0].action, "application.access_refused");
@@ -114,7 +114,7 @@ async fn a_token_acts_only_within_its_scopes() {
     // Within its scopes it may act.
     let (weak, _) =
         applications::create_application(&store, &writer, settings("weak", "applications:read")).await.unwrap();
-    applications::regenerate_secret(&store, &writer, weak.id).await.unwrap();
+    applications::regenerate_secret(&store, &writer, weak.id, Default::default()).await.unwrap();
 }
 
 #[tokio::test]
