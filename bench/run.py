@@ -142,10 +142,13 @@ def seed(db, apps=10_000, tokens=1_000_000):
     con.execute("BEGIN")
     first = con.execute("SELECT COALESCE(MAX(id), 0) FROM applications").fetchone()[0] + 1
     con.executemany(
-        "INSERT INTO applications (name, notes, client_id, secret_hash, scopes, enabled, token_ttl_seconds, max_tokens, "
-        "rate_per_second, rate_per_hour, created_at, updated_at) VALUES (?, '', ?, ?, 'applications:read', 1, 3600, 30, 20, 15000, ?, ?)",
-        ((f"seeded-{i:05}", "kgc_" + "".join(secrets.choice(alphabet) for _ in range(22)), os.urandom(32), now, now)
+        "INSERT INTO applications (name, notes, client_id, scopes, enabled, token_ttl_seconds, max_tokens, "
+        "rate_per_second, rate_per_hour, created_at, updated_at) VALUES (?, '', ?, 'applications:read', 1, 3600, 30, 20, 15000, ?, ?)",
+        ((f"seeded-{i:05}", "kgc_" + "".join(secrets.choice(alphabet) for _ in range(22)), now, now)
          for i in range(apps)))
+    con.executemany(
+        "INSERT INTO client_secrets (application_id, secret_hash, created_at) VALUES (?, ?, ?)",
+        ((first + i, os.urandom(32), now) for i in range(apps)))
     per_app = tokens // apps
     def rows():
         for a in range(apps):

@@ -117,6 +117,15 @@ pub fn validate_events<S: AsRef<str>>(events: &[S]) -> Result<Vec<String>, CoreE
     Ok(out)
 }
 
+/// A receiver URL as the audit log names it: without its query, which
+/// often carries a receiver's own token (Slack-style hooks).
+pub fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_owned(),
+    }
+}
+
 /// Checks a receiver URL: `https://` or `http://` with a host; a private
 /// address is fine (Keygate is an internal tool), other schemes are not.
 pub fn validate_url(raw: &str) -> Result<String, CoreError> {

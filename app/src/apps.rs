@@ -238,7 +238,8 @@ pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let catalogue = ctx.store.list_scopes().await?;
     let servers = ctx.store.list_resource_servers().await?;
     let flash = take_flash(id).await?;
-    let impact = keygate::usecase::applications::secret_impact(&ctx.store, app.id, now).await?;
+    let caller = keygate::usecase::Caller::administrator(me.clone(), now, None);
+    let impact = keygate::usecase::applications::secret_impact(&ctx.store, &caller, app.id).await?;
     Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact })
 }
 
@@ -642,7 +643,7 @@ fn SettingsFields(
         </div>
         <label for="allowed_networks">"Allowed networks"</label>
         <textarea id="allowed_networks" name="allowed_networks" rows="3" aria-describedby="allowed_networks-help"
-            placeholder="10.0.0.0/8&#10;192.168.1.20">{allowed_networks.join("\n")}</textarea>
+            placeholder="e.g. 10.0.0.0/8 or 192.168.1.20">{allowed_networks.join("\n")}</textarea>
         <p class="muted" id="allowed_networks-help">"One network per line in CIDR notation (a single address works too). Token requests and token uses from anywhere else are refused and audited. Leave empty to allow any address."</p>
         <FieldMessage error=error field="allowed_networks"/>
     }
@@ -994,11 +995,12 @@ fn ImpactPreview(impact: keygate::SecretImpact) -> impl IntoView {
     view! {
         <div class="impact" data-testid="impact">
             <p><strong>{format!("{} active token(s)", impact.active_tokens)}</strong>" would be revoked if tokens are revoked."</p>
-            {current.map(|s| view! {
-                <p>"The current secret was last used "{match s.last_used_at {
-                    Some(at) => view! { <RelTime at=at/> }.into_any(),
-                    None => view! { <span>"never"</span> }.into_any(),
-                }}{s.last_used_ip.map(|ip| view! { " from "<code>{ip}</code> })}"."</p>
+            {current.map(|s| match s.last_used_at {
+                Some(at) => view! {
+                    <p>"The current secret was last used "<RelTime at=at/>
+                        {s.last_used_ip.map(|ip| view! { " from "<code>{ip}</code> })}"."</p>
+                }.into_any(),
+                None => view! { <p>"The current secret has never been used."</p> }.into_any(),
             })}
             {(!shown.is_empty()).then(|| view! {
                 <table class="compact">

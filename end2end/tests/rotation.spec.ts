@@ -70,7 +70,7 @@ async function rotation(page: Page, name: string, js: boolean) {
   await page.getByLabel(/Replace now, but let existing tokens run to their expiry/).check();
   await page.getByLabel('Yes, replace the secret as chosen above').check();
   await page.getByRole('button', { name: 'Regenerate secret' }).click();
-  await expect(page.getByText(/existing tokens run to their expiry/)).toBeVisible();
+  await expect(page.getByText(/The previous secret no longer works; existing tokens run to their expiry/)).toBeVisible();
   const third = await page.getByTestId('new-secret').inputValue();
   expect((await tokenFor(clientId, second)).status).toBe(401);
   expect((await tokenFor(clientId, third)).status).toBe(200);

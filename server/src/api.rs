@@ -719,18 +719,20 @@ async fn regenerate_secret(
 }
 
 /// What regenerating the secret now would break: the valid tokens with
-/// their last use and address, and when each secret was last used (scope
-/// `applications:read`).
+/// their last use and address, and when each secret was last used (scopes
+/// `applications:read` and `tokens:read`: it lists tokens).
 #[utoipa::path(get, path = "/api/v1/applications/{id}/secret/impact", tag = "applications", params(("id" = i64, Path)),
     responses((status = 200, body = keygate::SecretImpact), (status = 404, body = ErrorBody)))]
 async fn secret_impact(
     State(state): State<AppState>,
     bearer: Bearer,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<Json<keygate::SecretImpact>, HttpError> {
     bearer.require_scope("applications:read")?;
+    bearer.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    Ok(Json(applications::secret_impact(&state.store, id, crate::now()).await?))
+    Ok(Json(applications::secret_impact(&state.store, &caller(&bearer, ip), id).await?))
 }
 
 /// End an overlap early: the previous secret stops working now (scope
@@ -1128,11 +1130,12 @@ async fn retry_delivery(
 
 /// What needs attention: named tokens expiring within 7 days, overlaps
 /// ending within 24 hours, dormant applications, disabled applications
-/// still holding valid tokens (scope `applications:read`).
+/// still holding valid tokens (scopes `applications:read` and `tokens:read`).
 #[utoipa::path(get, path = "/api/v1/attention", tag = "stats",
     responses((status = 200, body = keygate::NeedsAttention), (status = 403, body = ErrorBody)))]
 async fn attention(State(state): State<AppState>, bearer: Bearer) -> Result<Json<keygate::NeedsAttention>, HttpError> {
     bearer.require_scope("applications:read")?;
+    bearer.require_scope("tokens:read")?;
     Ok(Json(state.store.needs_attention(crate::now(), state.console.dormant_after_days).await?))
 }
 

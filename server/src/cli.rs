@@ -692,7 +692,7 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
             Ok(())
         }
         Command::App(AppCommand::SecretImpact { id, json }) => {
-            let impact = applications::secret_impact(store, ApplicationId(id), now).await?;
+            let impact = applications::secret_impact(store, caller, ApplicationId(id)).await?;
             answer(json, &impact, || {
                 let mut lines = vec![format!("{} valid token(s) would be revoked", impact.active_tokens)];
                 for t in &impact.tokens {

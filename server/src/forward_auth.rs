@@ -25,27 +25,37 @@ pub fn loopback() -> Vec<IpNet> {
     ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, as a dual-stack
+/// listener reports IPv4 peers) as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
 /// The client's address: the peer's, or, when the peer is a trusted proxy,
 /// the right-most address in `X-Forwarded-For` that is not itself a
 /// trusted proxy (addresses further left were written by the client and
-/// prove nothing).
+/// prove nothing). `None` when a trusted proxy's header cannot be read up
+/// to the client: unknown, which no allowlist admits, rather than the
+/// proxy's own address (which an allowlist may well admit).
 pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = peer?;
+    let peer = canonical(peer?);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    // Right to left: each trusted hop vouches for the one before it. The
-    // first untrusted address is the client; an entry we cannot read ends
-    // the walk at the last address examined.
-    let mut values: Vec<&str> = Vec::new();
+    // Right to left: each trusted hop vouches for the one before it; the
+    // first untrusted address is the client. Split as bytes, so a byte the
+    // client wrote on the left cannot spoil the entries the proxies wrote.
+    let mut entries: Vec<&[u8]> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(text) = value.to_str() else { return Some(peer) };
-        values.extend(text.split(','));
+        entries.extend(value.as_bytes().split(|b| *b == b','));
     }
     let mut client = peer;
-    for part in values.iter().rev() {
-        let Ok(ip) = part.trim().parse::<IpAddr>() else { break };
+    for entry in entries.iter().rev() {
+        let ip = std::str::from_utf8(entry).ok().and_then(|e| e.trim().parse::<IpAddr>().ok()).map(canonical)?;
         client = ip;
         if !is_trusted(&ip) {
             break;
@@ -190,7 +200,17 @@ mod tests {
         assert_eq!(client_address(Some(stranger), &xff("203.0.113.5"), &trusted), Some(stranger));
         // The client wrote the left part; the proxy appended the real peer.
         assert_eq!(client_address(Some(local), &xff("1.2.3.4, 203.0.113.5"), &trusted), "203.0.113.5".parse().ok());
-        assert_eq!(client_address(Some(local), &xff("garbage"), &trusted), Some(local));
+        // An entry that cannot be read makes the client unknown, never the proxy.
+        assert_eq!(client_address(Some(local), &xff("garbage"), &trusted), None);
+        let mut odd = HeaderMap::new();
+        odd.insert("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"10.0.0.1\xff, 203.0.113.5").unwrap());
+        assert_eq!(client_address(Some(local), &odd, &trusted), "203.0.113.5".parse().ok());
+        odd.insert("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"10.0.0.1\xff").unwrap());
+        assert_eq!(client_address(Some(local), &odd, &trusted), None);
+        // A loopback proxy seen through a dual-stack listener is still trusted.
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(client_address(Some(mapped), &xff("203.0.113.5"), &trusted), "203.0.113.5".parse().ok());
+        assert_eq!(client_address(Some(mapped), &HeaderMap::new(), &trusted), Some(local));
         // Garbage the client wrote on the left does not hide it.
         assert_eq!(client_address(Some(local), &xff("garbage, 203.0.113.5"), &trusted), "203.0.113.5".parse().ok());
         // Only trusted hops: the left-most one examined.

@@ -33,30 +33,33 @@ pub fn http_client() -> Result<reqwest::Client, CoreError> {
         .map_err(|e| CoreError::Internal(format!("cannot build the webhook client: {e}")))
 }
 
-/// Sends every delivery due at `now` once; returns how many were attempted.
+/// Claims one batch of deliveries due at `now`, sends them concurrently
+/// and records each attempt; returns how many were attempted. One batch
+/// per call, so every claim and signature carries a fresh `now`.
 pub async fn deliver_due(
     store: &Store,
     kek: &KeyEncryptionKey,
     client: &reqwest::Client,
     now: i64,
 ) -> Result<usize, CoreError> {
-    let mut attempted = 0;
-    loop {
-        let due = webhooks::claim_due(store, kek, now, BATCH).await?;
-        if due.is_empty() {
-            return Ok(attempted);
+    let due = webhooks::claim_due(store, kek, now, BATCH).await?;
+    let attempted = due.len();
+    let sends = due.into_iter().map(|d| async move {
+        let (attempt, ok) = send(client, &d, now).await;
+        match webhooks::record_attempt(store, &d, attempt, ok).await {
+            Ok(Some(state)) => tracing::info!(
+                delivery = d.id,
+                webhook = d.webhook_id.0,
+                event = %d.event_type,
+                state = state.as_str(),
+                "webhook attempt"
+            ),
+            Ok(None) => tracing::warn!(delivery = d.id, "a webhook attempt outlived its claim; not recorded"),
+            Err(e) => tracing::error!(error = %e, delivery = d.id, "could not record a webhook attempt"),
         }
-        attempted += due.len();
-        let sends = due.into_iter().map(|d| async move {
-            let (attempt, ok) = send(client, &d, now).await;
-            if let Err(e) = webhooks::record_attempt(store, d.id, d.attempts_before, attempt, ok).await {
-                tracing::error!(error = %e, delivery = d.id, "could not record a webhook attempt");
-            } else {
-                tracing::info!(delivery = d.id, webhook = d.webhook_id.0, event = %d.event_type, delivered = ok, "webhook attempt");
-            }
-        });
-        futures_util::future::join_all(sends).await;
-    }
+    });
+    futures_util::future::join_all(sends).await;
+    Ok(attempted)
 }
 
 /// One attempt: the status and the start of the body, or why there was no answer.
@@ -117,8 +120,11 @@ pub fn spawn(store: Store, kek: KeyEncryptionKey) -> Result<tokio::task::JoinHan
     let client = http_client()?;
     Ok(tokio::spawn(async move {
         loop {
-            if let Err(e) = deliver_due(&store, &kek, &client, crate::now()).await {
-                tracing::error!(error = %e, "webhook sending failed; retrying");
+            match deliver_due(&store, &kek, &client, crate::now()).await {
+                // A full batch: more may be due right now.
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook sending failed; retrying"),
             }
             tokio::select! {
                 _ = store.delivery_queued() => {}

@@ -62,6 +62,11 @@ async fn regenerating_with_an_overlap_keeps_both_secrets_until_it_ends() {
     let id = target.app.id.0;
     let before = t.obtain_token(&target, None).await;
 
+    // The impact preview lists tokens: it takes tokens:read as well.
+    let reader = t.create_app("reader", "applications:read").await;
+    let reader_token = t.obtain_token(&reader, None).await;
+    let path = format!("/api/v1/applications/{id}/secret/impact");
+    assert_eq!(status_of(&t, api(Method::GET, &path, &reader_token, None)).await, 403);
     // The impact preview first.
     let impact =
         json(t.send(api(Method::GET, &format!("/api/v1/applications/{id}/secret/impact"), &admin, None)).await).await;
@@ -333,6 +338,28 @@ async fn webhooks_are_signed_retried_and_logged() {
         assert_eq!(res.status(), 400, "{bad}");
         assert_eq!(json(res).await["field"], field, "{bad}");
     }
+    // A webhook receives audit events: managing one takes audit:read too.
+    let half = t.create_app("hooks-only", "webhooks:read webhooks:write").await;
+    let half_token = t.obtain_token(&half, None).await;
+    let res = t
+        .send(api(
+            Method::POST,
+            "/api/v1/webhooks",
+            &half_token,
+            Some(json!({"url": "https://x.internal/", "events": ["admin"]})),
+        ))
+        .await;
+    assert_eq!(res.status(), 403);
+    assert!(json(res).await["error_description"].as_str().unwrap().contains("audit:read"));
+    let res = t
+        .send(api(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{hook}"),
+            &half_token,
+            Some(json!({"url": "https://evil.example/"})),
+        ))
+        .await;
+    assert_eq!(res.status(), 403);
     let viewer = t.create_app("viewer", "webhooks:read").await;
     let viewer_token = t.obtain_token(&viewer, None).await;
     assert_eq!(status_of(&t, api(Method::DELETE, &format!("/api/v1/webhooks/{hook}"), &viewer_token, None)).await, 403);

@@ -77,12 +77,10 @@ impl Store {
             "SELECT a.id AS application_id, a.name AS application_name, a.created_at, \
              (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
              (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, \
-             (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id AND t.revoked_at IS NULL \
-              AND t.expires_at > $2) AS active_tokens \
+             CAST(0 AS BIGINT) AS active_tokens \
              FROM applications a WHERE a.enabled = TRUE AND a.created_at <= $1 ORDER BY a.id"
         )
         .bind(cutoff)
-        .bind(now)
         .fetch_all(p)
         .await?);
         let disabled: Vec<ApplicationRow> = on_pool!(self, |p| sqlx::query_as(
@@ -128,6 +126,19 @@ impl Store {
             disabled_with_tokens: disabled.into_iter().map(ApplicationRow::into_line).collect(),
             dormant_after_days,
         })
+    }
+}
+
+impl Store {
+    /// When an alert of this kind last fired for a thing, if ever.
+    pub async fn alert_last_fired(&self, kind: &str, subject_id: i64) -> Result<Option<i64>, CoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(fired_at) FROM alerts_fired WHERE kind = $1 AND subject_id = $2"
+        )
+        .bind(kind)
+        .bind(subject_id)
+        .fetch_one(p)
+        .await?))
     }
 }
 

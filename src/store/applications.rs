@@ -179,9 +179,8 @@ impl Tx {
         secret: &SecretDigest,
         now: i64,
     ) -> Result<ApplicationId, CoreError> {
-        let id: i64 =
-            on_tx!(self, |c| {
-                sqlx::query_scalar(
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query_scalar(
             "INSERT INTO applications (name, notes, client_id, allowed_networks, scopes, enabled, token_ttl_seconds, \
              max_tokens, rate_per_second, rate_per_hour, created_at, updated_at, token_format, \
              introspects_resource_server_id) \
@@ -203,7 +202,7 @@ impl Tx {
         .fetch_one(c)
         .await
         .map_err(name_taken(&s.name))?
-            });
+        });
         let id = ApplicationId(id);
         self.insert_secret(id, secret, now).await?;
         self.clients_changed = true;

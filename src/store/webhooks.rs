@@ -74,6 +74,7 @@ pub struct ClaimedDelivery {
     pub payload: String,
     pub attempts: i64,
     pub url: String,
+    pub claimed_until: i64,
     #[sqlx(default)]
     pub secret_sealed: Vec<u8>,
 }
@@ -167,25 +168,34 @@ impl Store {
              AND (claimed_until IS NULL OR claimed_until <= $1) \
              AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = TRUE) \
              ORDER BY next_attempt_at, id LIMIT $3";
-        const CLAIM: &str = "UPDATE webhook_deliveries SET claimed_until = $2 WHERE id IN ({due}) \
-             RETURNING id, webhook_id, message_id, event_type, payload, attempts, \
-             (SELECT url FROM webhooks w WHERE w.id = webhook_id) AS url";
+        const RETURNING: &str = "RETURNING {d}id, {d}webhook_id, {d}message_id, {d}event_type, {d}payload, \
+             {d}attempts, {d}claimed_until, (SELECT url FROM webhooks w WHERE w.id = {d}webhook_id) AS url";
         let mut claimed: Vec<ClaimedDelivery> = match &self.db {
+            // One writer at a time: the claim cannot race on SQLite.
             Db::Sqlite { writer, .. } => {
-                sqlx::query_as(&CLAIM.replace("{due}", DUE))
-                    .bind(now)
-                    .bind(now + CLAIM_SECONDS)
-                    .bind(limit)
-                    .fetch_all(writer)
-                    .await?
+                sqlx::query_as(&format!(
+                    "UPDATE webhook_deliveries SET claimed_until = $2 WHERE id IN ({DUE}) {}",
+                    RETURNING.replace("{d}", "")
+                ))
+                .bind(now)
+                .bind(now + CLAIM_SECONDS)
+                .bind(limit)
+                .fetch_all(writer)
+                .await?
             }
+            // The rows are locked once, in a materialised step, and rows
+            // another instance holds are skipped, never waited for.
             Db::Postgres { pool, .. } => {
-                sqlx::query_as(&CLAIM.replace("{due}", &format!("{DUE} FOR UPDATE SKIP LOCKED")))
-                    .bind(now)
-                    .bind(now + CLAIM_SECONDS)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
+                sqlx::query_as(&format!(
+                    "WITH due AS MATERIALIZED ({DUE} FOR UPDATE SKIP LOCKED) \
+                     UPDATE webhook_deliveries AS d SET claimed_until = $2 FROM due WHERE d.id = due.id {}",
+                    RETURNING.replace("{d}", "d.")
+                ))
+                .bind(now)
+                .bind(now + CLAIM_SECONDS)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
             }
         };
         for c in &mut claimed {
@@ -200,17 +210,36 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records one attempt and where the delivery stands after it.
-    #[allow(clippy::too_many_arguments)]
+    /// Records one attempt and where the delivery stands after it, if the
+    /// sender still holds its claim (`claimed_until` as claimed); `false`
+    /// when it does not (the claim lapsed and another sender took over).
     pub async fn record_delivery_attempt(
         &self,
         delivery: i64,
+        claimed_until: i64,
         attempt: &AttemptView,
         state: DeliveryState,
         attempts: i64,
         next_attempt_at: Option<i64>,
-    ) -> Result<(), CoreError> {
+    ) -> Result<bool, CoreError> {
         let mut tx = self.write().await?;
+        let finished = (state != DeliveryState::Pending).then_some(attempt.at);
+        let updated = on_tx!(tx, |c| sqlx::query(
+            "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_attempt_at = $4, finished_at = $5, \
+             claimed_until = NULL WHERE id = $1 AND claimed_until = $6"
+        )
+        .bind(delivery)
+        .bind(state.as_str())
+        .bind(attempts)
+        .bind(next_attempt_at)
+        .bind(finished)
+        .bind(claimed_until)
+        .execute(c)
+        .await?
+        .rows_affected());
+        if updated == 0 {
+            return Ok(false);
+        }
         on_tx!(tx, |c| sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, at, duration_ms, status, error, response_excerpt) \
              VALUES ($1, $2, $3, $4, $5, $6)"
@@ -224,20 +253,8 @@ impl Store {
         .execute(c)
         .await?
         .rows_affected());
-        let finished = (state != DeliveryState::Pending).then_some(attempt.at);
-        on_tx!(tx, |c| sqlx::query(
-            "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_attempt_at = $4, finished_at = $5, \
-             claimed_until = NULL WHERE id = $1"
-        )
-        .bind(delivery)
-        .bind(state.as_str())
-        .bind(attempts)
-        .bind(next_attempt_at)
-        .bind(finished)
-        .execute(c)
-        .await?
-        .rows_affected());
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Forgets finished deliveries (and their attempts) older than `before`.
@@ -290,9 +307,8 @@ impl Tx {
         enabled: bool,
         now: i64,
     ) -> Result<(), CoreError> {
-        let done =
-            on_tx!(self, |c| {
-                sqlx::query(
+        let done = on_tx!(self, |c| {
+            sqlx::query(
             "UPDATE webhooks SET url = $2, description = $3, events = $4, enabled = $5, updated_at = $6 WHERE id = $1"
         )
         .bind(id.0)
@@ -304,7 +320,7 @@ impl Tx {
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         if done == 0 {
             return Err(CoreError::NotFound("webhook"));
         }
@@ -382,8 +398,8 @@ impl Tx {
         now: i64,
     ) -> Result<bool, CoreError> {
         let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, finished_at = NULL, \
-             claimed_until = NULL WHERE id = $1 AND webhook_id = $2"
+            "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, finished_at = NULL \
+             WHERE id = $1 AND webhook_id = $2"
         )
         .bind(delivery.0)
         .bind(webhook.0)

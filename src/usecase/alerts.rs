@@ -37,8 +37,14 @@ pub async fn fire_due_alerts(store: &Store, now: i64, dormant_after_days: i64) -
         fired += usize::from(fire_once(store, "secret.expiring", s.secret_id.0, &threshold, &record).await?);
     }
     for a in &attention.dormant_applications {
-        // Keyed by the last use: used again and then dormant again warns again.
-        let threshold = format!("{}d:{}", dormant_after_days, a.last_used_at.unwrap_or(a.created_at));
+        // Once per dormancy: not again until the application is used after
+        // the last warning (a last use that moves back, as when old tokens
+        // are pruned, does not count as new).
+        let last_active = a.last_used_at.unwrap_or(a.created_at);
+        if store.alert_last_fired("application.dormant", a.application_id.0).await?.is_some_and(|f| f >= last_active) {
+            continue;
+        }
+        let threshold = format!("dormant:{last_active}");
         let record = AuditRecord::new(now, ActorKind::System, AuditAction::ApplicationDormant)
             .on_application(a.application_id, &a.application_name)
             .details(json!({ "days": dormant_after_days, "last_used_at": a.last_used_at }));

@@ -309,7 +309,7 @@ pub async fn end_previous_secret(
 ) -> Result<ApplicationView, CoreError> {
     caller.require(WRITE)?;
     let current = store.require_application(id, caller.now).await?;
-    caller.check_ceiling(store, &current, "regenerate_secret").await?;
+    caller.check_ceiling(store, &current, "end_previous_secret").await?;
     let mut tx = store.write().await?;
     tx.lock_application(id).await?;
     let app = tx.require_application(id, caller.now).await?;
@@ -336,9 +336,13 @@ pub async fn end_previous_secret(
     Ok(view)
 }
 
-/// The impact of regenerating an application's secret at `now`.
-pub async fn secret_impact(store: &Store, id: ApplicationId, now: i64) -> Result<SecretImpact, CoreError> {
+/// The impact of regenerating an application's secret now. It lists
+/// tokens, so a token caller needs the application within its ceiling (the
+/// route also asks for `tokens:read`).
+pub async fn secret_impact(store: &Store, caller: &Caller, id: ApplicationId) -> Result<SecretImpact, CoreError> {
+    let now = caller.now;
     let app = store.require_application(id, now).await?;
+    caller.check_ceiling(store, &app, "secret_impact").await?;
     let mut tokens: Vec<TokenView> =
         store.list_tokens(id).await?.into_iter().filter(|t| t.state(now) == TokenState::Active).collect();
     tokens.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at).then(b.id.cmp(&a.id)));

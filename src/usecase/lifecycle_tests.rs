@@ -151,7 +151,7 @@ async fn the_impact_preview_counts_tokens_with_their_last_use_and_address() {
     usage.record_secret(proven, T0 + 5, Some("10.1.1.1".into()));
     usage.record(used.id, T0 + 50, Some("10.2.2.2".into()));
     usage.flush(&store).await.unwrap();
-    let impact = applications::secret_impact(&store, a.id, T0 + 60).await.unwrap();
+    let impact = applications::secret_impact(&store, &Caller::cli(T0 + 60), a.id).await.unwrap();
     assert_eq!(impact.active_tokens, 2);
     assert_eq!(impact.tokens.iter().map(|t| t.id).collect::<Vec<_>>(), [used.id, idle.id], "most recently used first");
     assert_eq!(impact.tokens[0].last_used_at, Some(T0 + 50));
@@ -283,18 +283,16 @@ async fn events_are_queued_with_their_change_signed_and_retried_with_backoff() {
     // Claimed: nobody else takes it meanwhile.
     assert!(webhooks::claim_due(&store, &kek, T0 + 1, 10).await.unwrap().is_empty());
 
-    let state =
-        webhooks::record_attempt(&store, d.id, d.attempts_before, attempt(T0 + 1, Some(500)), false).await.unwrap();
-    assert_eq!(state, DeliveryState::Pending);
+    let state = webhooks::record_attempt(&store, d, attempt(T0 + 1, Some(500)), false).await.unwrap();
+    assert_eq!(state, Some(DeliveryState::Pending));
+    // A sender whose claim lapsed records nothing over the next one's work.
+    assert_eq!(webhooks::record_attempt(&store, d, attempt(T0 + 2, Some(204)), true).await.unwrap(), None);
     assert!(webhooks::claim_due(&store, &kek, T0 + 5, 10).await.unwrap().is_empty(), "not before the back-off");
     let again = webhooks::claim_due(&store, &kek, T0 + 6, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message_id, d.message_id, "the same webhook-id on every attempt");
-    let state =
-        webhooks::record_attempt(&store, again[0].id, again[0].attempts_before, attempt(T0 + 6, Some(204)), true)
-            .await
-            .unwrap();
-    assert_eq!(state, DeliveryState::Delivered);
+    let state = webhooks::record_attempt(&store, &again[0], attempt(T0 + 6, Some(204)), true).await.unwrap();
+    assert_eq!(state, Some(DeliveryState::Delivered));
     let log = store.deliveries(hook.id, 10).await.unwrap();
     assert_eq!(log[0].state, DeliveryState::Delivered);
     assert_eq!(log[0].attempts.iter().map(|a| a.status).collect::<Vec<_>>(), [Some(500), Some(204)]);
@@ -317,11 +315,9 @@ async fn a_delivery_that_keeps_failing_gives_up_after_more_than_a_day() {
     loop {
         let due = webhooks::claim_due(&store, &kek, now, 10).await.unwrap();
         assert_eq!(due.len(), 1, "attempt {attempts} at +{}", now - T0);
-        let state = webhooks::record_attempt(&store, due[0].id, due[0].attempts_before, attempt(now, None), false)
-            .await
-            .unwrap();
+        let state = webhooks::record_attempt(&store, &due[0], attempt(now, None), false).await.unwrap();
         attempts += 1;
-        if state == DeliveryState::Failed {
+        if state == Some(DeliveryState::Failed) {
             break;
         }
         now = store.deliveries(hook.id, 1).await.unwrap()[0].next_attempt_at.unwrap();
@@ -356,8 +352,18 @@ async fn alerts_fire_once_per_thing_and_threshold() {
     assert_eq!(attention.dormant_applications.iter().map(|a| a.application_name.as_str()).collect::<Vec<_>>(), ["old"]);
     assert_eq!(alerts::fire_due_alerts(&store, now, 90).await.unwrap(), 3);
     assert_eq!(alerts::fire_due_alerts(&store, now + 60, 90).await.unwrap(), 0, "once, not on every run");
+    // Pruned history (an older last use) does not re-arm the dormancy alert;
+    // a use after the warning does.
+    assert_eq!(alerts::fire_due_alerts(&store, now + 30 * day, 90).await.unwrap(), 0);
+    let secret_id = store.require_application(old.id, now).await.unwrap().secrets[0].id;
+    let usage = UsageTracker::new();
+    usage.record_secret(secret_id, now + day, Some("10.0.0.1".into()));
+    usage.flush(&store).await.unwrap();
+    assert_eq!(alerts::fire_due_alerts(&store, now + 30 * day, 90).await.unwrap(), 0, "used since: not dormant");
+    assert_eq!(alerts::fire_due_alerts(&store, now + 92 * day, 90).await.unwrap(), 1, "dormant again");
+    assert_eq!(alerts::fire_due_alerts(&store, now + 93 * day, 90).await.unwrap(), 0);
     let kinds: Vec<String> = store.deliveries(hook.id, 10).await.unwrap().into_iter().map(|d| d.event_type).collect();
-    assert_eq!(kinds.len(), 3);
+    assert_eq!(kinds.len(), 4, "three alerts, the dormancy one twice: {kinds:?}");
     for k in ["token.expiring", "secret.expiring", "application.dormant"] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
         assert!(actions(&store).await.iter().any(|a| a == k), "{k} audited");

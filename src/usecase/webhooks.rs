@@ -12,6 +12,18 @@ use serde_json::json;
 
 const WRITE: Permission = Permission::Change("webhooks:write");
 
+/// Webhook changes need `webhooks:write`; and since a webhook receives
+/// audit events, a token that points one somewhere must be able to read
+/// the audit log itself (`audit:read`), or it would read it through a
+/// receiver of its own.
+fn require_manager(caller: &Caller) -> Result<(), CoreError> {
+    caller.require(WRITE)?;
+    if matches!(caller.actor, super::Actor::Application { .. }) {
+        caller.require(Permission::Change("audit:read"))?;
+    }
+    Ok(())
+}
+
 /// What a webhook is, as asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WebhookSettings {
@@ -55,14 +67,17 @@ pub async fn create_webhook(
     kek: &KeyEncryptionKey,
     settings: WebhookSettings,
 ) -> Result<(WebhookView, WebhookSecret), CoreError> {
-    caller.require(WRITE)?;
+    require_manager(caller)?;
     let s = settings.validated()?;
     let secret = WebhookSecret::generate();
     let sealed = kek.seal_secret(secret.expose().as_bytes())?;
     let mut tx = store.write().await?;
     let id = tx.insert_webhook(&s.url, &s.description, &s.events, &sealed, caller.now).await?;
     tx.record_audit(
-        &caller.record(AuditAction::WebhookCreated).on("webhook", Some(id.0), &s.url).with("events", json!(s.events)),
+        &caller
+            .record(AuditAction::WebhookCreated)
+            .on("webhook", Some(id.0), &webhook::shown_url(&s.url))
+            .with("events", json!(s.events)),
     )
     .await?;
     let view = tx.webhook(id).await?.ok_or(CoreError::NotFound("webhook"))?;
@@ -76,7 +91,7 @@ pub async fn update_webhook(
     id: WebhookId,
     change: WebhookChange,
 ) -> Result<WebhookView, CoreError> {
-    caller.require(WRITE)?;
+    require_manager(caller)?;
     let mut tx = store.write().await?;
     let current = tx.webhook(id).await?.ok_or(CoreError::NotFound("webhook"))?;
     let s = WebhookSettings {
@@ -113,18 +128,23 @@ pub async fn update_webhook(
 
 /// Removes a webhook with its queued deliveries and their log.
 pub async fn delete_webhook(store: &Store, caller: &Caller, id: WebhookId) -> Result<WebhookView, CoreError> {
-    caller.require(WRITE)?;
+    require_manager(caller)?;
     let mut tx = store.write().await?;
     let current = tx.webhook(id).await?.ok_or(CoreError::NotFound("webhook"))?;
     tx.delete_webhook(id).await?;
-    tx.record_audit(&caller.record(AuditAction::WebhookDeleted).on("webhook", Some(id.0), &current.url)).await?;
+    tx.record_audit(&caller.record(AuditAction::WebhookDeleted).on(
+        "webhook",
+        Some(id.0),
+        &webhook::shown_url(&current.url),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(current)
 }
 
 /// Queues a `webhook.test` event for this webhook alone.
 pub async fn send_test_event(store: &Store, caller: &Caller, id: WebhookId) -> Result<DeliveryId, CoreError> {
-    caller.require(WRITE)?;
+    require_manager(caller)?;
     let mut tx = store.write().await?;
     let hook = tx.webhook(id).await?.ok_or(CoreError::NotFound("webhook"))?;
     let data = json!({ "webhook_id": hook.id, "message": "A test event from Keygate", "sent_by": caller.via() });
@@ -143,7 +163,7 @@ pub async fn retry_delivery(
     id: WebhookId,
     delivery: DeliveryId,
 ) -> Result<(), CoreError> {
-    caller.require(WRITE)?;
+    require_manager(caller)?;
     let mut tx = store.write().await?;
     if !tx.retry_delivery(id, delivery, caller.now).await? {
         return Err(CoreError::NotFound("delivery"));
@@ -166,6 +186,8 @@ pub struct DueDelivery {
     pub timestamp: i64,
     pub signature: String,
     pub attempts_before: i64,
+    /// The claim this sender holds; an attempt is recorded only under it.
+    pub claimed_until: i64,
 }
 
 /// Claims the deliveries due at `now` and signs each for sending now. A
@@ -184,6 +206,7 @@ pub async fn claim_due(
             .open_secret(&c.secret_sealed)
             .and_then(|plain| String::from_utf8(plain).ok())
             .and_then(WebhookSecret::from_stored);
+        let c_claim = c.claimed_until;
         let ClaimedDelivery { id, webhook_id, message_id, event_type, payload, attempts, url, .. } = c;
         let Some(secret) = secret else {
             let attempt = AttemptView {
@@ -193,7 +216,7 @@ pub async fn claim_due(
                 error: Some("the signing secret cannot be opened with this server's key file".into()),
                 response_excerpt: String::new(),
             };
-            record_attempt(store, id, attempts, attempt, false).await?;
+            store.record_delivery_attempt(id, c_claim, &attempt, DeliveryState::Failed, attempts + 1, None).await?;
             continue;
         };
         due.push(DueDelivery {
@@ -206,21 +229,23 @@ pub async fn claim_due(
             message_id,
             timestamp: now,
             attempts_before: attempts,
+            claimed_until: c_claim,
         });
     }
     Ok(due)
 }
 
 /// Records an attempt: delivered on success; else due again after the
-/// back-off, or failed for good once the schedule is spent.
+/// back-off, or failed for good once the schedule is spent. `None` when the
+/// claim had lapsed and another sender took the delivery over (its own
+/// attempt is the one recorded).
 pub async fn record_attempt(
     store: &Store,
-    delivery: i64,
-    attempts_before: i64,
+    delivery: &DueDelivery,
     attempt: AttemptView,
     succeeded: bool,
-) -> Result<DeliveryState, CoreError> {
-    let attempts = attempts_before + 1;
+) -> Result<Option<DeliveryState>, CoreError> {
+    let attempts = delivery.attempts_before + 1;
     let (state, next) = if succeeded {
         (DeliveryState::Delivered, None)
     } else {
@@ -229,6 +254,7 @@ pub async fn record_attempt(
             None => (DeliveryState::Failed, None),
         }
     };
-    store.record_delivery_attempt(delivery, &attempt, state, attempts, next).await?;
-    Ok(state)
+    let recorded =
+        store.record_delivery_attempt(delivery.id, delivery.claimed_until, &attempt, state, attempts, next).await?;
+    Ok(recorded.then_some(state))
 }
