@@ -27,7 +27,7 @@ trap cleanup EXIT
 for n in 1 2 3; do
   "$BIN" app create --name "decoy-$n" --scope applications:read --database-url "$DB" --json >/dev/null
 done
-ALL="applications:read applications:write tokens:read tokens:write audit:read scopes:read scopes:write"
+ALL="applications:read applications:write tokens:read tokens:write audit:read scopes:read scopes:write webhooks:read webhooks:write"
 # The fuzzer's application also holds `introspect`, which its token does
 # not carry: the scope ceiling then forbids the token to change, re-key,
 # disable or delete its own application (or revoke its own token), which
@@ -41,7 +41,9 @@ CREDS=$("$BIN" app create --name schemathesis $(printf -- '--scope %s ' $ALL int
 python3 - "$WORK/keygate.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.execute("UPDATE applications SET id = 987654321 WHERE name = 'schemathesis'")
+old = db.execute("SELECT id FROM applications WHERE name = 'schemathesis'").fetchone()[0]
+db.execute("UPDATE applications SET id = 987654321 WHERE id = ?", (old,))
+db.execute("UPDATE client_secrets SET application_id = 987654321 WHERE application_id = ?", (old,))
 db.commit()
 PY
 CLIENT_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$CREDS")

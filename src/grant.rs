@@ -228,6 +228,25 @@ impl ClientAuthFailure {
     }
 }
 
+/// A presented client ID as logs and audit events may show it. Clients
+/// that swap their ID and secret would otherwise put a live secret into
+/// the log: anything shaped like a Keygate secret or token is replaced by
+/// its kind, and anything else long enough to be a secret by its length.
+pub fn client_id_for_audit(presented: &str) -> String {
+    const SECRET_PREFIXES: [(&str, &str); 3] =
+        [("kgs_", "a client secret"), ("kgt_", "an access token"), ("whsec_", "a webhook secret")];
+    for (prefix, what) in SECRET_PREFIXES {
+        if presented.starts_with(prefix) {
+            return format!("<{what}, not shown>");
+        }
+    }
+    let n = presented.chars().count();
+    if !presented.starts_with("kgc_") && n >= 32 {
+        return format!("<{n} characters, not shown>");
+    }
+    crate::model::bounded_text(presented, 64)
+}
+
 /// Why a bearer token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRejection {
@@ -376,6 +395,15 @@ mod tests {
             ("tokens:read".into(), "urn:keygate:api".into()),
             ("billing:read".into(), "https://billing.internal/".into()),
         ]
+    }
+
+    #[test]
+    fn secrets_presented_as_client_ids_are_not_shown() {
+        assert_eq!(client_id_for_audit("kgc_abc"), "kgc_abc");
+        assert_eq!(client_id_for_audit("someone-typo"), "someone-typo");
+        assert_eq!(client_id_for_audit(&format!("kgs_{}", "a".repeat(43))), "<a client secret, not shown>");
+        assert_eq!(client_id_for_audit("kgt_x"), "<an access token, not shown>");
+        assert_eq!(client_id_for_audit(&"x".repeat(40)), "<40 characters, not shown>");
     }
 
     #[test]

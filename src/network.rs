@@ -19,6 +19,18 @@ impl ClientAddress {
 /// Most networks one application may list.
 pub const MAX_ALLOWED_NETWORKS: usize = 100;
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network
+/// it is: client addresses are compared as IPv4.
+fn ipv4_if_mapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map(IpNet::V4).unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    }
+}
+
 /// The networks an application's secret and tokens may be used from; empty
 /// means anywhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,9 +57,9 @@ impl AllowedNetworks {
                         format!("{entry} has host bits set; the network is {}", net.trunc()),
                     ))
                 }
-                Ok(net) => net,
+                Ok(net) => ipv4_if_mapped(net),
                 Err(_) => match entry.parse::<IpAddr>() {
-                    Ok(ip) => IpNet::from(ip),
+                    Ok(ip) => ipv4_if_mapped(IpNet::from(ip)),
                     Err(_) => {
                         return Err(CoreError::invalid(
                             "allowed_networks",
@@ -134,6 +146,9 @@ mod tests {
         assert!(!nets.admits(ip("192.168.1.8")));
         assert!(nets.admits(ip("2001:db8::1")));
         assert!(nets.admits(ip("::ffff:10.1.1.1")));
+        let mapped = AllowedNetworks::parse_list(&["::ffff:10.0.0.0/104", "::ffff:192.0.2.1"]).unwrap();
+        assert_eq!(mapped.names(), ["10.0.0.0/8", "192.0.2.1/32"]);
+        assert!(mapped.admits(ip("10.9.9.9")) && mapped.admits(ip("::ffff:192.0.2.1")));
         assert!(!nets.admits(ip("127.0.0.1")));
         assert!(!nets.admits(None));
         assert_eq!(AllowedNetworks::from_stored(&nets.to_stored()), nets);

@@ -3,8 +3,11 @@
 
 -- Every live secret of an application: the current one (expires_at NULL)
 -- and at most one previous one kept for an overlap until expires_at.
+-- AUTOINCREMENT here and below: an id is never reused, so a use recorded
+-- for a deleted secret (or an attempt for a deleted delivery) can never
+-- land on a new one.
 CREATE TABLE client_secrets (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     application_id INTEGER NOT NULL REFERENCES applications (id) ON DELETE CASCADE,
     secret_hash    BLOB    NOT NULL,
     created_at     INTEGER NOT NULL,
@@ -39,7 +42,7 @@ INSERT INTO scopes (name, description, builtin, created_at, resource_server_id) 
     ('webhooks:write', 'Add, change, remove and test webhooks', 1, 0, 1);
 
 CREATE TABLE webhooks (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     url           TEXT    NOT NULL,
     description   TEXT    NOT NULL DEFAULT '',
     -- Space-delimited audit actions, families and alerts.
@@ -52,7 +55,7 @@ CREATE TABLE webhooks (
 );
 
 CREATE TABLE webhook_deliveries (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     webhook_id      INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     message_id      TEXT    NOT NULL,
     event_type      TEXT    NOT NULL,
@@ -69,7 +72,7 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHER
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, id);
 
 CREATE TABLE webhook_attempts (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id      INTEGER NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
     at               INTEGER NOT NULL,
     duration_ms      INTEGER NOT NULL,

@@ -59,6 +59,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ),
             }
         })?;
+        // Every body is an object: serde would also read a struct from an
+        // array (`[null, null]`), which no client means.
+        if !bytes.trim_ascii_start().starts_with(b"{") {
+            return Err(HttpError::bad_request("the request body must be a JSON object"));
+        }
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| HttpError::bad_request(format!("invalid JSON body: {e}")))
@@ -1077,7 +1082,8 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The delivery log: the latest deliveries with every attempt (scope `webhooks:read`).
+/// The delivery log: the latest deliveries with every attempt (scopes
+/// `webhooks:read` and `audit:read`: it shows which audit events went out).
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = i64, Path), DeliveryParams),
     responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody)))]
 async fn list_deliveries(
@@ -1087,6 +1093,8 @@ async fn list_deliveries(
     ApiQuery(p): ApiQuery<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, HttpError> {
     bearer.require_scope("webhooks:read")?;
+    // The log names the audit events sent and may echo them back.
+    bearer.require_scope("audit:read")?;
     let id = keygate::WebhookId(parse_id(&id, "webhook")?);
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

@@ -118,7 +118,9 @@ pub async fn verify_bearer(
                 rec.actor_id = Some(app.0);
                 rec.actor_name = Some(name);
                 rec.details = json!({ "reason": reason, "token_id": token_id.0, "via": via });
-                state.audit_deduplicated(&format!("token:{}:{reason}:{via}", token_id.0), rec).await;
+                // Per address too: a second address is its own event.
+                let key = format!("token:{}:{reason}:{via}:{}", token_id.0, rec.client_ip.as_deref().unwrap_or("-"));
+                state.audit_deduplicated(&key, rec).await;
             }
             Err(invalid_token(rejected.rejection.description()))
         }

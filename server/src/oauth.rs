@@ -155,7 +155,7 @@ pub async fn authenticate_client(
                 .into_response());
             }
             let reason = outcome.err().unwrap_or(ClientAuthFailure::UnknownClient);
-            let shown_id = keygate::bounded_text(client_id, 64);
+            let shown_id = grant::client_id_for_audit(client_id);
             let mut rec = AuditRecord::new(now, ActorKind::Anonymous, keygate::AuditAction::ClientAuthenticationFailed)
                 .from_ip(ip.clone());
             if let Some(c) = &found {

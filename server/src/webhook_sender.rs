@@ -16,8 +16,8 @@ pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 const EXCERPT_BYTES: usize = 512;
 /// The most of an answer's body read at all.
 const READ_BYTES: usize = 4096;
-/// Deliveries claimed (and sent concurrently) per round.
-const BATCH: i64 = 16;
+/// Most deliveries in flight at once (each to a different webhook).
+const IN_FLIGHT: usize = 32;
 /// How often the sender looks for deliveries queued by other instances
 /// (or made due by the back-off).
 const POLL: Duration = Duration::from_secs(1);
@@ -42,24 +42,25 @@ pub async fn deliver_due(
     client: &reqwest::Client,
     now: i64,
 ) -> Result<usize, CoreError> {
-    let due = webhooks::claim_due(store, kek, now, BATCH).await?;
+    let due = webhooks::claim_due(store, kek, now, IN_FLIGHT as i64).await?;
     let attempted = due.len();
-    let sends = due.into_iter().map(|d| async move {
-        let (attempt, ok) = send(client, &d, now).await;
-        match webhooks::record_attempt(store, &d, attempt, ok).await {
-            Ok(Some(state)) => tracing::info!(
-                delivery = d.id,
-                webhook = d.webhook_id.0,
-                event = %d.event_type,
-                state = state.as_str(),
-                "webhook attempt"
-            ),
-            Ok(None) => tracing::warn!(delivery = d.id, "a webhook attempt outlived its claim; not recorded"),
-            Err(e) => tracing::error!(error = %e, delivery = d.id, "could not record a webhook attempt"),
-        }
-    });
-    futures_util::future::join_all(sends).await;
+    futures_util::future::join_all(due.into_iter().map(|d| send_and_record(store, client, d, now))).await;
     Ok(attempted)
+}
+
+async fn send_and_record(store: &Store, client: &reqwest::Client, d: DueDelivery, now: i64) {
+    let (attempt, ok) = send(client, &d, now).await;
+    match webhooks::record_attempt(store, &d, attempt, ok).await {
+        Ok(Some(state)) => tracing::info!(
+            delivery = d.id,
+            webhook = d.webhook_id.0,
+            event = %d.event_type,
+            state = state.as_str(),
+            "webhook attempt"
+        ),
+        Ok(None) => tracing::warn!(delivery = d.id, "a webhook attempt outlived its claim; not recorded"),
+        Err(e) => tracing::error!(error = %e, delivery = d.id, "could not record a webhook attempt"),
+    }
 }
 
 /// One attempt: the status and the start of the body, or why there was no answer.
@@ -114,20 +115,42 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// The sender's loop: wakes when this process queues a delivery, and every
-/// second for other instances' deliveries and for retries coming due.
+/// The sender's loop: claims what is due while sends are free, each send
+/// running on its own (a slow receiver never holds up another), and wakes
+/// when this process queues a delivery, when a send finishes, and every
+/// second for other instances' deliveries and retries coming due.
 pub fn spawn(store: Store, kek: KeyEncryptionKey) -> Result<tokio::task::JoinHandle<()>, CoreError> {
     let client = http_client()?;
+    let free = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let finished = std::sync::Arc::new(tokio::sync::Notify::new());
     Ok(tokio::spawn(async move {
         loop {
-            match deliver_due(&store, &kek, &client, crate::now()).await {
-                // A full batch: more may be due right now.
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "webhook sending failed; retrying"),
+            let room = free.available_permits();
+            let mut claimed = 0;
+            if room > 0 {
+                let now = crate::now();
+                match webhooks::claim_due(&store, &kek, now, room as i64).await {
+                    Ok(due) => {
+                        claimed = due.len();
+                        for d in due {
+                            let Ok(permit) = free.clone().try_acquire_owned() else { break };
+                            let (store, client, finished) = (store.clone(), client.clone(), finished.clone());
+                            tokio::spawn(async move {
+                                send_and_record(&store, &client, d, now).await;
+                                drop(permit);
+                                finished.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed; retrying"),
+                }
+            }
+            if claimed > 0 {
+                continue;
             }
             tokio::select! {
                 _ = store.delivery_queued() => {}
+                _ = finished.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }

@@ -394,3 +394,67 @@ async fn a_receiver_that_redirects_is_a_failed_attempt() {
     assert_eq!(d["state"], "pending", "a redirect is not followed and not a success: {d}");
     assert_eq!(d["attempts"][0]["status"], 307);
 }
+
+#[tokio::test]
+async fn a_receiver_that_hangs_holds_up_only_its_own_deliveries() {
+    let t = test_app().await;
+    let (_bot, admin) = bot(&t).await;
+    let (ok_url, seen) = receiver(0).await;
+    let hang = axum::Router::new().route(
+        "/hang",
+        axum::routing::post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            ""
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_url = format!("http://{}/hang", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hang).await.unwrap() });
+    for url in [&hang_url, &ok_url] {
+        let res = t
+            .send(api(Method::POST, "/api/v1/webhooks", &admin, Some(json!({"url": url, "events": ["application"]}))))
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let sender =
+        keygate_server::webhook_sender::spawn(t.store.clone(), keygate::jwt::KeyEncryptionKey::for_tests(1)).unwrap();
+    for i in 0..10 {
+        let res =
+            t.send(api(Method::POST, "/api/v1/applications", &admin, Some(json!({"name": format!("app-{i}")})))).await;
+        assert_eq!(res.status(), 201);
+    }
+    // All ten reach the healthy receiver, in order, well before the hung
+    // one's first attempt times out (10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while seen.lock().unwrap().len() < 10 {
+        assert!(std::time::Instant::now() < deadline, "only {} delivered", seen.lock().unwrap().len());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let names: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["data"]["target"]["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(names, (0..10).map(|i| format!("app-{i}")).collect::<Vec<_>>());
+    sender.abort();
+}
+
+#[tokio::test]
+async fn a_secret_sent_as_the_client_id_is_never_logged_or_audited() {
+    let t = test_app().await;
+    let c = t.create_app("swapped", "").await;
+    let res = t
+        .token_request(
+            None,
+            &format!("grant_type=client_credentials&client_id={}&client_secret={}", c.secret, c.app.client_id),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let audit = t.audit_actions().await;
+    let (_, details) = audit.iter().find(|(a, _)| a == "client.authentication_failed").unwrap();
+    assert_eq!(details["client_id"], "<a client secret, not shown>");
+    assert!(!audit.iter().any(|(_, d)| d.to_string().contains(&c.secret)));
+}

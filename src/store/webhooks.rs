@@ -164,9 +164,19 @@ impl Store {
     /// Claims up to `limit` deliveries due at `now` for this sender: each
     /// is held for [`CLAIM_SECONDS`], so several instances send each once.
     pub async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>, CoreError> {
-        const DUE: &str = "SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until <= $1) \
-             AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = TRUE) \
+        // The oldest due delivery of each webhook that has none in flight:
+        // one at a time per receiver, in order, so a receiver that hangs
+        // holds up only its own queue. The outer conditions repeat the
+        // claimable ones: PostgreSQL re-checks those (not the subquery) on
+        // a row another instance claimed meanwhile, and then skips it.
+        const DUE: &str = "SELECT id FROM webhook_deliveries WHERE id IN ( \
+               SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id) AS n \
+                 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
+                 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                 AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = TRUE) \
+                 AND webhook_id NOT IN (SELECT webhook_id FROM webhook_deliveries WHERE claimed_until > $1)) AS due \
+               WHERE n = 1) \
+             AND state = 'pending' AND (claimed_until IS NULL OR claimed_until <= $1) \
              ORDER BY next_attempt_at, id LIMIT $3";
         const RETURNING: &str = "RETURNING {d}id, {d}webhook_id, {d}message_id, {d}event_type, {d}payload, \
              {d}attempts, {d}claimed_until, (SELECT url FROM webhooks w WHERE w.id = {d}webhook_id) AS url";

@@ -392,12 +392,15 @@ async fn two_instances_send_each_delivery_and_fire_each_alert_once() {
     one.migrate().await.unwrap();
     let two = Store::open(&url).await.unwrap();
     let kek = KeyEncryptionKey::for_tests(7);
-    let settings = WebhookSettings {
-        url: "http://127.0.0.1:9/".into(),
-        events: vec!["application".into(), "token.expiring".into()],
-        description: String::new(),
-    };
-    webhooks::create_webhook(&one, &Caller::cli(T0), &kek, settings).await.unwrap();
+    // Twenty receivers: a sender takes one delivery per receiver at a time.
+    for i in 0..20 {
+        let settings = WebhookSettings {
+            url: format!("http://127.0.0.1:9/{i}"),
+            events: vec!["application".into(), "token.expiring".into()],
+            description: String::new(),
+        };
+        webhooks::create_webhook(&one, &Caller::cli(T0), &kek, settings).await.unwrap();
+    }
     for i in 0..20 {
         let (a, _) = one.create_application(ApplicationSettings::new(format!("app-{i}")), T0).await.unwrap();
         one.mint_named_token(a.id, "n", crate::ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
@@ -405,7 +408,11 @@ async fn two_instances_send_each_delivery_and_fire_each_alert_once() {
     let (a, b) =
         tokio::join!(webhooks::claim_due(&one, &kek, T0 + 1, 100), webhooks::claim_due(&two, &kek, T0 + 1, 100));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.len() + b.len(), 20, "each delivery claimed once");
+    assert_eq!(a.len() + b.len(), 20, "one delivery per receiver, each claimed once");
+    let mut hooks: Vec<i64> = a.iter().chain(&b).map(|d| d.webhook_id.0).collect();
+    hooks.sort_unstable();
+    hooks.dedup();
+    assert_eq!(hooks.len(), 20, "never two in flight for one receiver");
     let mut ids: Vec<i64> = a.iter().chain(&b).map(|d| d.id).collect();
     ids.sort_unstable();
     ids.dedup();

@@ -116,7 +116,7 @@ pub async fn update_webhook(
         tx.record_audit(
             &caller
                 .record(AuditAction::WebhookUpdated)
-                .on("webhook", Some(id.0), &s.url)
+                .on("webhook", Some(id.0), &webhook::shown_url(&s.url))
                 .with("changed", json!(changed)),
         )
         .await?;
