@@ -95,10 +95,6 @@ impl AllowedNetworks {
         )
     }
 
-    pub fn to_stored(&self) -> String {
-        self.names().join(" ")
-    }
-
     pub fn names(&self) -> Vec<String> {
         self.0.iter().map(ToString::to_string).collect()
     }
@@ -151,7 +147,7 @@ mod tests {
         assert!(mapped.admits(ip("10.9.9.9")) && mapped.admits(ip("::ffff:192.0.2.1")));
         assert!(!nets.admits(ip("127.0.0.1")));
         assert!(!nets.admits(None));
-        assert_eq!(AllowedNetworks::from_stored(&nets.to_stored()), nets);
+        assert_eq!(AllowedNetworks::from_stored(&nets.names().join(" ")), nets);
     }
 
     #[test]
