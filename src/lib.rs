@@ -6,6 +6,7 @@
 //! secret generation and hashing sit behind the `ssr` feature. Every rule
 //! that depends on the clock takes `now` as an argument.
 
+pub mod activity;
 pub mod audit_action;
 pub mod audit_dedup;
 pub mod audit_text;

@@ -1,5 +1,6 @@
 //! Applications: list, create, detail (settings, secret, tokens).
 
+use crate::charts::{ActivityCharts, RangeTabs};
 use crate::components::{form_error, url_encode, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
@@ -226,10 +227,16 @@ pub struct ApplicationDetail {
     pub now: i64,
     /// What regenerating the secret would break, shown before confirming.
     pub impact: keygate::SecretImpact,
+    pub activity: keygate::activity::ActivitySeries,
+    /// The latest refusals (folded as the audit log folds them).
+    pub refusals: Vec<keygate::AuditEventView>,
 }
 
+/// Refusals listed on an application's page (the audit log has the rest).
+const RECENT_REFUSALS: i64 = 10;
+
 #[server(prefix = "/console/fn", endpoint = "application_detail")]
-pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
+pub async fn load_application(id: i64, range: String) -> Result<ApplicationDetail, AppError> {
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
@@ -240,7 +247,20 @@ pub async fn load_application(id: i64) -> Result<ApplicationDetail, AppError> {
     let flash = take_flash(id).await?;
     let caller = keygate::usecase::Caller::administrator(me.clone(), now, None);
     let impact = keygate::usecase::applications::secret_impact(&ctx.store, &caller, app.id).await?;
-    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact })
+    let range = keygate::activity::ActivityRange::parse(&range).unwrap_or_default();
+    let activity = ctx.store.activity_series(Some(app.id), range, now).await?;
+    let refusals = ctx
+        .store
+        .list_audit_events(&keygate::store::AuditQuery {
+            application_id: Some(app.id),
+            action: Some(keygate::store::REFUSALS_FILTER.into()),
+            page: 1,
+            per_page: RECENT_REFUSALS,
+            ..Default::default()
+        })
+        .await?
+        .items;
+    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact, activity, refusals })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -689,6 +709,8 @@ fn NewApplicationForm(d: NewApplicationData) -> impl IntoView {
 pub fn ApplicationDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
+    let query = use_query_map();
+    let range = move || query.with(|q| q.get("range").unwrap_or_default());
     let update = ServerAction::<UpdateApplication>::new();
     let enable = ServerAction::<SetEnabled>::new();
     let regenerate = ServerAction::<RegenerateSecret>::new();
@@ -700,6 +722,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
         move || {
             (
                 id(),
+                range(),
                 update.version().get(),
                 enable.version().get(),
                 regenerate.version().get(),
@@ -708,7 +731,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
                 end_overlap.version().get(),
             )
         },
-        |(id, ..)| load_application(id),
+        |(id, range, ..)| load_application(id, range),
     );
     let actions = DetailActions { update, enable, regenerate, mint, revoke, delete, end_overlap };
     view! {
@@ -786,6 +809,13 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
             <h2>"Access tokens"</h2>
             <FormMessage error=revoke_error/>
             <TokensTable tokens=d.tokens.clone() now=now can_write=can_write revoke=revoke/>
+
+            <section class="activity" id="activity" aria-labelledby="activity-title">
+                <h2 id="activity-title">"Activity"</h2>
+                <RangeTabs href=format!("/applications/{}", app.id) current=d.activity.range/>
+                <ActivityCharts series=d.activity.clone() subject=app.name.clone()/>
+            </section>
+            <RecentRefusals events=d.refusals.clone() app_name=app.name.clone()/>
 
             {can_write.then(|| view! {
                 <details class="card" open=mint_error.get_untracked().is_some()>
@@ -1020,6 +1050,40 @@ fn ImpactPreview(impact: keygate::SecretImpact) -> impl IntoView {
             })}
             {(more > 0).then(|| view! { <p class="muted">{format!("and {more} more")}</p> })}
         </div>
+    }
+}
+
+/// The latest refusals of an application, folded as the audit log folds
+/// them, with a link to all of them there.
+#[component]
+fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> impl IntoView {
+    let all = format!("/audit?application={}&action=refusals", url_encode(&app_name));
+    view! {
+        <section class="card" aria-labelledby="refusals-title" data-testid="recent-refusals">
+            <h2 id="refusals-title">"Recent refusals"</h2>
+            {if events.is_empty() {
+                view! { <p class="muted">"No refusals: every request of this application was accepted."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="events">
+                        {events.into_iter().map(|e| {
+                            let reason = e.details.get("reason").and_then(|r| r.as_str()).unwrap_or("refused").to_string();
+                            let count = e.details.get("count").and_then(|c| c.as_i64()).unwrap_or(1);
+                            view! {
+                                <li>
+                                    <RelTime at=e.at/>" "
+                                    <code class="reason">{reason}</code>" "
+                                    <span class="sentence">{keygate::audit_text::describe(&e)}</span>
+                                    {(count > 1).then(|| format!(" ({count} times)"))}
+                                    " "<span class="muted">{e.client_ip.clone().map(|ip| format!("from {ip}")).unwrap_or_else(|| "from an unknown address".into())}</span>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+            <p><a href=all>"Every refusal of this application in the audit log →"</a></p>
+        </section>
     }
 }
 

@@ -17,6 +17,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("application", "Applications (all)"),
     ("application.secret_regenerated", "Secret regenerated"),
     ("token", "Tokens (all)"),
+    ("refusals", "All refusals"),
     ("token.refused", "Refused token uses"),
     ("client.authentication_failed", "Failed client authentication"),
     ("admin", "Administrators and sign-ins"),

@@ -1,6 +1,7 @@
 //! The signed-in landing page: counts of applications and active tokens,
 //! and the latest audit events.
 
+use crate::charts::{ActivityCharts, RangeTabs};
 use crate::components::RelTime;
 use crate::error::AppError;
 use crate::layout::Frame;
@@ -15,22 +16,26 @@ pub struct DashboardData {
     pub stats: DashboardStats,
     pub recent: Vec<AuditEventView>,
     pub attention: NeedsAttention,
+    pub activity: keygate::activity::ActivityOverview,
 }
 
 #[server(prefix = "/console/fn", endpoint = "dashboard")]
-pub async fn dashboard() -> Result<DashboardData, AppError> {
+pub async fn dashboard(range: String) -> Result<DashboardData, AppError> {
     let admin = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
     let stats = ctx.store.dashboard_stats(now).await?;
     let recent = ctx.store.recent_audit_events(10).await?;
     let attention = ctx.store.needs_attention(now, ctx.dormant_after_days).await?;
-    Ok(DashboardData { admin, stats, recent, attention })
+    let range = keygate::activity::ActivityRange::parse(&range).unwrap_or_default();
+    let activity = keygate::usecase::activity::overview(&ctx.store, range, now).await?;
+    Ok(DashboardData { admin, stats, recent, attention, activity })
 }
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| dashboard());
+    let query = leptos_router::hooks::use_query_map();
+    let data = Resource::new(move || query.with(|q| q.get("range").unwrap_or_default()), dashboard);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {
@@ -47,7 +52,7 @@ pub fn DashboardPage() -> impl IntoView {
 
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
-    let DashboardData { admin, stats, recent, attention } = d;
+    let DashboardData { admin, stats, recent, attention, activity } = d;
     view! {
         <Frame me=admin>
             <h1>"Overview"</h1>
@@ -67,6 +72,15 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                 </div>
             </section>
             <AttentionPanel a=attention/>
+            <section class="activity" id="activity" aria-labelledby="activity-title">
+                <h2 id="activity-title">"Activity of all applications"</h2>
+                <RangeTabs href="/".to_string() current=activity.series.range/>
+                <ActivityCharts series=activity.series.clone() subject="All applications"/>
+                <div class="leaders">
+                    <Leaders title="Busiest applications" testid="busiest" rows=activity.busiest.clone() refused=false/>
+                    <Leaders title="Most refused applications" testid="most-refused" rows=activity.most_refused.clone() refused=true/>
+                </div>
+            </section>
             <h2>"Latest activity"</h2>
             {if recent.is_empty() {
                 view! { <p class="muted">"Nothing has happened yet."</p> }.into_any()
@@ -93,6 +107,50 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
             }}
             <p><a href="/audit">"The whole audit log →"</a></p>
         </Frame>
+    }
+}
+
+/// The five busiest (or most refused) applications of the range.
+#[component]
+fn Leaders(
+    title: &'static str,
+    testid: &'static str,
+    rows: Vec<keygate::activity::ApplicationActivity>,
+    refused: bool,
+) -> impl IntoView {
+    view! {
+        <section class="card" data-testid=testid>
+            <h3>{title}</h3>
+            {if rows.is_empty() {
+                view! { <p class="muted">{if refused { "No refusals in this range." } else { "No activity in this range." }}</p> }.into_any()
+            } else {
+                view! {
+                    <table>
+                        <caption class="sr-only">{title}</caption>
+                        <thead><tr>
+                            <th scope="col">"Application"</th>
+                            {if refused {
+                                view! { <th scope="col" class="num">"Refusals"</th> }.into_any()
+                            } else {
+                                view! { <th scope="col" class="num">"Uses"</th><th scope="col" class="num">"Issued"</th> }.into_any()
+                            }}
+                        </tr></thead>
+                        <tbody>
+                            {rows.into_iter().map(|r| view! {
+                                <tr>
+                                    <td><a href=format!("/applications/{}#activity", r.application_id)>{r.application_name}</a></td>
+                                    {if refused {
+                                        view! { <td class="num">{r.refused}</td> }.into_any()
+                                    } else {
+                                        view! { <td class="num">{r.used}</td><td class="num">{r.issued}</td> }.into_any()
+                                    }}
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
     }
 }
 

@@ -9,6 +9,7 @@ pub mod admins;
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod components;
 pub mod dashboard;
 pub mod error;

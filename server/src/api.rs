@@ -847,7 +847,7 @@ async fn list_audit_events(
     bearer.require_scope("audit:read")?;
     let (page, per_page) = paging(p.page, p.per_page, 500)?;
     if let Some(action) = p.action.as_deref().filter(|a| !a.is_empty()) {
-        if !keygate::AuditAction::ALL.iter().any(|a| a.matches(action)) {
+        if action != keygate::store::REFUSALS_FILTER && !keygate::AuditAction::ALL.iter().any(|a| a.matches(action)) {
             let known: Vec<&str> = keygate::AuditAction::ALL.iter().map(|a| a.as_str()).collect();
             return Err(HttpError::Api {
                 status: StatusCode::BAD_REQUEST,
@@ -1147,6 +1147,58 @@ async fn attention(State(state): State<AppState>, bearer: Bearer) -> Result<Json
     Ok(Json(state.store.needs_attention(crate::now(), state.console.dormant_after_days).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ActivityParams {
+    /// `24h` (hourly bars), `7d` (six-hour bars) or `30d` (daily bars); default `24h`.
+    pub range: Option<String>,
+}
+
+fn activity_range(p: &ActivityParams) -> Result<keygate::activity::ActivityRange, HttpError> {
+    match p.range.as_deref().filter(|r| !r.is_empty()) {
+        None => Ok(Default::default()),
+        Some(r) => keygate::activity::ActivityRange::parse(r).ok_or_else(|| HttpError::Api {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: "range is 24h, 7d or 30d".into(),
+            field: Some("range"),
+        }),
+    }
+}
+
+/// An application's activity: tokens issued, successful uses and refusals
+/// by reason, per bar of the range (UTC-aligned; scope `applications:read`).
+/// Counts reach the database every few seconds.
+#[utoipa::path(get, path = "/api/v1/applications/{id}/activity", tag = "applications",
+    params(("id" = i64, Path), ActivityParams),
+    responses((status = 200, body = keygate::activity::ActivitySeries), (status = 404, body = ErrorBody)))]
+async fn application_activity(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<ActivityParams>,
+) -> Result<Json<keygate::activity::ActivitySeries>, HttpError> {
+    bearer.require_scope("applications:read")?;
+    let id = ApplicationId(parse_id(&id, "application")?);
+    let range = activity_range(&p)?;
+    let now = crate::now();
+    state.store.require_application(id, now).await?;
+    Ok(Json(state.store.activity_series(Some(id), range, now).await?))
+}
+
+/// Every application's activity over the range, with the five busiest and
+/// the five most-refused applications (scope `applications:read`).
+#[utoipa::path(get, path = "/api/v1/activity", tag = "stats", params(ActivityParams),
+    responses((status = 200, body = keygate::activity::ActivityOverview), (status = 403, body = ErrorBody)))]
+async fn activity_overview(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiQuery(p): ApiQuery<ActivityParams>,
+) -> Result<Json<keygate::activity::ActivityOverview>, HttpError> {
+    bearer.require_scope("applications:read")?;
+    let range = activity_range(&p)?;
+    Ok(Json(keygate::usecase::activity::overview(&state.store, range, crate::now()).await?))
+}
+
 /// The overview's counts (scope `applications:read`).
 #[utoipa::path(get, path = "/api/v1/stats", tag = "stats",
     responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
@@ -1172,6 +1224,8 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_resource_servers, create_resource_server))
         .routes(routes!(get_resource_server, update_resource_server, delete_resource_server))
         .routes(routes!(stats))
+        .routes(routes!(application_activity))
+        .routes(routes!(activity_overview))
         .routes(routes!(attention))
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(get_webhook, update_webhook, delete_webhook))

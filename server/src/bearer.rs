@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use keygate::activity::{ActivityKind, RefusalReason};
 use keygate::grant::{OAuthError, OAuthErrorCode};
 use keygate::secret::AccessToken;
 use keygate::store::{ActorKind, AuditRecord, TokenContext};
@@ -105,9 +106,14 @@ pub async fn verify_bearer(
     match checked {
         Ok(ctx) => {
             state.usage.record(ctx.token_id, now, ip);
+            state.count(ctx.application_id, ActivityKind::Used);
             Ok(ctx)
         }
         Err(rejected) => {
+            match (RefusalReason::of_token_rejection(&rejected.rejection), rejected.application_id) {
+                (Some(reason), Some(app)) => state.count(app, ActivityKind::Refused(reason)),
+                _ => state.count_unattributed_refusal("invalid_token"),
+            }
             if let (Some(reason), Some(app), Some(token_id)) =
                 (rejected.rejection.audit_reason(), rejected.application_id, rejected.token_id)
             {
@@ -138,8 +144,19 @@ pub async fn require_bearer(State(state): State<AppState>, mut req: Request, nex
         Ok(q) => q,
         Err(r) => return r,
     };
+    let app = ctx.application_id;
     req.extensions_mut().insert(Bearer(ctx));
     let mut response = next.run(req).await;
+    // A route's scope refusal (the route or the use case said so).
+    if response.status() == StatusCode::FORBIDDEN
+        && response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("insufficient_scope"))
+    {
+        state.count(app, ActivityKind::Refused(RefusalReason::Scope));
+    }
     rate_headers(&mut response, &quota);
     response
 }

@@ -65,9 +65,19 @@ pub enum Command {
         #[arg(long, env = "KEYGATE_DORMANT_AFTER_DAYS", default_value_t = keygate::DEFAULT_DORMANT_AFTER_DAYS,
               value_parser = clap::value_parser!(i64).range(1..=3650))]
         dormant_after_days: i64,
+        /// Serve Prometheus metrics at `GET /metrics` on this address (a
+        /// listener of its own; off unless given).
+        #[arg(long, env = "KEYGATE_METRICS_ADDR")]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the (SQLite) database to PATH, safe while
+    /// the server runs; never overwrites an existing file.
+    Backup {
+        /// Where to write the copy (must not exist yet).
+        path: std::path::PathBuf,
+    },
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -511,6 +521,7 @@ pub async fn run(cli: Cli) -> CliResult {
         trusted_proxies,
         key_rotation_days,
         dormant_after_days,
+        metrics_addr,
     } = cli.command
     {
         let store = Store::open(&cli.database_url).await?;
@@ -522,9 +533,19 @@ pub async fn run(cli: Cli) -> CliResult {
             trusted_proxies,
             key_rotation_days,
             dormant_after_days,
+            metrics_addr,
             key_file: cli.key_file,
         };
         return crate::serve::run(store, config).await;
+    }
+    if let Command::Backup { path } = &cli.command {
+        // Not migrated: a backup copies the database as it is.
+        let store = Store::open(&cli.database_url).await?;
+        let result = store.backup_to(path).await;
+        store.close().await;
+        let bytes = result?;
+        println!("Backed up to {} ({bytes} bytes).", path.display());
+        return Ok(());
     }
     let store = open(&cli.database_url).await?;
     let result = match cli.command {
@@ -539,7 +560,7 @@ pub async fn run(cli: Cli) -> CliResult {
 async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliResult {
     let now = caller.now;
     match command {
-        Command::Serve { .. } => Ok(()),
+        Command::Serve { .. } | Command::Backup { .. } => Ok(()),
         Command::Migrate => {
             println!("migrations applied");
             Ok(())

@@ -165,6 +165,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> Respon
 /// minute, like other refusals).
 async fn refuse(state: &AppState, ctx: &TokenContext, now: i64, ip: Option<String>, details: serde_json::Value) {
     let reason = details.get("reason").and_then(|r| r.as_str()).unwrap_or("refused").to_owned();
+    state.count(ctx.application_id, keygate::activity::ActivityKind::Refused(keygate::activity::RefusalReason::Scope));
     let mut rec =
         keygate::store::AuditRecord::new(now, keygate::store::ActorKind::Application, AuditAction::TokenRefused)
             .on_application(ctx.application_id, &ctx.application_name)

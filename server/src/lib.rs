@@ -10,6 +10,7 @@ pub mod forward_auth;
 pub mod http_error;
 pub mod idle_io;
 pub mod logging;
+pub mod metrics;
 pub mod oauth;
 pub mod router;
 pub mod serve;

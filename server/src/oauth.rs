@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keygate::activity::{ActivityKind, RefusalReason};
 use keygate::client::ClientRecord;
 use keygate::grant::{self, ClientAuthFailure, OAuthError, OAuthErrorCode};
 use keygate::model::SecretId;
@@ -91,6 +92,7 @@ pub async fn count_request(
     if d.allowed {
         return Ok(d);
     }
+    state.count(app, ActivityKind::Refused(RefusalReason::RateLimited));
     let description = if d.remaining == 0 {
         format!("the hourly quota of {per_hour} requests is used up")
     } else {
@@ -146,6 +148,15 @@ pub async fn authenticate_client(
                 .count_failed_client_auth(&keys, minute)
                 .await
                 .map_err(|e| HttpError::from(e).into_response())?;
+            let refusal = match (&found, counted) {
+                (Some(_), false) => Some(RefusalReason::RateLimited),
+                (Some(_), true) => outcome.err().and_then(RefusalReason::of_client_failure),
+                (None, _) => None,
+            };
+            match (&found, refusal) {
+                (Some(c), Some(reason)) => state.count(c.id, ActivityKind::Refused(reason)),
+                _ => state.count_unattributed_refusal(if counted { "unknown_client" } else { "rate_limited" }),
+            }
             if !counted {
                 return Err(HttpError::RateLimited {
                     retry_after,
@@ -232,17 +243,21 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         grant::resolve_grant(form.get("scope"), &targets, &client.scopes, &client.scope_servers, |t| {
             known.iter().any(|k| k == t)
         })
-        .map_err(|e| with_quota(HttpError::oauth(e)))?;
+        .map_err(|e| {
+            state.count(client.id, ActivityKind::Refused(RefusalReason::Scope));
+            with_quota(HttpError::oauth(e))
+        })?;
     let mut prepared = match client.token_format {
         keygate::TokenFormat::Opaque => keygate::store::TokenToIssue::opaque(scopes, audience),
         // RFC 9068 §2.2: a JWT access token names its audience; one that
         // names none would be refused by every verifier.
         keygate::TokenFormat::Jwt if audience.is_empty() => {
+            state.count(client.id, ActivityKind::Refused(RefusalReason::Scope));
             return Err(with_quota(HttpError::oauth(OAuthError::new(
                 OAuthErrorCode::InvalidTarget,
                 "a JWT access token needs an audience, and none of these scopes belongs to a resource server; \
                  attach the scopes to one",
-            ))))
+            ))));
         }
         keygate::TokenFormat::Jwt => {
             state.keyring.sign_access_token(&client, scopes, audience, now).await.map_err(|e| with_quota(e.into()))?
@@ -255,6 +270,8 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         Err(IssueError::Core(e)) => return Err(with_quota(e.into())),
     };
     tracing::info!(client_id = %client.client_id, token_id = %issued.id, evicted = issued.evicted, "token issued");
+    state.count(client.id, ActivityKind::Issued);
+    crate::metrics::token_issued(client.token_format);
     let mut response = (
         StatusCode::OK,
         Json(json!({
@@ -292,6 +309,7 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
         let body = match checked {
             Ok(Ok(ctx)) if may_introspect(&client, &ctx) => {
                 state.usage.record(ctx.token_id, now, None);
+                state.count(ctx.application_id, ActivityKind::Used);
                 let scope = match shown_scopes(&state, &client, &ctx).await {
                     Ok(scope) => scope,
                     Err(e) => {

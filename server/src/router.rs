@@ -83,6 +83,7 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(
             // Log the path only: query strings can carry the setup code.
             TraceLayer::new_for_http()

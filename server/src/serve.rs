@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub dormant_after_days: i64,
     /// The key-encryption key's file (`--key-file`).
     pub key_file: std::path::PathBuf,
+    /// Where to serve Prometheus metrics (`--metrics-addr`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A positive whole number from the environment, if `name` holds one.
@@ -95,6 +97,22 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     }
 
     let router = crate::build_router(state.clone()).await?;
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let handle = crate::metrics::install()?;
+            let listener = TcpListener::bind(addr).await?;
+            let metrics_local = listener.local_addr()?;
+            tracing::info!(addr = %metrics_local, "serving metrics at /metrics");
+            println!("Metrics on http://{metrics_local}/metrics");
+            let app = crate::metrics::router(state.clone(), handle);
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let flush_state = state.clone();
     let flusher = tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_interval());
@@ -148,6 +166,11 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
                 Ok(fired) => tracing::info!(fired, "lifecycle alerts fired"),
                 Err(e) => tracing::error!(error = %e, "lifecycle alerts failed"),
             }
+            match alert_store.roll_up_activity(now).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(minutes = moved, "activity rolled up into hours"),
+                Err(e) => tracing::error!(error = %e, "activity roll-up failed"),
+            }
             // Finished deliveries stay in the log for 30 days.
             if let Err(e) = alert_store.prune_deliveries(now - 30 * 86_400).await {
                 tracing::error!(error = %e, "pruning webhook deliveries failed");
@@ -167,6 +190,9 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     flusher.abort();
     pruner.abort();
     alerts.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     // A delivery in flight keeps its claim and is sent again after it
     // lapses (receivers de-duplicate by webhook-id).
     sender.abort();

@@ -15,6 +15,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub store: Store,
     pub usage: Arc<UsageTracker>,
+    /// Per-application activity per minute, for the charts.
+    pub activity: Arc<keygate::activity::ActivityCounter>,
     /// The issuer URL (RFC 8414), without a trailing slash.
     pub issuer: String,
     pub console: ConsoleContext,
@@ -57,6 +59,7 @@ impl AppState {
             leptos_options,
             store,
             usage: Arc::new(UsageTracker::new()),
+            activity: Arc::new(keygate::activity::ActivityCounter::new()),
             issuer,
             console,
             rate: Arc::new(RateLimiter::new()),
@@ -66,6 +69,19 @@ impl AppState {
             keyring,
             trusted_proxies: Arc::new(crate::forward_auth::loopback()),
         })
+    }
+
+    /// Counts a token issued, a use or a refusal for an application's
+    /// charts (in memory) and in the metrics.
+    pub fn count(&self, app: ApplicationId, kind: keygate::activity::ActivityKind) {
+        self.activity.record(app, crate::now(), kind);
+        crate::metrics::activity(kind);
+    }
+
+    /// Counts a refusal that names no application (unknown client ID or
+    /// token): metrics only.
+    pub fn count_unattributed_refusal(&self, reason: &'static str) {
+        crate::metrics::refusal(reason);
     }
 
     /// Records a noisy audit event at most once per key and minute; repeats
@@ -87,6 +103,9 @@ impl AppState {
     pub async fn flush(&self) {
         if let Err(e) = self.usage.flush(&self.store).await {
             tracing::error!(error = %e, "last-used flush failed; will retry");
+        }
+        if let Err(e) = self.activity.flush(&self.store).await {
+            tracing::error!(error = %e, "activity flush failed; will retry");
         }
         let counts = self.audit_dedup.take_dirty();
         if let Err(e) = self.store.update_audit_counts(&counts).await {

@@ -93,6 +93,10 @@ impl AuditRecord {
 }
 
 /// Filters of the audit log.
+/// The audit filter for every refusal of an application: refused token
+/// uses and failed client authentications.
+pub const REFUSALS_FILTER: &str = "refusals";
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub application_id: Option<ApplicationId>,
@@ -245,7 +249,8 @@ impl Store {
         let per_page = q.per_page.clamp(1, 500);
         let page = q.page.max(1);
         let filter = "WHERE ($1 IS NULL OR application_id = $1) \
-             AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($2) + 1) = $2 || '.') \
+             AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($2) + 1) = $2 || '.' \
+                  OR ($2 = 'refusals' AND action IN ('token.refused', 'client.authentication_failed'))) \
              AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)";
         let total: i64 = on_pool!(self, |p| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
             .bind(q.application_id.map(|a| a.0))

@@ -153,9 +153,17 @@ impl Store {
 async fn run_issuer(writer: SqlitePool, mut jobs: mpsc::Receiver<IssueJob>) {
     let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
     while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
+        observe_batch(batch.len(), jobs.len());
         let result = issue_batch(&writer, &batch).await;
         answer(&mut batch, result);
     }
+}
+
+/// The issuer's batch size and what waits behind it (Prometheus, when
+/// `--metrics-addr` installed a recorder; else nothing).
+fn observe_batch(size: usize, waiting: usize) {
+    metrics::histogram!("keygate_issuer_batch_size").record(size as f64);
+    metrics::gauge!("keygate_issuer_queue_depth").set(waiting as f64);
 }
 
 /// Answers every request of a batch with its outcome, or all of them with
@@ -243,6 +251,7 @@ pub(super) fn start_postgres(pool: sqlx::PgPool) -> mpsc::Sender<IssueJob> {
 async fn run_postgres_issuer(pool: sqlx::PgPool, mut jobs: mpsc::Receiver<IssueJob>) {
     let mut batch = Vec::with_capacity(MAX_ISSUE_BATCH);
     while jobs.recv_many(&mut batch, MAX_ISSUE_BATCH).await > 0 {
+        observe_batch(batch.len(), jobs.len());
         let result = issue_batch_on_postgres(&pool, &batch).await;
         answer(&mut batch, result);
     }

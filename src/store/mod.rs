@@ -19,6 +19,7 @@
 //! than failing a read-then-write upgrade when another process (the CLI)
 //! writes at the same time. PostgreSQL commits synchronously by default.
 
+mod activity;
 mod admins;
 mod alerts;
 mod applications;
@@ -37,8 +38,9 @@ mod throttles;
 mod tokens;
 mod webhooks;
 
+pub use activity::{HOURS_KEPT_SECONDS, MINUTES_KEPT_SECONDS};
 pub use applications::{ApplicationQuery, ApplicationSort};
-pub use audit::{ActorKind, AuditQuery, AuditRecord};
+pub use audit::{ActorKind, AuditQuery, AuditRecord, REFUSALS_FILTER};
 pub use clients::CLIENT_CACHE_TTL;
 pub use console::{FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
 pub use issuer::{IssueError, IssuedToken, TokenToIssue};
@@ -278,6 +280,13 @@ fn ensure_parent_dir(url: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Database connections, idle and in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub idle: u64,
+    pub in_use: u64,
+}
+
 /// The counts of the overview, as one row.
 #[derive(sqlx::FromRow)]
 struct StatsRow {
@@ -371,6 +380,42 @@ impl Store {
                 pool.close().await;
             }
         }
+    }
+
+    /// Writes a consistent copy of a SQLite database to `path` with
+    /// `VACUUM INTO` (one read transaction: every commit before it, none
+    /// after), safe while a server writes. Refuses an existing `path`.
+    /// PostgreSQL databases are backed up with PostgreSQL's own tools.
+    /// Returns the copy's size in bytes.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<u64, CoreError> {
+        let Db::Sqlite { pool, .. } = &self.db else {
+            return Err(CoreError::invalid(
+                "backup",
+                "keygate backup copies SQLite databases; back PostgreSQL up with pg_dump (see the README)",
+            ));
+        };
+        if path.exists() {
+            return Err(CoreError::Conflict(format!("{} exists; a backup never overwrites a file", path.display())));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            return Err(CoreError::invalid("backup", format!("the directory {} does not exist", dir.display())));
+        }
+        let target = path.to_str().ok_or_else(|| CoreError::invalid("backup", "the path is not valid UTF-8"))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(pool).await?;
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| CoreError::Internal(format!("backup written but unreadable: {e}")))
+    }
+
+    /// Connections of the main pool (SQLite: the readers and the writer).
+    pub fn pool_use(&self) -> PoolUse {
+        let (size, idle) = match &self.db {
+            Db::Sqlite { pool, writer, .. } => {
+                (pool.size() + writer.size(), pool.num_idle() as u32 + writer.num_idle() as u32)
+            }
+            Db::Postgres { pool, .. } => (pool.size(), pool.num_idle() as u32),
+        };
+        PoolUse { idle: idle as u64, in_use: size.saturating_sub(idle) as u64 }
     }
 
     pub async fn healthy(&self) -> bool {
@@ -537,5 +582,7 @@ fn connect_reason(e: &sqlx::Error) -> String {
     }
 }
 
+#[cfg(test)]
+mod activity_tests;
 #[cfg(test)]
 mod tests;

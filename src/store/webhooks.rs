@@ -152,6 +152,15 @@ impl Store {
             .collect())
     }
 
+    /// Deliveries waiting for an attempt, over every webhook (metrics).
+    pub async fn pending_deliveries(&self) -> Result<i64, CoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'"
+        )
+        .fetch_one(p)
+        .await?))
+    }
+
     /// Claims up to `limit` deliveries due at `now` for this sender: each
     /// is held for [`CLAIM_SECONDS`], so several instances send each once.
     pub async fn claim_due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<ClaimedDelivery>, CoreError> {

@@ -9,6 +9,7 @@
 //! returns a typed result. So the same operation leaves the same event
 //! whichever way it came in; only the actor and `via` differ.
 
+pub mod activity;
 pub mod admins;
 pub mod alerts;
 pub mod applications;
