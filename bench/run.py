@@ -9,7 +9,7 @@ Prints requests/s, p50/p99 latency, errors, peak server RSS, and every
 figure as a ratio to the ceiling measured in the same run. Also prints the
 wasm bundle size and the server's start-up time on an existing database.
 """
-import base64, hashlib, json, os, re, secrets, sqlite3, string, subprocess, sys, tempfile, time, urllib.request
+import base64, hashlib, json, os, re, secrets, sqlite3, string, subprocess, sys, tempfile, time, urllib.error, urllib.parse, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "keygate")
@@ -211,6 +211,62 @@ def postgres_runs(base_url):
     return single, double
 
 
+def sign_in(base, db):
+    """A viewer's console session cookie."""
+    subprocess.run([BIN, "admin", "add", "bench-viewer", "--password-stdin", "--role", "viewer", "--database-url", db],
+                   input="bench viewer password\n", check=True, capture_output=True, text=True)
+    body = urllib.parse.urlencode({"username": "bench-viewer", "password": "bench viewer password"}).encode()
+    req = urllib.request.Request(f"{base}/console/fn/sign_in", data=body, method="POST")
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    req.add_header("Accept", "text/html")
+    req.add_header("Origin", base)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    try:
+        r = urllib.request.build_opener(NoRedirect).open(req)
+        headers = r.headers
+    except urllib.error.HTTPError as e:
+        headers = e.headers
+    cookie = next(v for k, v in headers.items() if k.lower() == "set-cookie" and v.startswith("keygate_session="))
+    return cookie.split(";")[0]
+
+
+def cold_load_bytes(base, path, cookie):
+    """Bytes on the wire for a first visit with brotli: the page, then the
+    stylesheet, script and wasm it names."""
+    def fetch(url):
+        req = urllib.request.Request(url, headers={"Cookie": cookie, "Accept-Encoding": "br", "Accept": "text/html"})
+        with urllib.request.urlopen(req) as r:
+            return r.read()
+    page = fetch(base + path)
+    total = len(page)
+    html = subprocess.run(["brotli", "-dc"], input=page, capture_output=True, check=True).stdout.decode()
+    assets = sorted(set(re.findall(r'/pkg/[A-Za-z0-9_.]+\.(?:css|js|wasm)', html)))
+    for a in assets:
+        total += len(fetch(base + a))
+    return total, assets
+
+
+def console_runs(server, db, apps):
+    """Server-side rendering: the applications list (10,000 applications)
+    and an application page with 30 tokens, signed in, as a share of
+    /healthz."""
+    cookie = sign_in(server.base, db)
+    page_app = cli(db, "app", "create", "--name", "bench-page", "--scope", "applications:read", *HIGH, "--json")
+    for _ in range(30):
+        token(page_app["client_id"], page_app["client_secret"], base=server.base)
+    headers = f'wrk.headers["Cookie"] = "{cookie}"\nwrk.headers["Accept"] = "text/html"\n'
+    results = {
+        "apps_page": wrk("apps_page", "/applications", headers, server),
+        "app_detail": wrk("app_detail", f"/applications/{page_app['id']}", headers, server),
+        "ceiling": wrk("ceiling", "/healthz", "", server),
+    }
+    load, assets = cold_load_bytes(server.base, "/applications", cookie)
+    return results, load, assets
+
+
 def show(title, results, ceiling):
     print(f"\n{title}")
     print(f"{'run':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'peak RSS MB':>13}{'vs ceiling':>12}")
@@ -247,12 +303,17 @@ def main():
     big_start = server.startup_ms
     big = run_suite(apps, server, only={"issuance", "validation", "ceiling"})
     big_idle_peak = rss_kb(server.proc.pid, "VmHWM") / 1024
+    console, cold_load, cold_assets = console_runs(server, db, apps)
     server.stop()
 
     ceiling = small["ceiling"]["rps"]
     print(f"\nKeygate benchmark — wrk, {THREADS} threads, {CONNECTIONS} connections, {DURATION} per run, {os.cpu_count()} cores")
     show("Fresh database", small, ceiling)
     show(f"With 1,000,000 tokens and 10,000 applications (seeded in {seed_s:.1f} s)", big, big["ceiling"]["rps"])
+    show("Console pages, signed in (10,000 applications; the detail page has 30 tokens)", console,
+         console["ceiling"]["rps"])
+    print(f"Cold load of /applications with brotli: {cold_load / 1024:.0f} KB ({len(cold_assets)} assets: "
+          f"{', '.join(cold_assets)})")
     print("\nScale: figure with the large database as a share of the fresh one")
     for name in ("issuance", "validation"):
         print(f"  {name:<12} {big[name]['rps'] / small[name]['rps']:.0%}")
@@ -261,10 +322,12 @@ def main():
     print(f"Start-up to first healthy answer: fresh database {first_start:.0f} ms (runs migrations); "
           f"existing database {min(starts):.0f}–{max(starts):.0f} ms; with 1M tokens {big_start:.0f} ms")
     wasm = os.path.join(ROOT, "target", "site", "pkg", "keygate.wasm")
+    wasm_br = None
     if os.path.exists(wasm):
         raw = os.path.getsize(wasm)
         try:
             br = len(subprocess.run(["brotli", "-c", wasm], check=True, capture_output=True).stdout)
+            wasm_br = br
             print(f"Wasm bundle: {raw / 1024:.0f} KB raw, {br / 1024:.0f} KB brotli")
         except FileNotFoundError:
             print(f"Wasm bundle: {raw / 1024:.0f} KB raw (install brotli for the compressed size)")
@@ -290,6 +353,10 @@ def main():
         ("start-up < 1 s", max(starts) < 1000),
         ("issuance with 1M tokens >= 90% of fresh", big["issuance"]["rps"] >= 0.9 * small["issuance"]["rps"]),
         ("validation with 1M tokens >= 90% of fresh", big["validation"]["rps"] >= 0.9 * small["validation"]["rps"]),
+        ("applications page >= 25% of /healthz", console["apps_page"]["rps"] / console["ceiling"]["rps"] >= 0.25),
+        ("applications page p99 < 20 ms", console["apps_page"]["p99"] < 20),
+        ("console pages without errors", sum(r["errors"] for r in console.values()) == 0),
+        ("wasm <= 250 KB brotli", wasm_br is not None and wasm_br <= 250 * 1024),
     ]
     if pg:
         for label, runs in (("one instance", pg[0]), ("two instances", pg[1])):

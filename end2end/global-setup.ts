@@ -58,6 +58,7 @@ export default async function globalSetup() {
     await start('nojs', 3188),
     await start('life', 3189),
     await start('rotate', 3190),
+    await start('activity', 3191),
   ];
   fs.writeFileSync(STATE_FILE, JSON.stringify(servers, null, 2));
 }

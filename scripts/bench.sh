@@ -10,7 +10,7 @@ if ! command -v wrk >/dev/null 2>&1 || ! command -v brotli >/dev/null 2>&1; then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk brotli
 fi
-cargo leptos build --release
+cargo leptos build --release --precompress
 # PostgreSQL runs: one instance, then two on one database, on a throwaway
 # server (the same one the tests use).
 BENCH_POSTGRES_URL=$(scripts/pg-test-server.sh start)

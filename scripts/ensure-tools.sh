@@ -47,6 +47,11 @@ if [[ $want_browser -eq 1 ]]; then
     say "installing Debian's nginx-light and caddy"
     apt_install nginx-light caddy
   fi
+  # The snippet test runs the console's Python snippet, which uses requests.
+  if ! python3 -c 'import requests' 2>/dev/null; then
+    say "installing python3 requests"
+    python3 -m pip install -q --user requests || apt_install python3-requests
+  fi
   if [[ ! -x /usr/bin/chromium ]]; then
     say "installing Debian's chromium"
     apt_install chromium

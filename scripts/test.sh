@@ -18,7 +18,7 @@ KEYGATE_TEST_POSTGRES_URL="$pg_url" cargo test --release --workspace --lib \
   --test api_me --test api_v1 --test oauth_token --test oauth_client_library \
   --test console_auth --test console_pages --test hardening --test parity --test multi_instance \
   --test audiences_jwt_forward_auth --test credential_lifecycle --test activity
-cargo leptos build --release
+cargo leptos build --release --precompress
 scripts/schemathesis.sh
 mkdir -p end2end/screenshots
 (cd end2end && npx playwright test)

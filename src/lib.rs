@@ -19,6 +19,7 @@ pub mod password_work;
 #[cfg(feature = "ssr")]
 pub mod ratelimit;
 pub mod scope;
+pub mod snippets;
 pub mod throttle;
 pub mod time_fmt;
 

@@ -68,6 +68,8 @@ pub async fn reset_password(id: i64, password: String) -> Result<(), AppError> {
     let ctx = crate::server::context()?;
     keygate::usecase::admins::reset_password(&ctx.store, &ctx.password_work, &caller, keygate::AdminId(id), &password)
         .await?;
+    // The page says it was done (a plain form post lands here).
+    leptos_axum::redirect("/admins?reset=done");
     Ok(())
 }
 
@@ -100,7 +102,8 @@ fn AdminsView(
     let change_error = form_error(change.value(), <ChangeRole as ServerFn>::PATH);
     let remove_error = form_error(remove.value(), <RemoveAdmin as ServerFn>::PATH);
     let reset_error = form_error(reset.value(), <ResetPassword as ServerFn>::PATH);
-    let reset_done = move || matches!(reset.value().get(), Some(Ok(())));
+    let query = leptos_router::hooks::use_query_map();
+    let reset_done = move || query.with(|q| q.get("reset").as_deref() == Some("done"));
     view! {
         <Frame me=d.me.clone()>
             <h1>"Administrators"</h1>

@@ -1,7 +1,7 @@
 //! Applications: list, create, detail (settings, secret, tokens).
 
 use crate::charts::{ActivityCharts, RangeTabs};
-use crate::components::{form_error, url_encode, FieldMessage, FormMessage, RelTime};
+use crate::components::{form_error, url_encode, CopyButton, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
 use keygate::{AdminView, ApplicationView, ResourceServerView, ScopeView, TokenFormat, TokenState, TokenView};
@@ -228,15 +228,18 @@ pub struct ApplicationDetail {
     /// What regenerating the secret would break, shown before confirming.
     pub impact: keygate::SecretImpact,
     pub activity: keygate::activity::ActivitySeries,
+    /// Who the connection snippets are for.
+    pub connect: keygate::snippets::SnippetTarget,
     /// The latest refusals (folded as the audit log folds them).
     pub refusals: Vec<keygate::AuditEventView>,
 }
 
 /// Refusals listed on an application's page (the audit log has the rest).
+#[cfg(feature = "ssr")]
 const RECENT_REFUSALS: i64 = 10;
 
 #[server(prefix = "/console/fn", endpoint = "application_detail")]
-pub async fn load_application(id: i64, range: String) -> Result<ApplicationDetail, AppError> {
+pub async fn load_application(id: i64, range: Option<String>) -> Result<ApplicationDetail, AppError> {
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
@@ -247,7 +250,7 @@ pub async fn load_application(id: i64, range: String) -> Result<ApplicationDetai
     let flash = take_flash(id).await?;
     let caller = keygate::usecase::Caller::administrator(me.clone(), now, None);
     let impact = keygate::usecase::applications::secret_impact(&ctx.store, &caller, app.id).await?;
-    let range = keygate::activity::ActivityRange::parse(&range).unwrap_or_default();
+    let range = range.as_deref().and_then(keygate::activity::ActivityRange::parse).unwrap_or_default();
     let activity = ctx.store.activity_series(Some(app.id), range, now).await?;
     let refusals = ctx
         .store
@@ -260,7 +263,12 @@ pub async fn load_application(id: i64, range: String) -> Result<ApplicationDetai
         })
         .await?
         .items;
-    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact, activity, refusals })
+    let connect = keygate::snippets::SnippetTarget {
+        base_url: ctx.public_url.clone(),
+        client_id: app.client_id.clone(),
+        scopes: app.scopes.clone(),
+    };
+    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact, activity, refusals, connect })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -710,7 +718,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
     let query = use_query_map();
-    let range = move || query.with(|q| q.get("range").unwrap_or_default());
+    let range = move || query.with(|q| q.get("range"));
     let update = ServerAction::<UpdateApplication>::new();
     let enable = ServerAction::<SetEnabled>::new();
     let regenerate = ServerAction::<RegenerateSecret>::new();
@@ -778,7 +786,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                 <h1 data-testid="application-name">{app.name.clone()}</h1>
                 {status_badge(app.enabled)}
             </div>
-            {d.flash.clone().map(|f| view! { <FlashPanel flash=f/> })}
+            {d.flash.clone().map(|f| view! { <FlashPanel flash=f connect=d.connect.clone()/> })}
             {jwt_without_audience.then(|| view! {
                 <p class="notice" role="status">"This application issues JWT access tokens, but none of its scopes belongs to a resource server, so a JWT would have no audience: the token endpoint refuses it (invalid_target). Attach its scopes to a resource server on the Scopes page, or switch it to opaque tokens."</p>
             })}
@@ -809,6 +817,8 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
             <h2>"Access tokens"</h2>
             <FormMessage error=revoke_error/>
             <TokensTable tokens=d.tokens.clone() now=now can_write=can_write revoke=revoke/>
+
+            <ConnectPanel target=d.connect.clone()/>
 
             <section class="activity" id="activity" aria-labelledby="activity-title">
                 <h2 id="activity-title">"Activity"</h2>
@@ -1087,8 +1097,58 @@ fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> imp
     }
 }
 
+/// How to use this application's credentials: the endpoints, the auth
+/// method, and ready-to-run snippets (token, then `GET /api/v1/me`).
 #[component]
-pub fn FlashPanel(flash: Flash) -> impl IntoView {
+fn ConnectPanel(target: keygate::snippets::SnippetTarget) -> impl IntoView {
+    let token_url = format!("{}/oauth2/token", target.base_url);
+    let metadata_url = format!("{}/.well-known/oauth-authorization-server", target.base_url);
+    view! {
+        <section class="card connect" id="connect" aria-labelledby="connect-title" data-testid="connect">
+            <h2 id="connect-title">"Connect"</h2>
+            <dl class="facts">
+                <dt>"Token endpoint"</dt><dd><code>{token_url}</code></dd>
+                <dt>"Server metadata"</dt><dd><code>{metadata_url}</code></dd>
+                <dt>"Authentication"</dt><dd>"HTTP Basic with the client ID and secret ("<code>"client_secret_basic"</code>"), or both in the form body ("<code>"client_secret_post"</code>")"</dd>
+                <dt>"Grant"</dt><dd><code>"grant_type=client_credentials"</code>{(!target.scopes.is_empty()).then(|| view! { ", "<code>{format!("scope={}", target.scopes.join(" "))}</code> })}</dd>
+            </dl>
+            <Snippets target=target prefix="snippet"/>
+        </section>
+    }
+}
+
+/// The five snippets, one open at a time (plain `<details>`, so they work
+/// without JavaScript); each with a copy button.
+#[component]
+fn Snippets(target: keygate::snippets::SnippetTarget, prefix: &'static str) -> impl IntoView {
+    view! {
+        <p class="muted">{format!("Each obtains a token and calls GET /api/v1/me. Set {} to the client secret first.", keygate::snippets::SECRET_VARIABLE)}</p>
+        <div class="snippets">
+            {keygate::snippets::snippets(&target)
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let id = format!("{prefix}-{}", s.id);
+                    view! {
+                        <details class="snippet" open=i == 0 name=prefix>
+                            <summary>{s.label}</summary>
+                            <p class="muted">{s.how_to_run}</p>
+                            <div class="snippet-code">
+                                <pre><code id=id.clone() data-testid=id.clone()>{s.code}</code></pre>
+                                <CopyButton target=id label=format!("Copy the {} snippet", s.label)/>
+                            </div>
+                        </details>
+                    }
+                })
+                .collect_view()}
+        </div>
+    }
+}
+
+#[component]
+pub fn FlashPanel(flash: Flash, #[prop(optional)] connect: Option<keygate::snippets::SnippetTarget>) -> impl IntoView {
+    crate::components::no_store_page();
+    let is_secret = flash.kind == FlashKind::ClientSecret;
     let (label, id, what) = match flash.kind {
         FlashKind::ClientSecret => ("Client secret", "new-secret", "secret"),
         FlashKind::AccessToken => ("Access token", "new-token", "token"),
@@ -1101,6 +1161,10 @@ pub fn FlashPanel(flash: Flash) -> impl IntoView {
                 "Copy the {what} now. It is shown only this once: Keygate stores only a hash of it, so nobody can show it to you again."
             )}</p>
             <CopyField label=label value=flash.value.clone() id=id/>
+            {connect.filter(|_| is_secret).map(|target| view! {
+                <h3>"Try it"</h3>
+                <Snippets target=target prefix="new-secret-snippet"/>
+            })}
         </section>
     }
 }

@@ -109,6 +109,7 @@ pub fn SignInPage() -> impl IntoView {
 
 #[component]
 pub fn SetupPage() -> impl IntoView {
+    crate::components::no_store_page();
     let action = ServerAction::<CreateOwner>::new();
     let error = form_error(action.value(), <CreateOwner as ServerFn>::PATH);
     let query = use_query_map();

@@ -6,10 +6,14 @@ use leptos::prelude::*;
 use leptos::server_fn::error::ServerFnUrlError;
 use leptos_router::hooks::use_query_map;
 
-/// The current time (Unix seconds) for relative times; ticks in the browser
-/// so a page left open stays right.
-#[derive(Clone, Copy)]
-pub struct Clock(pub RwSignal<i64>);
+/// Marks the page being rendered `Cache-Control: no-store`: it shows a
+/// secret once (or a one-time code), so no cache may keep it.
+pub fn no_store_page() {
+    #[cfg(feature = "ssr")]
+    if let Some(r) = use_context::<leptos_axum::ResponseOptions>() {
+        r.insert_header(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    }
+}
 
 pub fn now_seconds() -> i64 {
     #[cfg(feature = "hydrate")]
@@ -22,22 +26,71 @@ pub fn now_seconds() -> i64 {
     }
 }
 
-pub fn provide_clock() {
-    let now = RwSignal::new(now_seconds());
-    provide_context(Clock(now));
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        let _ = set_interval_with_handle(move || now.set(now_seconds()), std::time::Duration::from_secs(20));
-    });
-}
-
-/// "3 minutes ago", with the exact UTC time on hover.
+/// "3 minutes ago", with the exact UTC time on hover, rendered on the
+/// server; [`LiveTimes`] keeps it current in the browser.
 #[component]
 pub fn RelTime(at: i64) -> impl IntoView {
-    let clock = use_context::<Clock>().map(|c| c.0);
-    let text = move || time_fmt::relative(at, clock.map(|c| c.get()).unwrap_or_else(now_seconds));
     view! {
-        <time datetime=time_fmt::rfc3339(at) title=time_fmt::exact_utc(at)>{text}</time>
+        <time datetime=time_fmt::rfc3339(at) title=time_fmt::exact_utc(at) data-at=at.to_string()>
+            {time_fmt::relative(at, now_seconds())}
+        </time>
+    }
+}
+
+/// Keeps every relative time of the page current (every 20 seconds), so a
+/// page left open stays right. An island: the only code of the page that
+/// runs in the browser, besides the copy buttons.
+#[island]
+pub fn LiveTimes() -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        refresh_times();
+        let _ = set_interval_with_handle(refresh_times, std::time::Duration::from_secs(20));
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn refresh_times() {
+    let Ok(times) = document().query_selector_all("time[data-at]") else { return };
+    let now = now_seconds();
+    for i in 0..times.length() {
+        let Some(node) = times.item(i) else { continue };
+        let Ok(el) = wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(node) else { continue };
+        if let Some(at) = el.get_attribute("data-at").and_then(|a| a.parse::<i64>().ok()) {
+            el.set_text_content(Some(&time_fmt::relative(at, now)));
+        }
+    }
+}
+
+/// Copies the value of the input (or the text of the element) with id
+/// `target`. Shown only once JavaScript runs: without it the value is
+/// selected on focus for copying by hand.
+#[island]
+pub fn CopyButton(target: String, label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let ready = RwSignal::new(false);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| ready.set(true));
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let Some(el) = document().get_element_by_id(&target) else { return };
+            let text = match wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlInputElement>(&el) {
+                Some(input) => input.value(),
+                None => el.text_content().unwrap_or_default(),
+            };
+            if let Some(w) = web_sys::window() {
+                let _ = w.navigator().clipboard().write_text(&text);
+                copied.set(true);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &target;
+    };
+    view! {
+        <button type="button" class="secondary copy" hidden=move || !ready.get() on:click=copy aria-label=label>
+            {move || if copied.get() { "Copied" } else { "Copy" }}
+        </button>
     }
 }
 

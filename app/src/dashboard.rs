@@ -20,14 +20,14 @@ pub struct DashboardData {
 }
 
 #[server(prefix = "/console/fn", endpoint = "dashboard")]
-pub async fn dashboard(range: String) -> Result<DashboardData, AppError> {
+pub async fn dashboard(range: Option<String>) -> Result<DashboardData, AppError> {
     let admin = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
     let stats = ctx.store.dashboard_stats(now).await?;
     let recent = ctx.store.recent_audit_events(10).await?;
     let attention = ctx.store.needs_attention(now, ctx.dormant_after_days).await?;
-    let range = keygate::activity::ActivityRange::parse(&range).unwrap_or_default();
+    let range = range.as_deref().and_then(keygate::activity::ActivityRange::parse).unwrap_or_default();
     let activity = keygate::usecase::activity::overview(&ctx.store, range, now).await?;
     Ok(DashboardData { admin, stats, recent, attention, activity })
 }
@@ -35,7 +35,7 @@ pub async fn dashboard(range: String) -> Result<DashboardData, AppError> {
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
-    let data = Resource::new(move || query.with(|q| q.get("range").unwrap_or_default()), dashboard);
+    let data = Resource::new(move || query.with(|q| q.get("range")), dashboard);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || {

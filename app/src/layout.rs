@@ -1,6 +1,7 @@
 //! The frame of every signed-in page: navigation, who is signed in, sign-out.
 
 use crate::auth::SignOutButton;
+use crate::components::{CopyButton, LiveTimes};
 use crate::error::AppError;
 use keygate::{AdminView, Role};
 use leptos::prelude::*;
@@ -27,6 +28,7 @@ pub fn Frame(me: AdminView, children: Children) -> impl IntoView {
             <SignOutButton/>
         </header>
         <main>{children()}</main>
+        <LiveTimes/>
     }
 }
 
@@ -48,30 +50,15 @@ pub fn loaded<T>(result: Result<T, AppError>, render: impl FnOnce(T) -> AnyView)
 }
 
 /// A field for a secret or token, with a one-click copy button (the value
-/// stays selectable without JavaScript).
+/// is selected on focus for copying by hand without JavaScript).
 #[component]
 pub fn CopyField(label: &'static str, value: String, id: &'static str) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let for_copy = value.clone();
-    let copy = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            if let Some(w) = web_sys::window() {
-                let _ = w.navigator().clipboard().write_text(&for_copy);
-                copied.set(true);
-            }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = &for_copy;
-    };
     view! {
         <div class="copy-field">
             <label for=id>{label}</label>
             <div class="copy-row">
-                <input id=id type="text" readonly value=value.clone() data-testid=id onfocus="this.select()"/>
-                <button type="button" class="secondary" on:click=copy aria-label=format!("Copy {label}")>
-                    {move || if copied.get() { "Copied" } else { "Copy" }}
-                </button>
+                <input id=id type="text" readonly value=value data-testid=id onfocus="this.select()"/>
+                <CopyButton target=id.to_string() label=format!("Copy {label}")/>
             </div>
         </div>
     }

@@ -19,7 +19,7 @@ pub mod server;
 pub mod webhooks;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -52,7 +52,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <link rel="stylesheet" id="keygate" href=format!("/pkg/{}.css", options.output_name)/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -65,16 +66,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    components::provide_clock();
-    // Lets tests (and curious operators) see that hydration finished.
-    #[cfg(feature = "hydrate")]
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
     view! {
-        <Stylesheet id="keygate" href="/pkg/keygate.css"/>
         <Title text="Keygate"/>
         <Router>
             <Routes fallback=|| view! { <main class="narrow"><h1>"Not found"</h1><p><a href="/">"Back to the console"</a></p></main> }>
@@ -98,5 +90,17 @@ pub fn App() -> impl IntoView {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Islands: pages are rendered on the server and forms post natively;
+    // only the islands (copy buttons, live relative times) run here.
+    leptos::mount::hydrate_islands();
+    // Lets tests (and curious operators) see that the islands are live:
+    // the loader hydrates them right after this returns.
+    set_timeout(
+        || {
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-hydrated", "true");
+            }
+        },
+        std::time::Duration::ZERO,
+    );
 }

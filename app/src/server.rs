@@ -25,6 +25,8 @@ pub struct ConsoleContext {
     pub kek: keygate::jwt::KeyEncryptionKey,
     /// Days without a use after which an application is dormant.
     pub dormant_after_days: i64,
+    /// The server's public base URL (the issuer), for the snippets.
+    pub public_url: String,
 }
 
 pub fn context() -> Result<ConsoleContext, AppError> {

@@ -539,6 +539,15 @@ pub async fn run(cli: Cli) -> CliResult {
         return crate::serve::run(store, config).await;
     }
     if let Command::Backup { path } = &cli.command {
+        // Never create an empty database just to copy it.
+        if cli.database_url.starts_with("sqlite:") {
+            let file = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&cli.database_url)?
+                .get_filename()
+                .to_path_buf();
+            if !file.exists() {
+                return Err(format!("there is no database at {}", file.display()).into());
+            }
+        }
         // Not migrated: a backup copies the database as it is.
         let store = Store::open(&cli.database_url).await?;
         let result = store.backup_to(path).await;

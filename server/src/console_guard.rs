@@ -13,8 +13,9 @@
 //!   into the console.
 //! - **Statuses**: a refused server function answers 400/401/403/404/409/429
 //!   (with `Retry-After`) instead of Leptos' blanket 500.
-//! - **Caching**: console pages and answers are `no-store`; some carry a
-//!   secret shown once.
+//! - **Caching**: console pages are `private, no-cache`, those showing a
+//!   secret once (or the setup code) `no-store`, as are server functions'
+//!   answers.
 
 use crate::state::AppState;
 use app::AppError;
@@ -299,7 +300,12 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             return r;
         }
         let mut r = next.run(req).await;
-        no_store(&mut r);
+        // Signed-in pages are revalidated every time and never kept by a
+        // shared cache; a page showing a secret (or the setup code) said
+        // `no-store` itself.
+        if !r.headers().contains_key(header::CACHE_CONTROL) {
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+        }
         return r;
     }
 

@@ -2,6 +2,7 @@
 //! endpoints, the bearer-protected API, sessions and static files.
 
 pub mod api;
+pub mod assets;
 pub mod bearer;
 pub mod cli;
 pub mod console_guard;

@@ -12,6 +12,8 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -51,6 +53,7 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         .route("/oauth2/jwks", get(oauth::jwks))
         .route("/oauth2/forward-auth", any(crate::forward_auth::forward_auth))
         .route("/healthz", get(healthz))
+        .route("/pkg/{*file}", get(crate::assets::serve))
         .merge(api::routes(&state))
         .route("/api/v1/{*rest}", any(api_not_found));
 
@@ -83,6 +86,13 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+        // Pages and API answers of 1 KiB or more, brotli or gzip as the
+        // client accepts (static files arrive precompressed and pass).
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Precise(4))
+                .compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES).and(NotForContentType::SSE)),
+        )
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(
             // Log the path only: query strings can carry the setup code.

@@ -32,11 +32,17 @@ pub fn site_root() -> String {
     cwd.display().to_string()
 }
 
+/// The site's options. The output name carries the assets' fingerprint
+/// (`keygate.<fp>`), so pages name this build's files (see `assets`).
 pub fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let base = std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "keygate".into());
+    let root = site_root();
+    let pkg = std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into());
+    let fingerprint = crate::assets::fingerprint(&PathBuf::from(&root).join(&pkg), &base);
     LeptosOptions::builder()
-        .output_name(std::env::var("LEPTOS_OUTPUT_NAME").unwrap_or_else(|_| "keygate".into()))
-        .site_root(site_root())
-        .site_pkg_dir(std::env::var("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|_| "pkg".into()))
+        .output_name(format!("{base}.{fingerprint}"))
+        .site_root(root)
+        .site_pkg_dir(pkg)
         .site_addr(addr)
         .env(Env::PROD)
         .build()

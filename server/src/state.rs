@@ -50,6 +50,7 @@ impl AppState {
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
             kek: kek.clone(),
             dormant_after_days: keygate::DEFAULT_DORMANT_AFTER_DAYS,
+            public_url: issuer.trim_end_matches('/').to_owned(),
         };
         let form_errors = crate::console_guard::FormErrorSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;

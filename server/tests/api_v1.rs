@@ -250,6 +250,8 @@ async fn openapi_document_lists_every_route() {
         ("get", "/api/v1/applications/{id}/secret/impact"),
         ("delete", "/api/v1/applications/{id}/secrets/{secret_id}"),
         ("get", "/api/v1/attention"),
+        ("get", "/api/v1/applications/{id}/activity"),
+        ("get", "/api/v1/activity"),
         ("get", "/api/v1/webhooks"),
         ("post", "/api/v1/webhooks"),
         ("get", "/api/v1/webhooks/{id}"),

@@ -107,6 +107,12 @@ async fn a_backup_under_load_keeps_every_acknowledged_token() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(std::fs::metadata(&copy).unwrap().len(), size);
+    // A database that does not exist is not created to be copied.
+    let missing = dir.path().join("missing.db");
+    let out = cli(&format!("sqlite:{}", missing.display()), &["backup", dir.path().join("x.db").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no database"));
+    assert!(!missing.exists());
     drop(server);
 
     // Restore: serve the copy (as the README says: stop, copy in place, start).
