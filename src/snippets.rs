@@ -37,8 +37,9 @@ fn lit(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            // Never in a URL or client ID Keygate accepts; dropped rather
+            // than escaped, as the five languages escape them differently.
+            c if c.is_control() => {}
             c => out.push(c),
         }
     }
@@ -59,9 +60,10 @@ pub fn snippets(t: &SnippetTarget) -> Vec<Snippet> {
     let token_url = format!("{base}/oauth2/token");
     let me_url = format!("{base}/api/v1/me");
 
+    // A failed token request stops the chain and shows the server's answer.
+    let user = format!("\"{}:${SECRET_VARIABLE}\"", t.client_id.replace(['"', '$', '`', '\\'], ""));
     let curl = format!(
-        "TOKEN=$(curl -sS --fail-with-body -u {user} \\\n  -d grant_type=client_credentials{scope_arg} \\\n  {token_url} \\\n  | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\ncurl -sS --fail-with-body -H \"Authorization: Bearer $TOKEN\" {me_url}\n",
-        user = format!("\"{}:${SECRET_VARIABLE}\"", t.client_id.replace(['"', '$', '`', '\\'], "")),
+        "RESPONSE=$(curl -sS --fail-with-body -u {user} \\\n  -d grant_type=client_credentials{scope_arg} \\\n  {token_url}) \\\n  || {{ echo \"token request failed: $RESPONSE\" >&2; false; }} \\\n  && TOKEN=$(printf '%s' \"$RESPONSE\" | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/') \\\n  && curl -sS --fail-with-body -H \"Authorization: Bearer $TOKEN\" {me_url}\n",
         scope_arg = if has_scope { format!(" --data-urlencode {}", sh(&format!("scope={scope}"))) } else { String::new() },
         token_url = sh(&token_url),
         me_url = sh(&me_url),
@@ -162,6 +164,7 @@ mod tests {
     #[test]
     fn literals_are_escaped() {
         assert_eq!(lit("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(lit("a\u{7}b"), "\"ab\"");
         assert_eq!(sh("it's"), "'it'\\''s'");
     }
 }

@@ -230,6 +230,8 @@ pub struct ApplicationDetail {
     pub activity: keygate::activity::ActivitySeries,
     /// Who the connection snippets are for.
     pub connect: keygate::snippets::SnippetTarget,
+    /// Whether the base URL is the configured public one (`--public-url`).
+    pub public_url_configured: bool,
     /// The latest refusals (folded as the audit log folds them).
     pub refusals: Vec<keygate::AuditEventView>,
 }
@@ -268,7 +270,20 @@ pub async fn load_application(id: i64, range: Option<String>) -> Result<Applicat
         client_id: app.client_id.clone(),
         scopes: app.scopes.clone(),
     };
-    Ok(ApplicationDetail { me, app, tokens, catalogue, servers, flash, now, impact, activity, refusals, connect })
+    Ok(ApplicationDetail {
+        me,
+        app,
+        tokens,
+        catalogue,
+        servers,
+        flash,
+        now,
+        impact,
+        activity,
+        refusals,
+        connect,
+        public_url_configured: ctx.public_url_configured,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -818,7 +833,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
             <FormMessage error=revoke_error/>
             <TokensTable tokens=d.tokens.clone() now=now can_write=can_write revoke=revoke/>
 
-            <ConnectPanel target=d.connect.clone()/>
+            <ConnectPanel target=d.connect.clone() configured=d.public_url_configured/>
 
             <section class="activity" id="activity" aria-labelledby="activity-title">
                 <h2 id="activity-title">"Activity"</h2>
@@ -1072,19 +1087,17 @@ fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> imp
         <section class="card" aria-labelledby="refusals-title" data-testid="recent-refusals">
             <h2 id="refusals-title">"Recent refusals"</h2>
             {if events.is_empty() {
-                view! { <p class="muted">"No refusals: every request of this application was accepted."</p> }.into_any()
+                view! { <p class="muted">"No refusals of this application in the audit log (refusals for rate limits and requested scopes are counted in the chart above)."</p> }.into_any()
             } else {
                 view! {
                     <ul class="events">
                         {events.into_iter().map(|e| {
                             let reason = e.details.get("reason").and_then(|r| r.as_str()).unwrap_or("refused").to_string();
-                            let count = e.details.get("count").and_then(|c| c.as_i64()).unwrap_or(1);
                             view! {
                                 <li>
                                     <RelTime at=e.at/>" "
                                     <code class="reason">{reason}</code>" "
                                     <span class="sentence">{keygate::audit_text::describe(&e)}</span>
-                                    {(count > 1).then(|| format!(" ({count} times)"))}
                                     " "<span class="muted">{e.client_ip.clone().map(|ip| format!("from {ip}")).unwrap_or_else(|| "from an unknown address".into())}</span>
                                 </li>
                             }
@@ -1100,12 +1113,15 @@ fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> imp
 /// How to use this application's credentials: the endpoints, the auth
 /// method, and ready-to-run snippets (token, then `GET /api/v1/me`).
 #[component]
-fn ConnectPanel(target: keygate::snippets::SnippetTarget) -> impl IntoView {
+fn ConnectPanel(target: keygate::snippets::SnippetTarget, configured: bool) -> impl IntoView {
     let token_url = format!("{}/oauth2/token", target.base_url);
     let metadata_url = format!("{}/.well-known/oauth-authorization-server", target.base_url);
     view! {
         <section class="card connect" id="connect" aria-labelledby="connect-title" data-testid="connect">
             <h2 id="connect-title">"Connect"</h2>
+            {(!configured).then(|| view! {
+                <p class="notice" role="note">{format!("These use {}, the address Keygate listens on. If clients reach it by another name, start Keygate with --public-url.", target.base_url)}</p>
+            })}
             <dl class="facts">
                 <dt>"Token endpoint"</dt><dd><code>{token_url}</code></dd>
                 <dt>"Server metadata"</dt><dd><code>{metadata_url}</code></dd>

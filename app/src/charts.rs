@@ -36,11 +36,11 @@ pub fn RangeTabs(href: String, current: ActivityRange) -> impl IntoView {
 pub fn ActivityCharts(series: ActivitySeries, #[prop(into)] subject: String) -> impl IntoView {
     let t = series.totals;
     let summary = format!(
-        "{} tokens issued, {} successful uses and {} refusals in the {}.",
+        "In the {}: tokens issued {}, successful uses {}, refusals {}.",
+        series.range.label(),
         t.issued,
         t.used,
-        t.refused.total(),
-        series.range.label()
+        t.refused.total()
     );
     let uses: Vec<Layer> = vec![
         Layer { class: "k-used", label: "successful uses", value: |b| b.used },
@@ -106,11 +106,18 @@ fn unit_label(range: ActivityRange) -> &'static str {
     }
 }
 
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// "Nov 29"
+fn month_day(d: time::OffsetDateTime) -> String {
+    format!("{} {}", MONTHS[usize::from(u8::from(d.month())) - 1], d.day())
+}
+
 /// A bar's time span as people read it, e.g. "Nov 29 14:00–15:00".
 fn span_label(range: ActivityRange, start: i64, size: i64) -> String {
     let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let (a, b) = (at(start), at(start + size));
-    let month = |d: time::OffsetDateTime| format!("{} {}", &format!("{:?}", d.month())[..3], d.day());
+    let month = month_day;
     match range {
         ActivityRange::Month => month(a),
         _ => format!("{} {:02}:00–{:02}:00", month(a), a.hour(), b.hour()),
@@ -122,7 +129,7 @@ fn tick_label(range: ActivityRange, start: i64) -> String {
     let d = time::OffsetDateTime::from_unix_timestamp(start).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     match range {
         ActivityRange::Day => format!("{:02}:00", d.hour()),
-        _ => format!("{} {}", &format!("{:?}", d.month())[..3], d.day()),
+        _ => month_day(d),
     }
 }
 
@@ -195,29 +202,40 @@ fn bar_chart(series: &ActivitySeries, layers: &[Layer], title: &str) -> AnyView 
                 .iter()
                 .map(|l| (l.label, (l.value)(b)))
                 .filter(|(_, v)| *v > 0)
-                .map(|(k, v)| format!("{v} {k}"))
+                .map(|(k, v)| format!("{k} {v}"))
                 .collect();
-            let text = format!(
-                "{}: {}",
-                span_label(series.range, b.start, series.bucket_seconds),
-                if figures.is_empty() { "nothing".to_string() } else { figures.join(", ") }
-            );
-            // The hover target is the whole column, so small bars are easy to reach.
-            let tip_x = (x + bar_w / 2.0).clamp(LEFT + 4.0, WIDTH - RIGHT - 4.0);
-            let anchor = if tip_x < WIDTH / 3.0 {
-                "start"
-            } else if tip_x > WIDTH * 2.0 / 3.0 {
-                "end"
-            } else {
-                "middle"
-            };
+            let span = span_label(series.range, b.start, series.bucket_seconds);
+            let text =
+                format!("{span}: {}", if figures.is_empty() { "nothing".to_string() } else { figures.join(", ") });
+            // The tip: the time, then the figures two to a line, over a
+            // plate beside the bar, so it stays inside the chart at any width.
+            let mut lines = vec![span];
+            lines.extend(figures.chunks(2).map(|c| c.join(", ")));
+            if lines.len() == 1 {
+                lines.push("nothing".into());
+            }
+            let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+            let plate_w = (longest * 7.2 + 12.0).min(WIDTH - LEFT - RIGHT);
+            let plate_h = lines.len() as f64 * 16.0 + 8.0;
+            let centre = x + bar_w / 2.0;
+            let plate_x =
+                if centre + 8.0 + plate_w <= WIDTH - RIGHT { centre + 8.0 } else { (centre - 8.0 - plate_w).max(LEFT) };
+            let plate_y = TOP;
+            let tip_lines = lines
+                .into_iter()
+                .enumerate()
+                .map(|(n, line)| view! { <tspan x=plate_x + 6.0 y=plate_y + 18.0 + n as f64 * 16.0>{line}</tspan> })
+                .collect_view();
             let (label, title) = (text.clone(), text.clone());
             view! {
                 <g class="bar" tabindex="0" role="img" aria-label=label>
                     <title>{title}</title>
                     <rect class="hit" x=LEFT + slot * i as f64 y=TOP width=slot height=plot_h/>
                     {rects}
-                    <text class="tip" x=tip_x y=TOP - 10.0 text-anchor=anchor>{text}</text>
+                    <g class="tip">
+                        <rect class="plate" x=plate_x y=plate_y width=plate_w height=plate_h rx="4"/>
+                        <text>{tip_lines}</text>
+                    </g>
                 </g>
             }
         })

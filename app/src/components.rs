@@ -27,7 +27,7 @@ pub fn now_seconds() -> i64 {
 }
 
 /// "3 minutes ago", with the exact UTC time on hover, rendered on the
-/// server; [`LiveTimes`] keeps it current in the browser.
+/// server; [`PageScripts`] keeps it current in the browser.
 #[component]
 pub fn RelTime(at: i64) -> impl IntoView {
     view! {
@@ -37,16 +37,49 @@ pub fn RelTime(at: i64) -> impl IntoView {
     }
 }
 
-/// Keeps every relative time of the page current (every 20 seconds), so a
-/// page left open stays right. An island: the only code of the page that
-/// runs in the browser, besides the copy buttons.
+/// What every page does in the browser: keeps relative times current
+/// (every 20 seconds) and lets each form be sent once (a double click
+/// must not create or mint twice). An island: with the copy buttons, the
+/// only code of the console that runs in the browser.
 #[island]
-pub fn LiveTimes() -> impl IntoView {
+pub fn PageScripts() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         refresh_times();
         let _ = set_interval_with_handle(refresh_times, std::time::Duration::from_secs(20));
+        guard_forms();
     }
+}
+
+/// A form being sent is marked; a second submit of it is dropped. A page
+/// shown again from the back-forward cache starts unmarked.
+#[cfg(feature = "hydrate")]
+fn guard_forms() {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let on_submit = Closure::<dyn Fn(web_sys::Event)>::new(|ev: web_sys::Event| {
+        let Some(form) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+        if form.has_attribute("data-submitting") {
+            ev.prevent_default();
+        } else {
+            let _ = form.set_attribute("data-submitting", "");
+        }
+    });
+    let _ = document().add_event_listener_with_callback("submit", on_submit.as_ref().unchecked_ref());
+    on_submit.forget();
+    let on_show = Closure::<dyn Fn(web_sys::Event)>::new(|_| {
+        if let Ok(forms) = document().query_selector_all("form[data-submitting]") {
+            for i in 0..forms.length() {
+                if let Some(el) = forms.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
+                    let _ = el.remove_attribute("data-submitting");
+                }
+            }
+        }
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("pageshow", on_show.as_ref().unchecked_ref());
+    }
+    on_show.forget();
 }
 
 #[cfg(feature = "hydrate")]

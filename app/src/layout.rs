@@ -1,7 +1,7 @@
 //! The frame of every signed-in page: navigation, who is signed in, sign-out.
 
 use crate::auth::SignOutButton;
-use crate::components::{CopyButton, LiveTimes};
+use crate::components::{CopyButton, PageScripts};
 use crate::error::AppError;
 use keygate::{AdminView, Role};
 use leptos::prelude::*;
@@ -28,7 +28,7 @@ pub fn Frame(me: AdminView, children: Children) -> impl IntoView {
             <SignOutButton/>
         </header>
         <main>{children()}</main>
-        <LiveTimes/>
+        <PageScripts/>
     }
 }
 

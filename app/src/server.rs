@@ -27,6 +27,8 @@ pub struct ConsoleContext {
     pub dormant_after_days: i64,
     /// The server's public base URL (the issuer), for the snippets.
     pub public_url: String,
+    /// Whether `--public-url` named it (else it is the listening address).
+    pub public_url_configured: bool,
 }
 
 pub fn context() -> Result<ConsoleContext, AppError> {

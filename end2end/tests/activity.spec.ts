@@ -18,11 +18,15 @@ test('setup owner and traffic', async ({ page }) => {
   await page.getByRole('button', { name: 'Create owner and sign in' }).click();
   await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
   await page.goto(`${s().baseURL}/applications/new`);
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
   await page.getByLabel('Name', { exact: true }).fill('charted');
-  await page.getByRole('button', { name: 'Create application' }).click();
+  // A double click sends the form once.
+  await page.getByRole('button', { name: 'Create application' }).dblclick();
   const clientId = await page.getByTestId('client-id').inputValue();
   const secret = await page.getByTestId('new-secret').inputValue();
   appPath = new URL(page.url()).pathname;
+  await page.goto(`${s().baseURL}/applications?q=charted`);
+  await expect(page.getByRole('link', { name: 'charted', exact: true })).toHaveCount(1);
   // 2 tokens, 3 uses, 2 wrong secrets, 1 unknown-token use (no application).
   const token = (await (await tokenAt(s().baseURL, clientId, secret)).json()).access_token as string;
   expect((await tokenAt(s().baseURL, clientId, secret)).status).toBe(200);
@@ -36,7 +40,7 @@ async function charts(page: Page, js: boolean) {
   await expect(async () => {
     await page.goto(`${s().baseURL}${appPath}`);
     await expect(page.getByTestId('activity-summary')).toHaveText(
-      '2 tokens issued, 3 successful uses and 2 refusals in the last 24 hours.', { timeout: 1000 });
+      'In the last 24 hours: tokens issued 2, successful uses 3, refusals 2.', { timeout: 1000 });
   }).toPass({ timeout: 15_000 });
   if (js) await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
   const uses = page.getByTestId('chart-uses');
@@ -45,12 +49,12 @@ async function charts(page: Page, js: boolean) {
   // The last bar holds everything: focus it with the keyboard, its figures show.
   const bar = uses.locator('g.bar').last();
   await bar.focus();
-  await expect(bar.locator('text.tip')).toBeVisible();
-  await expect(bar.locator('text.tip')).toContainText('3 successful uses, 2 tokens issued');
+  await expect(bar.locator('.tip')).toBeVisible();
+  await expect(bar.locator('.tip')).toContainText('successful uses 3, tokens issued 2');
   const refusals = page.getByTestId('chart-refusals').locator('g.bar').last();
   await refusals.hover();
-  await expect(refusals.locator('text.tip')).toBeVisible();
-  await expect(refusals.locator('text.tip')).toContainText('2 wrong secret');
+  await expect(refusals.locator('.tip')).toBeVisible();
+  await expect(refusals.locator('.tip')).toContainText('wrong secret 2');
   // The table for screen readers holds the same figures.
   await expect(page.getByTestId('activity-table').locator('tbody tr')).toHaveCount(24);
   await expect(page.getByTestId('recent-refusals')).toContainText('wrong_secret');

@@ -3,8 +3,10 @@
 //! Pages name them with a content fingerprint (`keygate.<fp>.wasm`),
 //! computed once at start-up from the files themselves, so a name always
 //! means the same bytes: those answers are cached for a year
-//! (`immutable`). A fingerprint of another build answers 404, so a page
-//! from before an upgrade never runs with newer code. The files are sent
+//! (`immutable`). A fingerprint of another build (a page rendered by an
+//! instance not yet upgraded, or already upgraded, during a rolling
+//! deploy) gets this build's file, revalidated every time, so the page
+//! keeps its styles. The files are sent
 //! precompressed (`.br`, `.gz` written at build time by `cargo leptos
 //! build --precompress`) when the browser accepts it.
 
@@ -21,13 +23,20 @@ use tower_http::services::ServeDir;
 /// The files a page loads; the fingerprint covers all of them.
 const FINGERPRINTED: [&str; 3] = ["js", "wasm", "css"];
 
-/// A fingerprint of the site's `pkg` files named `{base}.{js,wasm,css}`:
-/// 16 hex digits of their SHA-256 (missing files count as empty).
+/// A fingerprint of the site's `pkg` files named `{base}.{js,wasm,css}`
+/// and their precompressed forms (`.br`, `.gz`, which are what most
+/// browsers get): 16 hex digits of their SHA-256 (missing files count as
+/// empty).
 pub fn fingerprint(pkg_dir: &FsPath, base: &str) -> String {
     let mut h = Sha256::new();
     for ext in FINGERPRINTED {
-        h.update(ext.as_bytes());
-        h.update(std::fs::read(pkg_dir.join(format!("{base}.{ext}"))).unwrap_or_default());
+        for variant in ["", ".br", ".gz"] {
+            let name = format!("{base}.{ext}{variant}");
+            h.update(name.as_bytes());
+            let bytes = std::fs::read(pkg_dir.join(&name)).unwrap_or_default();
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
     }
     h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
@@ -48,8 +57,8 @@ enum Requested {
     /// This build's file (`keygate.<fp>.wasm`, or `…_bg.wasm` as Leptos
     /// names it in builds not made by cargo-leptos): the file on disk.
     Current(String),
-    /// A fingerprinted name of another build.
-    Stale,
+    /// A fingerprinted name of another build: this build's file.
+    Stale(String),
     /// Any other file, served as it is and revalidated.
     Plain,
 }
@@ -64,7 +73,7 @@ fn classify(file: &str, base: &str, fp: &str) -> Requested {
     if stamp == fp {
         Requested::Current(format!("{base}.{ext}"))
     } else {
-        Requested::Stale
+        Requested::Stale(format!("{base}.{ext}"))
     }
 }
 
@@ -74,12 +83,7 @@ pub async fn serve(State(state): State<AppState>, Path(file): Path<String>, req:
     let (on_disk, cache) = match classify(&file, base, fp) {
         Requested::Current(name) => (name, "public, max-age=31536000, immutable"),
         Requested::Plain => (file.clone(), "no-cache"),
-        Requested::Stale => {
-            let mut r = (StatusCode::NOT_FOUND, "this file belongs to another build of Keygate; reload the page\n")
-                .into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return r;
-        }
+        Requested::Stale(name) => (name, "no-cache"),
     };
     let (mut parts, body) = req.into_parts();
     parts.uri = match format!("/{on_disk}").parse() {
@@ -94,6 +98,8 @@ pub async fn serve(State(state): State<AppState>, Path(file): Path<String>, req:
     if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     }
+    // The body depends on Accept-Encoding: caches must key on it.
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
 }
 
@@ -110,7 +116,7 @@ mod tests {
             Requested::Current("keygate.wasm".into())
         );
         assert_eq!(classify("keygate.0123456789abcdef.css", "keygate", fp), Requested::Current("keygate.css".into()));
-        assert_eq!(classify("keygate.fedcba9876543210.js", "keygate", fp), Requested::Stale);
+        assert_eq!(classify("keygate.fedcba9876543210.js", "keygate", fp), Requested::Stale("keygate.js".into()));
         assert_eq!(classify("keygate.wasm", "keygate", fp), Requested::Plain);
         assert_eq!(classify("keygate.0123456789abcdef.d.ts", "keygate", fp), Requested::Plain);
         assert_eq!(classify("other.0123456789abcdef.js", "keygate", fp), Requested::Plain);
@@ -125,6 +131,10 @@ mod tests {
         assert_ne!(one, empty);
         assert_eq!(one.len(), 16);
         std::fs::write(dir.path().join("keygate.css"), "a").unwrap();
-        assert_ne!(fingerprint(dir.path(), "keygate"), one);
+        let two = fingerprint(dir.path(), "keygate");
+        assert_ne!(two, one);
+        // A stale precompressed file changes it too.
+        std::fs::write(dir.path().join("keygate.css.br"), "old").unwrap();
+        assert_ne!(fingerprint(dir.path(), "keygate"), two);
     }
 }

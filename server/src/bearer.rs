@@ -105,8 +105,9 @@ pub async fn verify_bearer(
     });
     match checked {
         Ok(ctx) => {
+            // Counted as a use by the caller once the request is served:
+            // a request refused for its rate or scope is no successful use.
             state.usage.record(ctx.token_id, now, ip);
-            state.count(ctx.application_id, ActivityKind::Used);
             Ok(ctx)
         }
         Err(rejected) => {
@@ -156,6 +157,8 @@ pub async fn require_bearer(State(state): State<AppState>, mut req: Request, nex
             .is_some_and(|v| v.contains("insufficient_scope"))
     {
         state.count(app, ActivityKind::Refused(RefusalReason::Scope));
+    } else {
+        state.count(app, ActivityKind::Used);
     }
     rate_headers(&mut response, &quota);
     response

@@ -539,20 +539,7 @@ pub async fn run(cli: Cli) -> CliResult {
         return crate::serve::run(store, config).await;
     }
     if let Command::Backup { path } = &cli.command {
-        // Never create an empty database just to copy it.
-        if cli.database_url.starts_with("sqlite:") {
-            let file = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&cli.database_url)?
-                .get_filename()
-                .to_path_buf();
-            if !file.exists() {
-                return Err(format!("there is no database at {}", file.display()).into());
-            }
-        }
-        // Not migrated: a backup copies the database as it is.
-        let store = Store::open(&cli.database_url).await?;
-        let result = store.backup_to(path).await;
-        store.close().await;
-        let bytes = result?;
+        let bytes = keygate::store::backup_sqlite(&cli.database_url, path).await?;
         println!("Backed up to {} ({bytes} bytes).", path.display());
         return Ok(());
     }

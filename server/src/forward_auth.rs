@@ -151,6 +151,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> Respon
     let mut response = match refusal {
         Some(e) => e.into_response(),
         None => {
+            state.count(ctx.application_id, keygate::activity::ActivityKind::Used);
             let mut r = StatusCode::OK.into_response();
             identity_headers(&mut r, &ctx);
             r

@@ -23,10 +23,17 @@ const LATENCY_BUCKETS: [f64; 14] =
 const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+tokio::task_local! {
+    /// The endpoint label of the request being answered, for refusals.
+    static ENDPOINT: &'static str;
+}
 
 /// Installs the process's recorder (once; later calls return the same
 /// handle).
 pub fn install() -> Result<PrometheusHandle, String> {
+    let _one_at_a_time = INSTALLING.lock().map_err(|_| "metrics installation panicked".to_owned())?;
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
@@ -50,7 +57,7 @@ fn describe() {
     );
     describe_counter!("keygate_tokens_issued_total", "Access tokens issued by the token endpoint, by format");
     describe_counter!("keygate_token_uses_total", "Successful token uses (API, forward-auth, introspection)");
-    describe_counter!("keygate_refusals_total", "Refused requests, by reason");
+    describe_counter!("keygate_refusals_total", "Refused requests, by endpoint and reason");
     describe_histogram!("keygate_issuer_batch_size", "Token requests committed in one issuer transaction");
     describe_gauge!("keygate_issuer_queue_depth", "Token requests waiting behind the issuer's current batch");
     describe_gauge!("keygate_last_used_pending", "Credential uses held in memory for the next last-used flush");
@@ -69,9 +76,11 @@ pub fn activity(kind: ActivityKind) {
     }
 }
 
-/// A refusal; `reason` is one of a fixed set.
+/// A refusal; `reason` is one of a fixed set, the endpoint that of the
+/// request being answered.
 pub fn refusal(reason: &'static str) {
-    metrics::counter!("keygate_refusals_total", "reason" => reason).increment(1);
+    let endpoint = ENDPOINT.try_with(|e| *e).unwrap_or("other");
+    metrics::counter!("keygate_refusals_total", "endpoint" => endpoint, "reason" => reason).increment(1);
 }
 
 pub fn token_issued(format: keygate::TokenFormat) {
@@ -124,7 +133,7 @@ pub fn endpoint_of(path: &str) -> &'static str {
 pub async fn track(req: Request<Body>, next: axum::middleware::Next) -> Response {
     let endpoint = endpoint_of(req.uri().path());
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
+    let response = ENDPOINT.scope(endpoint, next.run(req)).await;
     let class = match response.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",

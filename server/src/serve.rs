@@ -90,6 +90,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, kek.clone()).await?;
     state.public_url_configured = config.public_url.is_some();
+    state.console.public_url_configured = config.public_url.is_some();
     state.console.dormant_after_days = config.dormant_after_days;
     if !config.trusted_proxies.is_empty() {
         state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
@@ -193,7 +194,11 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     println!("Keygate listening on http://{local}");
     serve_connections(listener, router, limits, shutdown_signal()).await;
 
+    // Waits out a flush in progress (its batch is written), then stops
+    // the task where it waits, before the last flush below.
+    let flushing = state.flushing.lock().await;
     flusher.abort();
+    drop(flushing);
     pruner.abort();
     alerts.abort();
     if let Some(m) = metrics_server {

@@ -17,6 +17,9 @@ pub struct AppState {
     pub usage: Arc<UsageTracker>,
     /// Per-application activity per minute, for the charts.
     pub activity: Arc<keygate::activity::ActivityCounter>,
+    /// Held by a flush: shutdown waits for one in progress before its own,
+    /// so nothing taken from memory is dropped half-written.
+    pub flushing: Arc<tokio::sync::Mutex<()>>,
     /// The issuer URL (RFC 8414), without a trailing slash.
     pub issuer: String,
     pub console: ConsoleContext,
@@ -51,6 +54,7 @@ impl AppState {
             kek: kek.clone(),
             dormant_after_days: keygate::DEFAULT_DORMANT_AFTER_DAYS,
             public_url: issuer.trim_end_matches('/').to_owned(),
+            public_url_configured: false,
         };
         let form_errors = crate::console_guard::FormErrorSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;
@@ -61,6 +65,7 @@ impl AppState {
             store,
             usage: Arc::new(UsageTracker::new()),
             activity: Arc::new(keygate::activity::ActivityCounter::new()),
+            flushing: Arc::default(),
             issuer,
             console,
             rate: Arc::new(RateLimiter::new()),
@@ -102,6 +107,7 @@ impl AppState {
 
     /// Writes pending last-use times and audit counts.
     pub async fn flush(&self) {
+        let _flushing = self.flushing.lock().await;
         if let Err(e) = self.usage.flush(&self.store).await {
             tracing::error!(error = %e, "last-used flush failed; will retry");
         }

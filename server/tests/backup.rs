@@ -99,6 +99,8 @@ async fn a_backup_under_load_keeps_every_acknowledged_token() {
 
     // A second backup to the same path is refused, and the copy untouched.
     let size = std::fs::metadata(&copy).unwrap().len();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600, "the copy is private");
     let again = cli(&db, &["backup", copy.to_str().unwrap()]);
     assert!(!again.status.success());
     assert!(

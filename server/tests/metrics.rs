@@ -79,11 +79,11 @@ async fn counters_move_by_exactly_the_requests_sent() {
     assert_eq!(moved("keygate_http_requests_total", &[("endpoint", "/api/v1/audit-events"), ("status", "4xx")]), 1.0);
     assert_eq!(moved("keygate_http_requests_total", &[("endpoint", "console"), ("status", "4xx")]), 1.0);
     assert_eq!(moved("keygate_tokens_issued_total", &[("format", "opaque")]), 3.0);
-    assert_eq!(moved("keygate_refusals_total", &[("reason", "wrong_secret")]), 2.0);
-    assert_eq!(moved("keygate_refusals_total", &[("reason", "unknown_client")]), 1.0);
-    assert_eq!(moved("keygate_refusals_total", &[("reason", "scope")]), 1.0);
-    // /me four times, the 404 and the 403 passed the token check.
-    assert_eq!(moved("keygate_token_uses_total", &[]), 6.0);
+    assert_eq!(moved("keygate_refusals_total", &[token_ep[0], ("reason", "wrong_secret")]), 2.0);
+    assert_eq!(moved("keygate_refusals_total", &[token_ep[0], ("reason", "unknown_client")]), 1.0);
+    assert_eq!(moved("keygate_refusals_total", &[("endpoint", "/api/v1/audit-events"), ("reason", "scope")]), 1.0);
+    // /me four times and the 404; the 403 is a refusal, not a use.
+    assert_eq!(moved("keygate_token_uses_total", &[]), 5.0);
     // Six token requests were timed (the histogram's count).
     let count = |s: &Samples| get(s, "keygate_http_request_duration_seconds_count", &token_ep);
     assert_eq!(count(&after) - count(&before), 6.0);

@@ -1,7 +1,7 @@
 //! Activity counts for the charts (`crate::activity`): minutes, rolled up
 //! into hours after 48 hours, hours kept 90 days.
 
-use super::{on_pool, on_tx, Store};
+use super::{on_pool, on_tx, Store, Tx};
 use crate::activity::*;
 use crate::error::CoreError;
 use crate::model::ApplicationId;
@@ -31,28 +31,67 @@ struct ApplicationRow {
 const BOTH: &str = "SELECT application_id, minute AS at, kind, count FROM activity_minutes WHERE minute >= $1 \
                     UNION ALL SELECT application_id, hour AS at, kind, count FROM activity_hours WHERE hour >= $1";
 
+impl Tx {
+    /// Counts one event of a change made in this transaction (a named
+    /// token minted): rare enough to write at once, with the change.
+    pub async fn count_activity(
+        &mut self,
+        application: ApplicationId,
+        at: i64,
+        kind: ActivityKind,
+    ) -> Result<(), CoreError> {
+        on_tx!(self, |conn| sqlx::query(
+            "INSERT INTO activity_minutes (application_id, minute, kind, count) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (application_id, minute, kind) DO UPDATE SET count = activity_minutes.count + 1"
+        )
+        .bind(application.0)
+        .bind(at.div_euclid(60) * 60)
+        .bind(kind.as_str())
+        .execute(conn)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+}
+
 impl Store {
-    /// Adds counts to the stored ones (an instance's flush); counts of an
+    /// Adds counts to the stored ones (an instance's flush), a few hundred
+    /// rows a statement so a flush holds the writer briefly; counts of an
     /// application deleted meanwhile are dropped.
     pub async fn add_activity(&self, counts: &[MinuteCount]) -> Result<(), CoreError> {
+        /// Rows per statement (4 parameters each, far below both limits).
+        const CHUNK: usize = 250;
         if counts.is_empty() {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for c in counts {
+        for chunk in counts.chunks(CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 4;
+                    format!(
+                        "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT))",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "WITH v (application_id, minute, kind, count) AS (VALUES {}) \
+                 INSERT INTO activity_minutes (application_id, minute, kind, count) \
+                 SELECT v.application_id, v.minute, v.kind, v.count FROM v \
+                 WHERE EXISTS (SELECT 1 FROM applications a WHERE a.id = v.application_id) \
+                 ON CONFLICT (application_id, minute, kind) DO UPDATE SET count = activity_minutes.count + excluded.count",
+                rows.join(", ")
+            );
             on_tx!(tx, |conn| {
-                sqlx::query(
-                "INSERT INTO activity_minutes (application_id, minute, kind, count) \
-                 SELECT id, $2, $3, $4 FROM applications WHERE id = $1 \
-                 ON CONFLICT (application_id, minute, kind) DO UPDATE SET count = activity_minutes.count + excluded.count"
-            )
-            .bind(c.application_id.0)
-            .bind(c.minute)
-            .bind(c.kind.as_str())
-            .bind(c.count)
-            .execute(conn)
-            .await
-            .map(|_| ())?
+                let mut q = sqlx::query(&sql);
+                for c in chunk {
+                    q = q.bind(c.application_id.0).bind(c.minute).bind(c.kind.as_str()).bind(c.count);
+                }
+                q.execute(conn).await.map(|_| ())?
             });
         }
         tx.commit().await

@@ -106,3 +106,32 @@ async fn deleting_an_application_drops_its_counts_and_pending_ones_are_ignored()
     counter.flush(&store).await.unwrap();
     assert_eq!(store.activity_row_counts().await.unwrap(), (0, 0));
 }
+
+#[tokio::test]
+async fn a_large_flush_is_written_in_chunks_and_adds_up_exactly() {
+    let (store, _url, _d) = fresh().await;
+    let a = app(&store, "a").await;
+    let b = app(&store, "b").await;
+    let counter = ActivityCounter::new();
+    // 2 applications × 300 minutes × 2 kinds: 1,200 rows, several statements.
+    for minute in 0..300 {
+        for id in [a, b] {
+            counter.record(id, T0 - minute * 60, ActivityKind::Used);
+            counter.record(id, T0 - minute * 60, ActivityKind::Used);
+            counter.record(id, T0 - minute * 60, ActivityKind::Refused(RefusalReason::Disabled));
+        }
+    }
+    assert_eq!(counter.flush(&store).await.unwrap(), 1_200);
+    assert_eq!(store.activity_row_counts().await.unwrap(), (1_200, 0));
+    let s = store.activity_series(Some(a), ActivityRange::Day, T0).await.unwrap();
+    assert_eq!((s.totals.used, s.totals.refused.disabled), (600, 300));
+}
+
+#[tokio::test]
+async fn a_named_token_counts_as_issued_with_its_mint() {
+    let (store, _url, _d) = fresh().await;
+    let id = app(&store, "minted").await;
+    store.mint_named_token(id, "deploy", crate::scope::ScopeSet::default(), T0 + 86_400, T0).await.unwrap();
+    let s = store.activity_series(Some(id), ActivityRange::Day, T0).await.unwrap();
+    assert_eq!(s.totals.issued, 1);
+}

@@ -92,11 +92,11 @@ impl AuditRecord {
     }
 }
 
-/// Filters of the audit log.
 /// The audit filter for every refusal of an application: refused token
 /// uses and failed client authentications.
 pub const REFUSALS_FILTER: &str = "refusals";
 
+/// Filters of the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub application_id: Option<ApplicationId>,

@@ -280,6 +280,51 @@ fn ensure_parent_dir(url: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// Writes a consistent copy of the SQLite database at `url` to `path`
+/// with `VACUUM INTO` (one read transaction: every commit before it, none
+/// after), on one read-only connection of its own: safe while a server
+/// writes, and it never checkpoints or locks the writers out. Refuses an
+/// existing `path` and a database that does not exist; the copy is
+/// readable by its owner only. PostgreSQL databases are backed up with
+/// PostgreSQL's own tools. Returns the copy's size in bytes.
+pub async fn backup_sqlite(url: &str, path: &std::path::Path) -> Result<u64, CoreError> {
+    use sqlx::Connection;
+    if Backend::of_url(url)? != Backend::Sqlite {
+        return Err(CoreError::invalid(
+            "backup",
+            "keygate backup copies SQLite databases; back PostgreSQL up with pg_dump (see the README)",
+        ));
+    }
+    let options = SqliteConnectOptions::from_str(url)?.read_only(true).busy_timeout(Duration::from_secs(10));
+    let source = options.get_filename().to_path_buf();
+    if !source.exists() {
+        return Err(CoreError::invalid("backup", format!("there is no database at {}", source.display())));
+    }
+    if path.exists() {
+        return Err(CoreError::Conflict(format!("{} exists; a backup never overwrites a file", path.display())));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        return Err(CoreError::invalid("backup", format!("the directory {} does not exist", dir.display())));
+    }
+    let target = path.to_str().ok_or_else(|| CoreError::invalid("backup", "the path is not valid UTF-8"))?;
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    let copied = sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await;
+    let _ = conn.close().await;
+    if let Err(e) = copied {
+        // A partial copy would block the next attempt and mislead a restore.
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| CoreError::Internal(format!("backup written but unreadable: {e}")))
+}
+
 /// Database connections, idle and in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {
@@ -382,38 +427,16 @@ impl Store {
         }
     }
 
-    /// Writes a consistent copy of a SQLite database to `path` with
-    /// `VACUUM INTO` (one read transaction: every commit before it, none
-    /// after), safe while a server writes. Refuses an existing `path`.
-    /// PostgreSQL databases are backed up with PostgreSQL's own tools.
-    /// Returns the copy's size in bytes.
-    pub async fn backup_to(&self, path: &std::path::Path) -> Result<u64, CoreError> {
-        let Db::Sqlite { pool, .. } = &self.db else {
-            return Err(CoreError::invalid(
-                "backup",
-                "keygate backup copies SQLite databases; back PostgreSQL up with pg_dump (see the README)",
-            ));
-        };
-        if path.exists() {
-            return Err(CoreError::Conflict(format!("{} exists; a backup never overwrites a file", path.display())));
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-            return Err(CoreError::invalid("backup", format!("the directory {} does not exist", dir.display())));
-        }
-        let target = path.to_str().ok_or_else(|| CoreError::invalid("backup", "the path is not valid UTF-8"))?;
-        sqlx::query("VACUUM INTO $1").bind(target).execute(pool).await?;
-        std::fs::metadata(path)
-            .map(|m| m.len())
-            .map_err(|e| CoreError::Internal(format!("backup written but unreadable: {e}")))
-    }
-
-    /// Connections of the main pool (SQLite: the readers and the writer).
+    /// Connections of the database pools (SQLite: the readers and the
+    /// writer; PostgreSQL: the main pool and the rate counters').
     pub fn pool_use(&self) -> PoolUse {
         let (size, idle) = match &self.db {
             Db::Sqlite { pool, writer, .. } => {
                 (pool.size() + writer.size(), pool.num_idle() as u32 + writer.num_idle() as u32)
             }
-            Db::Postgres { pool, .. } => (pool.size(), pool.num_idle() as u32),
+            Db::Postgres { pool, counters, .. } => {
+                (pool.size() + counters.size(), pool.num_idle() as u32 + counters.num_idle() as u32)
+            }
         };
         PoolUse { idle: idle as u64, in_use: size.saturating_sub(idle) as u64 }
     }

@@ -76,6 +76,7 @@ pub async fn mint_token(
             .with("expires_at", json!(expires_at)),
     )
     .await?;
+    tx.count_activity(application, caller.now, crate::activity::ActivityKind::Issued).await?;
     let view = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
     tx.commit().await?;
     Ok(MintedToken { view, token })
