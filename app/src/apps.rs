@@ -259,6 +259,8 @@ pub async fn load_application(id: i64, range: Option<String>) -> Result<Applicat
         .list_audit_events(&keygate::store::AuditQuery {
             application_id: Some(app.id),
             action: Some(keygate::store::REFUSALS_FILTER.into()),
+            // Not a deleted application's under a reused id.
+            since: Some(app.created_at),
             page: 1,
             per_page: RECENT_REFUSALS,
             ..Default::default()
@@ -482,6 +484,14 @@ pub async fn revoke_token(token_id: i64) -> Result<(), AppError> {
 
 // ------------------------------------------------------------------- views
 
+/// A textarea's initial text, escaped: Leptos writes a textarea's
+/// children as they are (RCDATA), so `</textarea>` in the text would end
+/// the element and let what follows into the form. The browser decodes
+/// the entities back into the value.
+fn textarea_text(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 fn scope_list(scopes: &[String]) -> AnyView {
     if scopes.is_empty() {
         view! { <span class="muted">"none"</span> }.into_any()
@@ -623,7 +633,7 @@ fn SettingsFields(
         <input id="name" name="name" type="text" required maxlength="100" value=name/>
         <FieldMessage error=error field="name"/>
         <label for="notes">"Notes"</label>
-        <textarea id="notes" name="notes" rows="3" maxlength="4000">{notes}</textarea>
+        <textarea id="notes" name="notes" rows="3" maxlength="4000">{textarea_text(&notes)}</textarea>
         <FieldMessage error=error field="notes"/>
         <fieldset>
             <legend>"Allowed scopes"</legend>
@@ -686,7 +696,7 @@ fn SettingsFields(
         </div>
         <label for="allowed_networks">"Allowed networks"</label>
         <textarea id="allowed_networks" name="allowed_networks" rows="3" aria-describedby="allowed_networks-help"
-            placeholder="e.g. 10.0.0.0/8 or 192.168.1.20">{allowed_networks.join("\n")}</textarea>
+            placeholder="e.g. 10.0.0.0/8 or 192.168.1.20">{textarea_text(&allowed_networks.join("\n"))}</textarea>
         <p class="muted" id="allowed_networks-help">"One network per line in CIDR notation (a single address works too). Token requests and token uses from anywhere else are refused and audited. Leave empty to allow any address."</p>
         <FieldMessage error=error field="allowed_networks"/>
     }

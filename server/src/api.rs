@@ -1243,11 +1243,18 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn routes(state: &AppState) -> Router<AppState> {
     let (protected, openapi) = protected();
     let document = openapi.to_json().unwrap_or_else(|_| "{}".into());
-    protected.route_layer(axum::middleware::from_fn_with_state(state.clone(), require_bearer)).route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let document = document.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], Body::from(document)) }
-        }),
-    )
+    protected
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_bearer))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], Body::from(document)) }
+            }),
+        )
+        // Answers are about one caller's credentials: no cache keeps them.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        ))
 }

@@ -148,14 +148,16 @@ pub async fn authenticate_client(
                 .count_failed_client_auth(&keys, minute)
                 .await
                 .map_err(|e| HttpError::from(e).into_response())?;
-            let refusal = match (&found, counted) {
-                (Some(_), false) => Some(RefusalReason::RateLimited),
-                (Some(_), true) => outcome.err().and_then(RefusalReason::of_client_failure),
-                (None, _) => None,
+            // By what was wrong with the request (the secret is checked
+            // even when the address is throttled): a flood of wrong
+            // secrets is not the application going over its rate limit.
+            let refusal = match &found {
+                Some(_) => outcome.err().and_then(RefusalReason::of_client_failure),
+                None => None,
             };
             match (&found, refusal) {
                 (Some(c), Some(reason)) => state.count(c.id, ActivityKind::Refused(reason)),
-                _ => state.count_unattributed_refusal(if counted { "unknown_client" } else { "rate_limited" }),
+                _ => state.count_unattributed_refusal("unknown_client"),
             }
             if !counted {
                 return Err(HttpError::RateLimited {

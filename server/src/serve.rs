@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Connections the metrics listener serves at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// How often pending last-use records are written.
 pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -112,11 +115,11 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
             tracing::info!(addr = %metrics_local, "serving metrics at /metrics");
             println!("Metrics on http://{metrics_local}/metrics");
             let app = crate::metrics::router(state.clone(), handle);
-            Some(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "metrics listener failed");
-                }
-            }))
+            // The public listener's timeouts, and a few connections: a
+            // scraper needs one, and a client holding many cannot take the
+            // process's file descriptors from the public listener.
+            let metrics_limits = ConnectionLimits { max_connections: METRICS_MAX_CONNECTIONS, ..limits };
+            Some(tokio::spawn(serve_connections(listener, app, metrics_limits, std::future::pending())))
         }
         None => None,
     };

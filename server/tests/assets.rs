@@ -120,6 +120,7 @@ async fn each_kind_of_answer_is_compressed_and_cached_as_it_should() {
     let health = get(&router, "/healthz", Some("br")).await;
     assert_eq!(header_of(&health, header::CONTENT_ENCODING), "");
     let doc = get(&router, "/api/v1/openapi.json", Some("gzip")).await;
+    assert_eq!(header_of(&doc, header::CACHE_CONTROL), "no-store");
     assert_eq!(header_of(&doc, header::CONTENT_ENCODING), "gzip");
     assert!(header_of(&doc, header::VARY).to_lowercase().contains("accept-encoding"));
 }

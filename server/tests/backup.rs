@@ -109,6 +109,18 @@ async fn a_backup_under_load_keeps_every_acknowledged_token() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(std::fs::metadata(&copy).unwrap().len(), size);
+    // A dangling symlink is not followed, and nothing is left behind.
+    let dangling = dir.path().join("dangling.db");
+    std::os::unix::fs::symlink(dir.path().join("through-the-link.db"), &dangling).unwrap();
+    let out = cli(&db, &["backup", dangling.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!dir.path().join("through-the-link.db").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // A database that does not exist is not created to be copied.
     let missing = dir.path().join("missing.db");
     let out = cli(&format!("sqlite:{}", missing.display()), &["backup", dir.path().join("x.db").to_str().unwrap()]);

@@ -356,3 +356,22 @@ async fn resource_servers_and_token_formats_from_the_console() {
     let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     assert!(html(&t, &location, &cookie).await.contains("would have no audience"));
 }
+
+/// Notes are the application's own text (an API client with
+/// `applications:write` sets its own): they stay text inside the settings
+/// form, never markup that adds fields to it.
+#[tokio::test]
+async fn notes_cannot_break_out_of_the_settings_form() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let app = t.create_app("notes-check", "applications:read").await;
+    let payload = "x</textarea><input type=\"hidden\" name=\"scopes[]\" value=\"tokens:write\"><textarea hidden>&amp;";
+    let mut s = keygate::ApplicationSettings::new("notes-check");
+    s.notes = payload.into();
+    s.scopes = keygate::ScopeSet::parse("applications:read").unwrap();
+    t.store.update_application(app.app.id, s, true, keygate_server::now()).await.unwrap();
+    let page = html(&t, &format!("/applications/{}", app.app.id), &cookie).await;
+    assert!(!page.contains("value=\"tokens:write\"><textarea"), "the notes ended the textarea");
+    assert!(page.contains("x&lt;/textarea&gt;&lt;input type=\"hidden\""), "the notes are escaped text");
+    assert!(page.contains("&amp;amp;"), "an ampersand stays an ampersand");
+}

@@ -300,27 +300,57 @@ pub async fn backup_sqlite(url: &str, path: &std::path::Path) -> Result<u64, Cor
     if !source.exists() {
         return Err(CoreError::invalid("backup", format!("there is no database at {}", source.display())));
     }
-    if path.exists() {
+    if path.symlink_metadata().is_ok() {
         return Err(CoreError::Conflict(format!("{} exists; a backup never overwrites a file", path.display())));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-        return Err(CoreError::invalid("backup", format!("the directory {} does not exist", dir.display())));
+    // The copy is written beside PATH under a name of its own, created
+    // empty first (never through a symlink, readable by its owner only:
+    // VACUUM INTO keeps an empty file's mode), then linked to PATH, which
+    // fails if PATH appeared meanwhile (even as a dangling symlink). An
+    // interrupted copy leaves only the temporary file, never a PATH that
+    // blocks the next attempt. The name is absolute, so SQLite never reads
+    // it as a `file:` URI.
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.canonicalize(),
+        None => std::env::current_dir(),
     }
-    let target = path.to_str().ok_or_else(|| CoreError::invalid("backup", "the path is not valid UTF-8"))?;
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
-    let copied = sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await;
-    let _ = conn.close().await;
-    if let Err(e) = copied {
-        // A partial copy would block the next attempt and mislead a restore.
-        let _ = std::fs::remove_file(path);
-        return Err(e.into());
+    .map_err(|e| CoreError::invalid("backup", format!("the directory of {} is unusable: {e}", path.display())))?;
+    let file_name = path.file_name().ok_or_else(|| CoreError::invalid("backup", "the path names no file"))?;
+    let final_path = dir.join(file_name);
+    if final_path.symlink_metadata().is_ok() {
+        return Err(CoreError::Conflict(format!("{} exists; a backup never overwrites a file", path.display())));
     }
+    let partial = dir.join(format!(".{}.partial-{}", file_name.to_string_lossy(), std::process::id()));
+    let mut create = std::fs::OpenOptions::new();
+    create.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    std::fs::metadata(path)
+    std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+    create
+        .open(&partial)
+        .map_err(|e| CoreError::invalid("backup", format!("cannot create {}: {e}", partial.display())))?;
+    let copied = match partial.to_str() {
+        None => Err(CoreError::invalid("backup", "the path is not valid UTF-8")),
+        Some(target) => {
+            async {
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                let done = sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await;
+                let _ = conn.close().await;
+                done.map(|_| ()).map_err(CoreError::from)
+            }
+            .await
+        }
+    };
+    let linked = copied.and_then(|()| {
+        std::fs::hard_link(&partial, &final_path).map_err(|e| {
+            CoreError::Conflict(format!(
+                "{} could not be written ({e}); a backup never overwrites a file",
+                path.display()
+            ))
+        })
+    });
+    let _ = std::fs::remove_file(&partial);
+    linked?;
+    std::fs::metadata(&final_path)
         .map(|m| m.len())
         .map_err(|e| CoreError::Internal(format!("backup written but unreadable: {e}")))
 }
