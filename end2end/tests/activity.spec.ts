@@ -2,7 +2,7 @@
 // bar's figures on hover and on keyboard focus, and at phone width.
 import { test, expect, Page } from '@playwright/test';
 import { server, SCREENSHOTS } from './servers';
-import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt } from './http';
+import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt, setupOwner } from './http';
 
 const s = () => server('activity');
 const signIn = (page: Page) => signInAt(page, s().baseURL, 'alice', PASSWORD);
@@ -11,12 +11,7 @@ let appPath = '';
 test.describe.configure({ mode: 'serial' });
 
 test('setup owner and traffic', async ({ page }) => {
-  await page.goto(s().setupURL);
-  await page.getByLabel('Username').fill('alice');
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Repeat the password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create owner and sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
+  await setupOwner(page, s().setupURL);
   await page.goto(`${s().baseURL}/applications/new`);
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
   await page.getByLabel('Name', { exact: true }).fill('charted');

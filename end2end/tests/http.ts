@@ -11,6 +11,17 @@ export async function signIn(page: Page, base: string, username: string, passwor
   await expect(page.getByTestId('signed-in-as')).toHaveText(username);
 }
 
+// Creates the owner alice with a server's one-time setup link; she is
+// signed in afterwards.
+export async function setupOwner(page: Page, setupURL: string) {
+  await page.goto(setupURL);
+  await page.getByLabel('Username').fill('alice');
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Repeat the password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create owner and sign in' }).click();
+  await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
+}
+
 export async function tokenFor(base: string, clientId: string, secret: string): Promise<Response> {
   return fetch(`${base}/oauth2/token`, {
     method: 'POST',

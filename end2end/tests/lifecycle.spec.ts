@@ -2,7 +2,7 @@
 // console in Chromium, with token calls made from the test over HTTP.
 import { test, expect, Page, Browser } from '@playwright/test';
 import { server, SCREENSHOTS } from './servers';
-import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt } from './http';
+import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt, setupOwner } from './http';
 
 const s = () => server('life');
 const signIn = (page: Page, username = 'alice', password = PASSWORD) => signInAt(page, s().baseURL, username, password);
@@ -24,12 +24,7 @@ async function newApplication(page: Page, name: string) {
 test.describe.configure({ mode: 'serial' });
 
 test('setup owner', async ({ page }) => {
-  await page.goto(s().setupURL);
-  await page.getByLabel('Username').fill('alice');
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Repeat the password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create owner and sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
+  await setupOwner(page, s().setupURL);
 });
 
 test('application and token lifecycle', async ({ browser }) => {

@@ -3,7 +3,7 @@
 // as plain form posts.
 import { test, expect, Page } from '@playwright/test';
 import { server, SCREENSHOTS } from './servers';
-import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt } from './http';
+import { PASSWORD, signIn as signInAt, tokenFor as tokenAt, me as meAt, setupOwner } from './http';
 
 const s = () => server('rotate');
 const signIn = (page: Page, username = 'alice', password = PASSWORD) => signInAt(page, s().baseURL, username, password);
@@ -88,12 +88,7 @@ async function rotation(page: Page, name: string, js: boolean) {
 test.describe.configure({ mode: 'serial' });
 
 test('setup owner', async ({ page }) => {
-  await page.goto(s().setupURL);
-  await page.getByLabel('Username').fill('alice');
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Repeat the password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create owner and sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
+  await setupOwner(page, s().setupURL);
 });
 
 test('regeneration choices and impact preview, with JavaScript', async ({ page }) => {
