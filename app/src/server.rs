@@ -9,8 +9,12 @@ use tower_sessions::Session;
 
 pub const SESSION_ADMIN_KEY: &str = "admin_id";
 /// The administrator's session binding at sign-in (see
-/// `Store::admin_for_session`).
-const SESSION_BINDING_KEY: &str = "binding";
+/// `StoredSession::admin_bound_to`).
+pub const SESSION_BINDING_KEY: &str = "binding";
+/// Put into a session's data by the session store when it loads one whose
+/// administrator and binding still hold (read in the same query), and
+/// never written back.
+pub const SESSION_VERIFIED_ADMIN_KEY: &str = "verified_admin";
 
 /// What the console's server functions need; the server provides it as
 /// Leptos context for every request. Everything else the console keeps
@@ -58,20 +62,21 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Internal
 }
 
-/// The signed-in administrator, re-read from the database on every call so
-/// a role change or removal takes effect at once.
+/// The signed-in administrator, read from the database with the session on
+/// every request so a role change, password reset or removal takes effect
+/// at once.
 pub async fn current_admin() -> Result<Option<AdminView>, AppError> {
-    let ctx = context()?;
     let session = session().await?;
     let Some(id) = session.get::<i64>(SESSION_ADMIN_KEY).await.map_err(session_error)? else {
         return Ok(None);
     };
-    let binding = session.get::<String>(SESSION_BINDING_KEY).await.map_err(session_error)?.unwrap_or_default();
-    let admin = ctx.store.admin_for_session(AdminId(id), &binding).await?;
-    if admin.is_none() {
-        session.flush().await.map_err(session_error)?;
+    match session.get::<AdminView>(SESSION_VERIFIED_ADMIN_KEY).await.map_err(session_error)? {
+        Some(admin) if admin.id == AdminId(id) => Ok(Some(admin)),
+        _ => {
+            session.flush().await.map_err(session_error)?;
+            Ok(None)
+        }
     }
-    Ok(admin)
 }
 
 pub async fn require_admin() -> Result<AdminView, AppError> {
@@ -89,6 +94,8 @@ pub async fn sign_in_session(admin: &AdminView, binding: &keygate::SessionBindin
     let session = session().await?;
     // A fresh ID at sign-in defeats session fixation.
     session.cycle_id().await.map_err(session_error)?;
+    // Whoever was signed in before in this browser is not the one now.
+    session.remove_value(SESSION_VERIFIED_ADMIN_KEY).await.map_err(session_error)?;
     session.insert(SESSION_ADMIN_KEY, admin.id.0).await.map_err(session_error)?;
     session.insert(SESSION_BINDING_KEY, &binding.0).await.map_err(session_error)?;
     Ok(())

@@ -67,24 +67,6 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
-    /// The administrator a console session names, while the session's
-    /// binding is still theirs (no password reset since, not a later
-    /// administrator under a reused id).
-    pub async fn admin_for_session(&self, id: AdminId, binding: &str) -> Result<Option<AdminView>, CoreError> {
-        if binding.is_empty() {
-            return Ok(None);
-        }
-        let row: Option<AdminRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, username, role, created_at, last_sign_in_at FROM administrators \
-             WHERE id = $1 AND session_binding = $2"
-        )
-        .bind(id.0)
-        .bind(binding)
-        .fetch_optional(p)
-        .await?);
-        Ok(row.map(Into::into))
-    }
-
     pub async fn admin_by_username(&self, username: &str) -> Result<Option<AdminView>, CoreError> {
         let row: Option<AdminRow> =
             on_pool!(self, |p| sqlx::query_as(ADMIN_BY_NAME).bind(username.trim()).fetch_optional(p).await?);

@@ -5,6 +5,7 @@
 
 use super::{on_pool, on_tx, on_writer, Store, Tx};
 use crate::error::CoreError;
+use crate::model::{AdminId, AdminView, Role};
 use crate::secret::SecretDigest;
 
 /// How long a one-time secret waits to be shown.
@@ -12,6 +13,50 @@ pub const FLASH_TTL_SECONDS: i64 = 600;
 /// How long a setup link works (every start prints a new one while no
 /// administrator exists).
 pub const SETUP_CODE_TTL_SECONDS: i64 = 86_400;
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    data: String,
+    expires_at: i64,
+    admin_id: Option<i64>,
+    username: Option<String>,
+    role: Option<String>,
+    created_at: Option<i64>,
+    last_sign_in_at: Option<i64>,
+    session_binding: Option<String>,
+}
+
+/// A console session as stored, and the administrator it names with
+/// their current session binding.
+#[derive(PartialEq, Eq)]
+pub struct StoredSession {
+    pub data: String,
+    pub expires_at: i64,
+    admin: Option<(AdminView, String)>,
+}
+
+impl std::fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The data holds the binding, which stands in for a password.
+        f.debug_struct("StoredSession")
+            .field("expires_at", &self.expires_at)
+            .field("admin", &self.admin.as_ref().map(|(a, _)| a))
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredSession {
+    /// The administrator the session names, while `binding` (kept in the
+    /// session at sign-in) is still theirs: no password reset since, not a
+    /// later administrator under a reused id. As `Store::admin_for_session`.
+    pub fn admin_bound_to(&self, admin_id: AdminId, binding: &str) -> Option<&AdminView> {
+        let (admin, current) = self.admin.as_ref()?;
+        let same = !binding.is_empty()
+            && admin.id == admin_id
+            && bool::from(subtle::ConstantTimeEq::ct_eq(current.as_bytes(), binding.as_bytes()));
+        same.then_some(admin)
+    }
+}
 
 impl Store {
     /// Stores a new session; `false` when its ID is taken already.
@@ -59,15 +104,35 @@ impl Store {
         Ok(())
     }
 
-    /// A session's data while it has not expired.
-    pub async fn load_session(&self, id: &SecretDigest, now: i64) -> Result<Option<(String, i64)>, CoreError> {
-        Ok(on_pool!(self, |p| sqlx::query_as(
-            "SELECT data, expires_at FROM console_sessions WHERE id_digest = $1 AND expires_at > $2"
+    /// A session while it has not expired, with the administrator it
+    /// names read in the same query (one round trip per console page
+    /// instead of two).
+    pub async fn load_session(&self, id: &SecretDigest, now: i64) -> Result<Option<StoredSession>, CoreError> {
+        let row: Option<SessionRow> = on_pool!(self, |p| sqlx::query_as(
+            "SELECT s.data, s.expires_at, a.id AS admin_id, a.username, a.role, a.created_at, a.last_sign_in_at, \
+             a.session_binding FROM console_sessions s LEFT JOIN administrators a ON a.id = s.admin_id \
+             WHERE s.id_digest = $1 AND s.expires_at > $2"
         )
         .bind(id.as_bytes())
         .bind(now)
         .fetch_optional(p)
-        .await?))
+        .await?);
+        Ok(row.map(|r| {
+            let admin = match (r.admin_id, r.username, r.role, r.created_at, r.session_binding) {
+                (Some(id), Some(username), Some(role), Some(created_at), Some(binding)) => Some((
+                    AdminView {
+                        id: AdminId(id),
+                        username,
+                        role: Role::parse(&role).unwrap_or(Role::Viewer),
+                        created_at,
+                        last_sign_in_at: r.last_sign_in_at,
+                    },
+                    binding,
+                )),
+                _ => None,
+            };
+            StoredSession { data: r.data, expires_at: r.expires_at, admin }
+        }))
     }
 
     pub async fn delete_session(&self, id: &SecretDigest) -> Result<(), CoreError> {

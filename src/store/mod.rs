@@ -42,7 +42,7 @@ pub use activity::{HOURS_KEPT_SECONDS, MINUTES_KEPT_SECONDS};
 pub use applications::{ApplicationQuery, ApplicationSort};
 pub use audit::{ActorKind, AuditQuery, AuditRecord, REFUSALS_FILTER};
 pub use clients::CLIENT_CACHE_TTL;
-pub use console::{FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
+pub use console::{StoredSession, FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
 pub use issuer::{IssueError, IssuedToken, TokenToIssue};
 pub use secrets::{CredentialUse, UsedCredential};
 pub use signing_keys::StoredSigningKey;
@@ -332,6 +332,7 @@ pub async fn backup_sqlite(url: &str, path: &std::path::Path) -> Result<u64, Cor
         None => Err(CoreError::invalid("backup", "the path is not valid UTF-8")),
         Some(target) => {
             async {
+                sqlite_without_memory_statistics();
                 let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
                 let done = sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await;
                 let _ = conn.close().await;
@@ -537,7 +538,31 @@ impl Store {
 /// Key of the pruning job's lock (see [`Store::exclusively`]).
 pub const JOB_PRUNE: i64 = 0x6b67_1001;
 
+/// SQLite keeps memory statistics by default, which puts every allocation
+/// it makes (each row value sqlx copies, each page) under one process-wide
+/// mutex: with the reader connections' threads and the request threads
+/// freeing rows at once, `/applications` spent a fifth of its CPU waiting
+/// on that lock (perf, 2 cores). Keygate never reads the statistics. This
+/// must run before SQLite is first used, so every SQLite open goes
+/// through it.
+fn sqlite_without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_config with MEMSTATUS takes one int. It must not
+        // run while another thread uses SQLite: every open in this process
+        // waits on this `Once` first. Once SQLite is initialised it
+        // answers SQLITE_MISUSE and changes nothing.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::os::raw::c_int)
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(rc, "SQLite memory statistics stay on (SQLite was already in use)");
+        }
+    });
+}
+
 async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
+    sqlite_without_memory_statistics();
     ensure_parent_dir(url)?;
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
@@ -550,16 +575,21 @@ async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
     // The writer never checkpoints: copying WAL pages back (and the fsync
     // that goes with it) would stall every queued write. A background
     // task checkpoints passively from a reader connection instead.
+    // No ping before each use: a SQLite connection is a local file handle
+    // that cannot go stale, and the ping was a round trip to the
+    // connection's worker thread on every query.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
         .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
         .await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(8)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(15))
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     let checkpoint_pool = pool.clone();

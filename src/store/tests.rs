@@ -236,6 +236,18 @@ async fn application_search_and_paging() {
     assert_eq!(p.items[0].name, "svc-10");
     let q = ApplicationQuery { search: Some("0%".into()), page: 1, per_page: 10, ..Default::default() };
     assert_eq!(store.list_applications(&q, T0).await.unwrap().total, 1);
+    // The total comes with the rows; past the end it is counted alone.
+    let q = ApplicationQuery { search: None, page: 3, per_page: 10, ..Default::default() };
+    let p = store.list_applications(&q, T0).await.unwrap();
+    assert_eq!((p.total, p.items.len()), (26, 6));
+    for search in [None, Some("svc".to_owned())] {
+        let q = ApplicationQuery { search, page: 9, per_page: 10, ..Default::default() };
+        let p = store.list_applications(&q, T0).await.unwrap();
+        assert!(p.items.is_empty());
+        assert!(p.total == 26 || p.total == 25, "{}", p.total);
+    }
+    let q = ApplicationQuery { search: Some("nothing like it".into()), page: 1, per_page: 10, ..Default::default() };
+    assert_eq!(store.list_applications(&q, T0).await.unwrap().total, 0);
 }
 
 #[tokio::test]
@@ -385,7 +397,8 @@ async fn an_ended_session_stays_ended_when_a_late_request_saves_it() {
     let id = crate::secret::SecretDigest::of("session-id");
     assert!(store.insert_session(&id, Some(1), "{}", T0 + 100).await.unwrap());
     assert!(!store.insert_session(&id, None, "{}", T0 + 100).await.unwrap(), "an ID is taken once");
-    assert_eq!(store.load_session(&id, T0).await.unwrap(), Some(("{}".into(), T0 + 100)));
+    let loaded = store.load_session(&id, T0).await.unwrap().unwrap();
+    assert_eq!((loaded.data.as_str(), loaded.expires_at), ("{}", T0 + 100));
     assert_eq!(store.load_session(&id, T0 + 100).await.unwrap(), None, "expired");
     let mut tx = store.write().await.unwrap();
     assert_eq!(tx.end_admin_sessions(1).await.unwrap(), 1);
@@ -399,17 +412,36 @@ async fn an_ended_session_stays_ended_when_a_late_request_saves_it() {
 async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrator() {
     let (store, _d) = fresh().await;
     let bob = store.create_admin("bob", "hash-1", Role::Viewer, T0).await.unwrap();
+    let session = crate::secret::SecretDigest::of("bob's session");
+    store.insert_session(&session, Some(bob.id.0), "{}", T0 + 1000).await.unwrap();
+    let admin_for_session = |id: AdminId, binding: String| {
+        let store = store.clone();
+        async move {
+            let stored = store.load_session(&session, T0).await.unwrap()?;
+            stored.admin_bound_to(id, &binding).cloned()
+        }
+    };
     let mut tx = store.write().await.unwrap();
     assert!(tx.record_sign_in(bob.id, "hash-0", T0).await.unwrap().is_none(), "checked against another password");
     let binding = tx.record_sign_in(bob.id, "hash-1", T0).await.unwrap().unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(store.admin_for_session(bob.id, &binding.0).await.unwrap().unwrap().username, "bob");
-    assert!(store.admin_for_session(bob.id, "").await.unwrap().is_none());
+    assert_eq!(admin_for_session(bob.id, binding.0.clone()).await.unwrap().username, "bob");
+    assert!(admin_for_session(bob.id, String::new()).await.is_none());
+    assert!(admin_for_session(AdminId(bob.id.0 + 1), binding.0.clone()).await.is_none(), "another id");
+    // A role change shows on the next load.
+    store.create_admin("olga", "hash-o", Role::Owner, T0).await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.set_admin_role(bob.id, Role::Owner).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(admin_for_session(bob.id, binding.0.clone()).await.unwrap().role, Role::Owner);
+    let mut tx = store.write().await.unwrap();
+    tx.set_admin_role(bob.id, Role::Viewer).await.unwrap();
+    tx.commit().await.unwrap();
     // A password reset draws a new binding: the old sessions end.
     let mut tx = store.write().await.unwrap();
     assert!(tx.set_admin_password(bob.id, "hash-2").await.unwrap());
     tx.commit().await.unwrap();
-    assert!(store.admin_for_session(bob.id, &binding.0).await.unwrap().is_none());
+    assert!(admin_for_session(bob.id, binding.0.clone()).await.is_none());
     // Removed (a sign-in checked just before is refused), then someone new
     // is added, perhaps under the same id: no old session is theirs.
     let mut tx = store.write().await.unwrap();
@@ -418,8 +450,9 @@ async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrat
     assert!(tx.record_sign_in(bob.id, "hash-2", T0).await.unwrap().is_none());
     tx.commit().await.unwrap();
     let carol = store.create_admin("carol", "hash-3", Role::Owner, T0).await.unwrap();
-    assert!(store.admin_for_session(carol.id, &last.0).await.unwrap().is_none());
-    assert!(store.admin_for_session(carol.id, &binding.0).await.unwrap().is_none());
+    store.insert_session(&session, Some(carol.id.0), "{}", T0 + 1000).await.unwrap();
+    assert!(admin_for_session(carol.id, last.0.clone()).await.is_none());
+    assert!(admin_for_session(carol.id, binding.0.clone()).await.is_none());
 }
 
 #[tokio::test]
