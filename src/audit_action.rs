@@ -45,6 +45,8 @@ audit_actions! {
     ApplicationDormant => "application.dormant",
     TokenMinted => "token.minted",
     TokenRevoked => "token.revoked",
+    TokenExtended => "token.extended",
+    TokenRotated => "token.rotated",
     TokenRefused => "token.refused",
     TokenExpiring => "token.expiring",
     SecretExpiring => "secret.expiring",

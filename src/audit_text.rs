@@ -55,6 +55,23 @@ pub fn describe(e: &AuditEventView) -> String {
         }
         A::TokenMinted => format!("{actor} created the token \"{}\" for {target}", s("name")),
         A::TokenRevoked => format!("{actor} revoked a token of {target}"),
+        A::TokenExtended => {
+            let at = |k: &str| d.get(k).and_then(|v| v.as_i64()).map(crate::time_fmt::exact_utc).unwrap_or_default();
+            format!(
+                "{actor} changed the expiry of the token \"{}\" of {target} from {} to {}",
+                s("name"),
+                at("previous_expires_at"),
+                at("expires_at")
+            )
+        }
+        A::TokenRotated => match d.get("previous_expires_at").and_then(|v| v.as_i64()) {
+            Some(until) => format!(
+                "{actor} rotated the token \"{}\" of {target} (the previous value works until {})",
+                s("name"),
+                crate::time_fmt::exact_utc(until)
+            ),
+            None => format!("{actor} rotated the token \"{}\" of {target} (the previous value was revoked)", s("name")),
+        },
         A::TokenRefused => {
             let reason = s("reason").replace("revoked:", "revoked (").replace('_', " ");
             let reason = if reason.contains('(') { format!("{reason})") } else { reason };

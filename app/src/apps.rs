@@ -434,6 +434,39 @@ pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
     ("custom", "On a date…"),
 ];
 
+/// The expiry a console form chose: days from the list, or a date when
+/// the list says "On a date…".
+#[cfg(feature = "ssr")]
+struct ConsoleExpiry {
+    expiry: keygate::TokenExpiry,
+    custom: bool,
+}
+
+#[cfg(feature = "ssr")]
+impl ConsoleExpiry {
+    fn parse(choice: &str, expires_on: String) -> Result<Self, AppError> {
+        if choice == "custom" {
+            if expires_on.trim().is_empty() {
+                return Err(AppError::invalid("expires_on", "pick an expiry date"));
+            }
+            return Ok(ConsoleExpiry { expiry: keygate::TokenExpiry::OnDate(expires_on), custom: true });
+        }
+        let days = choice.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?;
+        Ok(ConsoleExpiry { expiry: keygate::TokenExpiry::Days(days), custom: false })
+    }
+
+    /// A refusal of the expiry names the console's date field, not the
+    /// API's name for it.
+    fn error(&self, e: keygate::CoreError) -> AppError {
+        match e {
+            keygate::CoreError::Invalid { field: "expires_at", message } if self.custom => {
+                AppError::invalid("expires_on", message)
+            }
+            other => other.into(),
+        }
+    }
+}
+
 #[server(prefix = "/console/fn", endpoint = "mint_token")]
 pub async fn mint_token(
     id: i64,
@@ -445,30 +478,66 @@ pub async fn mint_token(
     use keygate::usecase::tokens::{mint_token, MintRequest};
     let caller = crate::server::caller().await?;
     let ctx = crate::server::context()?;
-    let custom = expiry == "custom";
-    let expiry = if custom {
-        if expires_on.trim().is_empty() {
-            return Err(AppError::invalid("expires_on", "pick an expiry date"));
-        }
-        keygate::TokenExpiry::OnDate(expires_on)
-    } else {
-        keygate::TokenExpiry::Days(expiry.parse().map_err(|_| AppError::invalid("expiry", "choose an expiry"))?)
-    };
+    let expiry = ConsoleExpiry::parse(&expiry, expires_on)?;
     let scopes =
         keygate::ScopeSet::from_names(scopes.unwrap_or_default()).map_err(|m| AppError::invalid("scopes", m))?;
-    let request = MintRequest { name, scopes, expiry };
-    let minted = mint_token(&ctx.store, &caller, keygate::ApplicationId(id), request).await.map_err(|e| match e {
-        // The console's date field, not the API's name for it.
-        keygate::CoreError::Invalid { field: "expires_at", message } if custom => {
-            AppError::invalid("expires_on", message)
-        }
-        other => other.into(),
-    })?;
+    let request = MintRequest { name, scopes, expiry: expiry.expiry.clone() };
+    let minted =
+        mint_token(&ctx.store, &caller, keygate::ApplicationId(id), request).await.map_err(|e| expiry.error(e))?;
     put_flash(Flash {
         application_id: id,
         kind: FlashKind::AccessToken,
         value: minted.token.expose().to_owned(),
         note: format!("Token \"{}\" was created.", minted.view.name.unwrap_or_default()),
+    })
+    .await?;
+    Ok(())
+}
+
+/// A named token's new expiry; its value stays the same.
+#[server(prefix = "/console/fn", endpoint = "extend_token")]
+pub async fn extend_token(token_id: i64, expiry: String, expires_on: String) -> Result<(), AppError> {
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    let expiry = ConsoleExpiry::parse(&expiry, expires_on)?;
+    keygate::usecase::tokens::extend_token(&ctx.store, &caller, keygate::TokenId(token_id), expiry.expiry.clone())
+        .await
+        .map_err(|e| expiry.error(e))?;
+    Ok(())
+}
+
+/// How long a rotated token's previous value keeps working: `0` (revoked
+/// at once) or one of these.
+pub const ROTATION_OVERLAP_CHOICES: &[(&str, &str)] = &[
+    ("0", "Revoke the old value now"),
+    ("3600", "Keep the old value for 1 hour"),
+    ("86400", "Keep the old value for 24 hours"),
+    ("604800", "Keep the old value for 7 days"),
+];
+
+/// A named token replaced by a new value (shown once), the old value
+/// revoked or kept for the chosen overlap.
+#[server(prefix = "/console/fn", endpoint = "rotate_token")]
+pub async fn rotate_token(token_id: i64, previous_valid_for: String) -> Result<(), AppError> {
+    use keygate::usecase::tokens::{rotate_token, RotateRequest};
+    let caller = crate::server::caller().await?;
+    let ctx = crate::server::context()?;
+    let previous_valid_for = previous_valid_for
+        .parse()
+        .map_err(|_| AppError::invalid("previous_valid_for", "choose what happens to the old value"))?;
+    let request = RotateRequest { expiry: None, previous_valid_for };
+    let r = rotate_token(&ctx.store, &caller, keygate::TokenId(token_id), request).await?;
+    let previous = match r.previous.revoked_at {
+        Some(_) => "The previous value no longer works.".to_owned(),
+        None => {
+            format!("The previous value keeps working until {}.", keygate::time_fmt::exact_utc(r.previous.expires_at))
+        }
+    };
+    put_flash(Flash {
+        application_id: r.minted.view.application_id.0,
+        kind: FlashKind::AccessToken,
+        value: r.minted.token.expose().to_owned(),
+        note: format!("Token \"{}\" was rotated. {previous}", r.minted.view.name.clone().unwrap_or_default()),
     })
     .await?;
     Ok(())
@@ -749,6 +818,8 @@ pub fn ApplicationDetailPage() -> impl IntoView {
     let regenerate = ServerAction::<RegenerateSecret>::new();
     let mint = ServerAction::<MintToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
+    let extend = ServerAction::<ExtendToken>::new();
+    let rotate = ServerAction::<RotateToken>::new();
     let delete = ServerAction::<DeleteApplication>::new();
     let end_overlap = ServerAction::<EndOverlap>::new();
     let data = Resource::new(
@@ -761,12 +832,15 @@ pub fn ApplicationDetailPage() -> impl IntoView {
                 regenerate.version().get(),
                 mint.version().get(),
                 revoke.version().get(),
+                extend.version().get(),
+                rotate.version().get(),
                 end_overlap.version().get(),
             )
         },
         |(id, range, ..)| load_application(id, range),
     );
-    let actions = DetailActions { update, enable, regenerate, mint, revoke, delete, end_overlap };
+    let tokens = TokenActions { revoke, extend, rotate };
+    let actions = DetailActions { update, enable, regenerate, mint, tokens, delete, end_overlap };
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || data.get().map(|r| loaded(r, move |d| view! { <ApplicationDetailView d=d actions=actions/> }.into_any()))}
@@ -780,14 +854,22 @@ struct DetailActions {
     enable: ServerAction<SetEnabled>,
     regenerate: ServerAction<RegenerateSecret>,
     mint: ServerAction<MintToken>,
-    revoke: ServerAction<RevokeToken>,
+    tokens: TokenActions,
     delete: ServerAction<DeleteApplication>,
     end_overlap: ServerAction<EndOverlap>,
 }
 
+/// What a row of the tokens table can do to its token.
+#[derive(Clone, Copy)]
+struct TokenActions {
+    revoke: ServerAction<RevokeToken>,
+    extend: ServerAction<ExtendToken>,
+    rotate: ServerAction<RotateToken>,
+}
+
 #[component]
 fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl IntoView {
-    let DetailActions { update, enable, regenerate, mint, revoke, delete, end_overlap } = actions;
+    let DetailActions { update, enable, regenerate, mint, tokens, delete, end_overlap } = actions;
     let end_overlap_error = form_error(end_overlap.value(), <EndOverlap as ServerFn>::PATH);
     let impact = d.impact.clone();
     let app = d.app.clone();
@@ -797,7 +879,9 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let enable_error = form_error(enable.value(), <SetEnabled as ServerFn>::PATH);
     let mint_error = form_error(mint.value(), <MintToken as ServerFn>::PATH);
     let delete_error = form_error(delete.value(), <DeleteApplication as ServerFn>::PATH);
-    let revoke_error = form_error(revoke.value(), <RevokeToken as ServerFn>::PATH);
+    let revoke_error = form_error(tokens.revoke.value(), <RevokeToken as ServerFn>::PATH);
+    let extend_error = form_error(tokens.extend.value(), <ExtendToken as ServerFn>::PATH);
+    let rotate_error = form_error(tokens.rotate.value(), <RotateToken as ServerFn>::PATH);
     let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
     let now = d.now;
     let confirm_label = format!("Type \"{}\" to confirm", app.name);
@@ -841,7 +925,9 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
 
             <h2>"Access tokens"</h2>
             <FormMessage error=revoke_error/>
-            <TokensTable tokens=d.tokens.clone() now=now can_write=can_write revoke=revoke/>
+            <ActionMessage error=extend_error/>
+            <ActionMessage error=rotate_error/>
+            <TokensTable tokens=d.tokens.clone() now=now can_write=can_write actions=tokens/>
 
             <ConnectPanel target=d.connect.clone() configured=d.public_url_configured/>
 
@@ -1206,8 +1292,16 @@ fn token_badges(t: &TokenView, now: i64) -> AnyView {
     }
 }
 
+/// Every refusal of a token row's action, above the table: the rows' forms
+/// are many, one place says why.
 #[component]
-fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+fn ActionMessage(error: Signal<Option<AppError>>) -> impl IntoView {
+    move || error.get().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })
+}
+
+#[component]
+fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, actions: TokenActions) -> impl IntoView {
+    let TokenActions { revoke, extend, rotate } = actions;
     if tokens.is_empty() {
         return view! { <p class="empty">"No tokens yet."</p> }.into_any();
     }
@@ -1251,9 +1345,41 @@ fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, revoke: Server
                                 </td>
                                 {(can_write).then(|| view! {
                                     <td>
+                                        {(state == TokenState::Active && t.source != keygate::TokenSource::TokenEndpoint).then(|| {
+                                            let id = t.id.0;
+                                            let (extend_name, set_name) = (format!("Extend token {label}"), format!("Set the new expiry of {label}"));
+                                            let (rotate_name, confirm_rotate) = (format!("Rotate token {label}"), format!("Confirm rotating {label}"));
+                                            view! {
+                                                <details class="confirm row-action">
+                                                    <summary aria-label=extend_name>"Extend"</summary>
+                                                    <ActionForm action=extend attr:class="inline-form stacked">
+                                                        <input type="hidden" name="token_id" value=id.to_string()/>
+                                                        <label for=format!("extend-expiry-{id}")>"New expiry (same value)"</label>
+                                                        <select id=format!("extend-expiry-{id}") name="expiry">
+                                                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "90">{format!("{l} from now").replace("On a date… from now", "On a date…")}</option> }).collect_view()}
+                                                        </select>
+                                                        <label for=format!("extend-date-{id}")>"Date (for \"On a date…\")"</label>
+                                                        <input id=format!("extend-date-{id}") name="expires_on" type="date"/>
+                                                        <button type="submit" aria-label=set_name>"Set expiry"</button>
+                                                    </ActionForm>
+                                                </details>
+                                                <details class="confirm row-action">
+                                                    <summary aria-label=rotate_name>"Rotate"</summary>
+                                                    <ActionForm action=rotate attr:class="inline-form stacked">
+                                                        <input type="hidden" name="token_id" value=id.to_string()/>
+                                                        <p class="muted small">"A new value with the same name and scopes, shown once. Whatever holds the old value must switch."</p>
+                                                        <label for=format!("rotate-overlap-{id}")>"The old value"</label>
+                                                        <select id=format!("rotate-overlap-{id}") name="previous_valid_for">
+                                                            {ROTATION_OVERLAP_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "3600">{*l}</option> }).collect_view()}
+                                                        </select>
+                                                        <button type="submit" class="danger" aria-label=confirm_rotate>"Rotate token"</button>
+                                                    </ActionForm>
+                                                </details>
+                                            }
+                                        })}
                                         {(state == TokenState::Active).then(|| view! {
-                                            <details class="confirm">
-                                                <summary>"Revoke"</summary>
+                                            <details class="confirm row-action">
+                                                <summary aria-label=format!("Revoke token {label}")>"Revoke"</summary>
                                                 <ActionForm action=revoke attr:class="inline-form">
                                                     <input type="hidden" name="token_id" value=t.id.0.to_string()/>
                                                     <button type="submit" class="danger" aria-label=format!("Confirm revoking {label}")>"Confirm revoke"</button>

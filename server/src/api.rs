@@ -298,6 +298,36 @@ pub struct MintToken {
     pub expires_at: Option<i64>,
 }
 
+/// A new expiry for a named token; give `expires_in` or `expires_at`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendToken {
+    /// Lifetime from now in seconds.
+    pub expires_in: Option<i64>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// A rotation: the new token's expiry (default: as long as the old one was
+/// made to live), and how long the old value keeps working.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    pub expires_in: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// Seconds the previous value keeps working (0–2592000, default 0:
+    /// revoked at once); never past its own expiry.
+    pub previous_valid_for: Option<i64>,
+}
+
+/// The new token (shown in this response only) and the one it replaced.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedToken {
+    pub token: TokenView,
+    pub access_token: String,
+    pub previous: TokenView,
+}
+
 /// The only response that shows a minted token.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MintedToken {
@@ -801,23 +831,81 @@ async fn mint_token(
 ) -> Result<Response, HttpError> {
     bearer.require_scope("tokens:write")?;
     let id = ApplicationId(parse_id(&id, "application")?);
-    let expiry = match (body.expires_in, body.expires_at) {
-        (Some(secs), None) => TokenExpiry::InSeconds(secs),
-        (None, Some(at)) => TokenExpiry::At(at),
-        _ => {
-            return Err(HttpError::Api {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_request",
-                description: "give exactly one of expires_in and expires_at".into(),
-                field: Some("expires_at"),
-            })
-        }
-    };
+    let expiry = required_expiry(body.expires_in, body.expires_at)?;
     let request = MintRequest { name: body.name, scopes: scope_set(&body.scopes)?, expiry };
     let minted = tokens::mint_token(&state.store, &caller(&bearer, ip), id, request).await?;
     Ok(created_no_store(
         StatusCode::CREATED,
         MintedToken { token: minted.view, access_token: minted.token.expose().to_owned() },
+    ))
+}
+
+fn expiry_error(description: &str) -> HttpError {
+    HttpError::Api {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request",
+        description: description.into(),
+        field: Some("expires_at"),
+    }
+}
+
+/// At most one of `expires_in` and `expires_at`.
+fn optional_expiry(expires_in: Option<i64>, expires_at: Option<i64>) -> Result<Option<TokenExpiry>, HttpError> {
+    match (expires_in, expires_at) {
+        (Some(secs), None) => Ok(Some(TokenExpiry::InSeconds(secs))),
+        (None, Some(at)) => Ok(Some(TokenExpiry::At(at))),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(expiry_error("give at most one of expires_in and expires_at")),
+    }
+}
+
+/// Exactly one of `expires_in` and `expires_at`.
+fn required_expiry(expires_in: Option<i64>, expires_at: Option<i64>) -> Result<TokenExpiry, HttpError> {
+    optional_expiry(expires_in, expires_at)
+        .ok()
+        .flatten()
+        .ok_or_else(|| expiry_error("give exactly one of expires_in and expires_at"))
+}
+
+/// Give a named token a new expiry; its value stays the same (scope `tokens:write`).
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/extend", tag = "tokens", params(("id" = i64, Path)), request_body = ExtendToken,
+    responses((status = 200, body = TokenView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn extend_token(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExtendToken>,
+) -> Result<Json<TokenView>, HttpError> {
+    bearer.require_scope("tokens:write")?;
+    let id = TokenId(parse_id(&id, "token")?);
+    let expiry = required_expiry(body.expires_in, body.expires_at)?;
+    Ok(Json(tokens::extend_token(&state.store, &caller(&bearer, ip), id, expiry).await?))
+}
+
+/// Replace a named token's value: a new token with the same name and scopes;
+/// the old one is revoked, or works for `previous_valid_for` seconds more
+/// (scope `tokens:write`). The new token is in this response only.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/rotate", tag = "tokens", params(("id" = i64, Path)), request_body = RotateToken,
+    responses((status = 201, body = RotatedToken), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rotate_token(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    OptionalApiJson(body): OptionalApiJson<RotateToken>,
+) -> Result<Response, HttpError> {
+    bearer.require_scope("tokens:write")?;
+    let id = TokenId(parse_id(&id, "token")?);
+    let body = body.unwrap_or_default();
+    let request = tokens::RotateRequest {
+        expiry: optional_expiry(body.expires_in, body.expires_at)?,
+        previous_valid_for: body.previous_valid_for.unwrap_or(0),
+    };
+    let r = tokens::rotate_token(&state.store, &caller(&bearer, ip), id, request).await?;
+    Ok(created_no_store(
+        StatusCode::CREATED,
+        RotatedToken { token: r.minted.view, access_token: r.minted.token.expose().to_owned(), previous: r.previous },
     ))
 }
 
@@ -1218,6 +1306,8 @@ pub fn protected() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(end_previous_secret))
         .routes(routes!(list_tokens, mint_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(extend_token))
+        .routes(routes!(rotate_token))
         .routes(routes!(list_audit_events))
         .routes(routes!(list_scopes, create_scope))
         .routes(routes!(delete_scope, update_scope))

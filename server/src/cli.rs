@@ -285,6 +285,32 @@ pub struct UpdateApp {
     json: bool,
 }
 
+/// A token's expiry: one of a lifetime in days or seconds, or a date.
+#[derive(Args, Debug)]
+#[group(multiple = false)]
+pub struct ExpiryArgs {
+    /// Lifetime in days.
+    #[arg(long)]
+    days: Option<i64>,
+    /// Lifetime in seconds.
+    #[arg(long)]
+    expires_in: Option<i64>,
+    /// Expiry date, YYYY-MM-DD (UTC midnight).
+    #[arg(long)]
+    expires_on: Option<String>,
+}
+
+impl ExpiryArgs {
+    fn expiry(self) -> Option<TokenExpiry> {
+        match (self.days, self.expires_in, self.expires_on) {
+            (Some(d), _, _) => Some(TokenExpiry::Days(d)),
+            (_, Some(s), _) => Some(TokenExpiry::InSeconds(s)),
+            (_, _, Some(date)) => Some(TokenExpiry::OnDate(date)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Mint a named token and print it (once).
@@ -296,21 +322,37 @@ pub enum TokenCommand {
         /// A scope of the application; repeat for several.
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Lifetime in days.
-        #[arg(long, group = "expiry")]
-        days: Option<i64>,
-        /// Lifetime in seconds.
-        #[arg(long, group = "expiry")]
-        expires_in: Option<i64>,
-        /// Expiry date, YYYY-MM-DD (UTC midnight).
-        #[arg(long, group = "expiry")]
-        expires_on: Option<String>,
+        /// (default: 30 days)
+        #[command(flatten)]
+        expiry: ExpiryArgs,
         #[arg(long)]
         json: bool,
     },
     /// List an application's tokens (never the tokens themselves).
     List {
         application: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a named token a new expiry; its value stays the same.
+    Extend {
+        id: i64,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a named token's value: a new token with the same name and
+    /// scopes, printed once; the old one is revoked, or keeps working for
+    /// --previous-valid-for.
+    Rotate {
+        id: i64,
+        /// The new token's lifetime (default: as long as the old one was made to live).
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+        /// Keep the previous value working this long (up to 30d, e.g. 1h, 7d; never past its expiry).
+        #[arg(long, value_parser = overlap)]
+        previous_valid_for: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -951,13 +993,8 @@ async fn admin_command(store: &Store, caller: &Caller, command: AdminCommand) ->
 
 async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) -> CliResult {
     match command {
-        TokenCommand::Mint { application, name, scopes, days, expires_in, expires_on, json } => {
-            let expiry = match (days, expires_in, expires_on) {
-                (Some(d), None, None) => TokenExpiry::Days(d),
-                (None, Some(s), None) => TokenExpiry::InSeconds(s),
-                (None, None, Some(date)) => TokenExpiry::OnDate(date),
-                _ => TokenExpiry::Days(30),
-            };
+        TokenCommand::Mint { application, name, scopes, expiry, json } => {
+            let expiry = expiry.expiry().unwrap_or(TokenExpiry::Days(30));
             let request = MintRequest { name, scopes: ScopeSet::from_names(&scopes)?, expiry };
             let minted = tokens::mint_token(store, caller, ApplicationId(application), request).await?;
             let value = json!({ "token": minted.view, "access_token": minted.token.expose() });
@@ -996,6 +1033,41 @@ async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) ->
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+        TokenCommand::Extend { id, expiry, json } => {
+            let expiry = expiry.expiry().ok_or("give the new expiry: --days, --expires-in or --expires-on")?;
+            let token = tokens::extend_token(store, caller, TokenId(id), expiry).await?;
+            answer(json, &token, || {
+                format!(
+                    "token {} (id {}) now expires {}; its value is unchanged",
+                    token.name.clone().unwrap_or_default(),
+                    token.id,
+                    keygate::time_fmt::exact_utc(token.expires_at)
+                )
+            });
+        }
+        TokenCommand::Rotate { id, expiry, previous_valid_for, json } => {
+            let request =
+                tokens::RotateRequest { expiry: expiry.expiry(), previous_valid_for: previous_valid_for.unwrap_or(0) };
+            let r = tokens::rotate_token(store, caller, TokenId(id), request).await?;
+            let value =
+                json!({ "token": r.minted.view, "access_token": r.minted.token.expose(), "previous": r.previous });
+            answer(json, &value, || {
+                let previous = match r.previous.revoked_at {
+                    Some(_) => format!("the previous token (id {id}) is revoked"),
+                    None => format!(
+                        "the previous token (id {id}) works until {}",
+                        keygate::time_fmt::exact_utc(r.previous.expires_at)
+                    ),
+                };
+                format!(
+                    "token {} (id {}) expires {}\n{previous}\naccess_token: {}\nThe token is shown only now; store it safely.",
+                    r.minted.view.name.clone().unwrap_or_default(),
+                    r.minted.view.id,
+                    keygate::time_fmt::exact_utc(r.minted.view.expires_at),
+                    r.minted.token.expose()
+                )
             });
         }
         TokenCommand::Revoke { id, json } => {

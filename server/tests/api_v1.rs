@@ -219,6 +219,114 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
 }
 
 #[tokio::test]
+async fn named_tokens_are_extended_and_rotated_with_an_overlap() {
+    let t = test_app().await;
+    let (_bot, token) = admin_bot(&t).await;
+    let target = t.create_app("target", "tokens:read").await;
+    let path = format!("/api/v1/applications/{}/tokens", target.app.id);
+    let body = json!({"name": "deploy pipeline", "scopes": ["tokens:read"], "expires_in": 86400});
+    let minted = json(call(&t, Method::POST, &path, &token, Some(body)).await).await;
+    let first = minted["access_token"].as_str().unwrap().to_owned();
+    let id = minted["token"]["id"].as_i64().unwrap();
+    let created = minted["token"]["created_at"].as_i64().unwrap();
+
+    // Extend: the same value, a new expiry.
+    let res =
+        call(&t, Method::POST, &format!("/api/v1/tokens/{id}/extend"), &token, Some(json!({"expires_in": 90 * 86400})))
+            .await;
+    assert_eq!(res.status(), 200);
+    let extended = json(res).await;
+    assert!(extended["expires_at"].as_i64().unwrap() >= created + 90 * 86400);
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &first, None).await.status(), 200);
+    for (body, field) in [
+        (json!({}), "expires_at"),
+        (json!({"expires_in": 10, "expires_at": 99}), "expires_at"),
+        (json!({"expires_in": 5 * 366 * 86400}), "expires_at"),
+    ] {
+        let res = call(&t, Method::POST, &format!("/api/v1/tokens/{id}/extend"), &token, Some(body)).await;
+        assert_eq!(res.status(), 400);
+        assert_eq!(json(res).await["field"], field);
+    }
+
+    // Rotate with an hour's overlap: both values work, same name and scopes.
+    let res = call(
+        &t,
+        Method::POST,
+        &format!("/api/v1/tokens/{id}/rotate"),
+        &token,
+        Some(json!({"previous_valid_for": 3600})),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+    let rotated = json(res).await;
+    let second = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(rotated["token"]["name"], "deploy pipeline");
+    assert_eq!(rotated["token"]["scopes"], json!(["tokens:read"]));
+    assert!(rotated["previous"]["expires_at"].as_i64().unwrap() <= created + 3600 + 5);
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &first, None).await.status(), 200, "inside the overlap");
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &second, None).await.status(), 200);
+
+    // Rotate again without a body: the previous value is revoked at once.
+    let second_id = rotated["token"]["id"].as_i64().unwrap();
+    let res = call(&t, Method::POST, &format!("/api/v1/tokens/{second_id}/rotate"), &token, None).await;
+    assert_eq!(res.status(), 201);
+    let third = json(res).await;
+    assert_eq!(third["previous"]["revoked_reason"], "rotated");
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &second, None).await.status(), 401);
+    let third_value = third["access_token"].as_str().unwrap();
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", third_value, None).await.status(), 200);
+
+    // Refusals say why: a revoked token, a token-endpoint token, an
+    // overlap out of range, an unknown token, a caller without tokens:write.
+    let res =
+        call(&t, Method::POST, &format!("/api/v1/tokens/{second_id}/extend"), &token, Some(json!({"expires_in": 60})))
+            .await;
+    assert_eq!(res.status(), 409);
+    assert!(json(res).await["error_description"].as_str().unwrap().contains("revoked"));
+    let endpoint_token = t.obtain_token(&target, None).await;
+    let endpoint_id = json(call(&t, Method::GET, &path, &token, None).await).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source"] == "token_endpoint")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = call(&t, Method::POST, &format!("/api/v1/tokens/{endpoint_id}/rotate"), &token, None).await;
+    assert_eq!(res.status(), 409);
+    assert!(json(res).await["error_description"].as_str().unwrap().contains("only named tokens"));
+    let third_id = third["token"]["id"].as_i64().unwrap();
+    let res = call(
+        &t,
+        Method::POST,
+        &format!("/api/v1/tokens/{third_id}/rotate"),
+        &token,
+        Some(json!({"previous_valid_for": -1})),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(res).await["field"], "previous_valid_for");
+    let res = call(&t, Method::POST, "/api/v1/tokens/999999/rotate", &token, None).await;
+    assert_eq!(res.status(), 404);
+    let res = call(
+        &t,
+        Method::POST,
+        &format!("/api/v1/tokens/{third_id}/extend"),
+        &endpoint_token,
+        Some(json!({"expires_in": 60})),
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+
+    let audit = json(call(&t, Method::GET, "/api/v1/audit-events?action=token", &token, None).await).await;
+    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "token.rotated").count(), 2);
+    assert_eq!(actions.iter().filter(|a| **a == "token.extended").count(), 1);
+}
+
+#[tokio::test]
 async fn openapi_document_lists_every_route() {
     let t = test_app().await;
     let (_bot, token) = admin_bot(&t).await;
@@ -236,6 +344,8 @@ async fn openapi_document_lists_every_route() {
         ("get", "/api/v1/applications/{id}/tokens"),
         ("post", "/api/v1/applications/{id}/tokens"),
         ("delete", "/api/v1/tokens/{id}"),
+        ("post", "/api/v1/tokens/{id}/extend"),
+        ("post", "/api/v1/tokens/{id}/rotate"),
         ("get", "/api/v1/audit-events"),
         ("get", "/api/v1/scopes"),
         ("post", "/api/v1/scopes"),

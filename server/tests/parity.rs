@@ -146,7 +146,28 @@ async fn script(entry: Entry) -> Vec<Value> {
                 .await
         }
     }
+    // Extend it, rotate it with an hour's overlap, revoke the new one.
     let token_id = r.t.store.list_tokens(keygate::ApplicationId(id)).await.unwrap()[0].id.0;
+    let tid = token_id.to_string();
+    match entry {
+        Entry::Console => r.console("extend_token", &format!("token_id={token_id}&expiry=90&expires_on=")).await,
+        Entry::Api => {
+            r.api(Method::POST, &format!("/api/v1/tokens/{token_id}/extend"), Some(json!({"expires_in": 90 * 86400})))
+                .await
+        }
+        Entry::Cli => r.cli(&["token", "extend", &tid, "--days", "90", "--json"]).await,
+    }
+    match entry {
+        Entry::Console => r.console("rotate_token", &format!("token_id={token_id}&previous_valid_for=3600")).await,
+        Entry::Api => {
+            r.api(Method::POST, &format!("/api/v1/tokens/{token_id}/rotate"), Some(json!({"previous_valid_for": 3600})))
+                .await
+        }
+        Entry::Cli => r.cli(&["token", "rotate", &tid, "--previous-valid-for", "1h", "--json"]).await,
+    }
+    let tokens = r.t.store.list_tokens(keygate::ApplicationId(id)).await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    let token_id = tokens.iter().map(|t| t.id.0).max().unwrap();
     match entry {
         Entry::Console => r.console("revoke_token", &format!("token_id={token_id}")).await,
         Entry::Api => r.api(Method::DELETE, &format!("/api/v1/tokens/{token_id}"), None).await,
@@ -156,7 +177,8 @@ async fn script(entry: Entry) -> Vec<Value> {
     // Disable, enable, regenerate the secret.
     for enabled in [false, true] {
         match entry {
-            Entry::Console => r.console("set_enabled", &format!("id={id}&enabled={enabled}")).await,
+            // The rotated token's previous value is live in its overlap.
+            Entry::Console => r.console("set_enabled", &format!("id={id}&enabled={enabled}&confirm=yes")).await,
             Entry::Api => {
                 r.api(Method::PATCH, &format!("/api/v1/applications/{id}"), Some(json!({"enabled": enabled}))).await
             }
@@ -211,7 +233,7 @@ async fn script(entry: Entry) -> Vec<Value> {
                     Entry::Cli => "cli",
                 })
             );
-            for k in ["via", "actor_token_id", "expires_at"] {
+            for k in ["via", "actor_token_id", "expires_at", "previous_expires_at"] {
                 details.as_object_mut().unwrap().remove(k);
             }
             json!({ "action": action, "target": target, "application_id": application_id, "details": details })
@@ -231,6 +253,8 @@ async fn console_api_and_cli_write_the_same_events_for_the_same_operations() {
             "application.created",
             "application.updated",
             "token.minted",
+            "token.extended",
+            "token.rotated",
             "token.revoked",
             "application.disabled",
             "application.enabled",
@@ -240,7 +264,9 @@ async fn console_api_and_cli_write_the_same_events_for_the_same_operations() {
         ]
     );
     assert_eq!(console[1]["details"]["changed"], json!(["notes", "max_tokens"]));
-    assert_eq!(console[3]["details"]["token"], "deploy");
+    assert_eq!(console[3]["details"]["name"], "deploy");
+    assert_eq!(console[4]["details"]["name"], "deploy");
+    assert_eq!(console[5]["details"]["token"], "deploy");
     assert_eq!(console, api, "console and API differ");
     assert_eq!(console, cli, "console and CLI differ");
 }

@@ -300,6 +300,18 @@ impl Tx {
         Ok(TokenId(id))
     }
 
+    /// A new expiry for a token that is not revoked; `false` otherwise.
+    pub async fn set_token_expiry(&mut self, id: TokenId, expires_at: i64) -> Result<bool, CoreError> {
+        let done =
+            on_tx!(self, |c| sqlx::query("UPDATE tokens SET expires_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(expires_at)
+                .bind(id.0)
+                .execute(c)
+                .await?
+                .rows_affected());
+        Ok(done == 1)
+    }
+
     /// Revokes one token; `false` when it was already revoked or does not exist.
     pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
         let done = on_tx!(self, |c| sqlx::query(

@@ -422,3 +422,149 @@ async fn two_instances_send_each_delivery_and_fire_each_alert_once() {
     one.close().await;
     two.close().await;
 }
+
+fn owner(now: i64) -> Caller {
+    let view = AdminView {
+        id: AdminId(1),
+        username: "olive".into(),
+        role: Role::Owner,
+        created_at: T0,
+        last_sign_in_at: None,
+    };
+    Caller::administrator(view, now, Some("10.0.0.7".into()))
+}
+
+async fn named_token(store: &Store, app: ApplicationId, name: &str, ttl: i64) -> tokens::MintedToken {
+    let request =
+        tokens::MintRequest { name: name.into(), scopes: ScopeSet::default(), expiry: TokenExpiry::InSeconds(ttl) };
+    tokens::mint_token(store, &owner(T0), app, request).await.unwrap()
+}
+
+async fn valid(store: &Store, token: &crate::secret::AccessToken, now: i64) -> bool {
+    store.check_token(token, now).await.unwrap().is_ok()
+}
+
+#[tokio::test]
+async fn an_extended_token_keeps_its_value_and_lives_until_the_new_expiry() {
+    let (store, _d) = fresh().await;
+    let (a, _) = app(&store, "deployer").await;
+    let minted = named_token(&store, a.id, "deploy pipeline", 7 * 86_400).await;
+    let later = T0 + 86_400;
+    let view = tokens::extend_token(&store, &owner(later), minted.view.id, TokenExpiry::Days(90)).await.unwrap();
+    assert_eq!(view.expires_at, later + 90 * 86_400);
+    // The same value works past the old expiry, and stops at the new one.
+    assert!(valid(&store, &minted.token, T0 + 30 * 86_400).await);
+    assert!(!valid(&store, &minted.token, later + 90 * 86_400).await);
+    let events =
+        store.list_audit_events(&AuditQuery { page: 1, per_page: 10, ..Default::default() }).await.unwrap().items;
+    let e = events.iter().find(|e| e.action == "token.extended").unwrap();
+    assert_eq!(e.details["previous_expires_at"], serde_json::json!(T0 + 7 * 86_400));
+    assert_eq!(e.details["expires_at"], serde_json::json!(later + 90 * 86_400));
+    let sentence = crate::audit_text::describe(e);
+    assert!(sentence.contains("changed the expiry of the token \"deploy pipeline\""), "{sentence}");
+
+    // Refusals say why.
+    let err = |r: Result<TokenView, CoreError>| r.unwrap_err().to_string();
+    assert!(err(tokens::extend_token(&store, &owner(later), minted.view.id, TokenExpiry::Days(800)).await)
+        .contains("two years"));
+    assert!(err(
+        tokens::extend_token(&store, &owner(later), minted.view.id, TokenExpiry::At(later + 90 * 86_400)).await
+    )
+    .contains("already expires then"));
+    let viewer = Caller::administrator(
+        AdminView { id: AdminId(2), username: "vic".into(), role: Role::Viewer, created_at: T0, last_sign_in_at: None },
+        later,
+        None,
+    );
+    assert!(matches!(
+        tokens::extend_token(&store, &viewer, minted.view.id, TokenExpiry::Days(9)).await,
+        Err(CoreError::Forbidden { .. })
+    ));
+    let short = named_token(&store, a.id, "short", 60).await;
+    assert!(err(tokens::extend_token(&store, &owner(T0 + 61), short.view.id, TokenExpiry::Days(1)).await)
+        .contains("has expired"));
+    tokens::revoke_token(&store, &owner(later), minted.view.id).await.unwrap();
+    assert!(err(tokens::extend_token(&store, &owner(later), minted.view.id, TokenExpiry::Days(9)).await)
+        .contains("revoked"));
+    assert!(matches!(
+        tokens::extend_token(&store, &owner(later), TokenId(9_999), TokenExpiry::Days(9)).await,
+        Err(CoreError::NotFound(_))
+    ));
+    // A token from the token endpoint is not extended.
+    let (ci, _) = app(&store, "ci").await;
+    let c = client(&store, ci.id).await;
+    let issued = store.issue_endpoint_token(&c, crate::ScopeSet::empty(), T0).await.unwrap();
+    assert!(err(tokens::extend_token(&store, &owner(T0 + 1), issued.id, TokenExpiry::Days(1)).await)
+        .contains("only named tokens"));
+}
+
+#[tokio::test]
+async fn a_rotated_token_has_a_new_value_and_the_old_one_ends_as_chosen() {
+    let (store, _d) = fresh().await;
+    let (a, _) = app(&store, "deployer").await;
+    let first = named_token(&store, a.id, "deploy pipeline", 30 * 86_400).await;
+    let now = T0 + 86_400;
+    // With an overlap: both values work for an hour, then only the new one.
+    let rotated = tokens::rotate_token(
+        &store,
+        &owner(now),
+        first.view.id,
+        tokens::RotateRequest { expiry: None, previous_valid_for: HOUR },
+    )
+    .await
+    .unwrap();
+    let second = rotated.minted;
+    assert_ne!(second.token.expose(), first.token.expose());
+    assert_eq!(second.view.name.as_deref(), Some("deploy pipeline"));
+    assert_eq!(second.view.scopes, first.view.scopes);
+    assert_eq!(second.view.expires_at, now + 30 * 86_400, "as long as the old one was made to live");
+    assert_eq!(rotated.previous.expires_at, now + HOUR);
+    assert!(valid(&store, &first.token, now + HOUR - 1).await);
+    assert!(!valid(&store, &first.token, now + HOUR).await);
+    assert!(valid(&store, &second.token, now + HOUR).await);
+
+    // Without an overlap the old value is revoked at once; a chosen expiry.
+    let third = tokens::rotate_token(
+        &store,
+        &owner(now + 10),
+        second.view.id,
+        tokens::RotateRequest { expiry: Some(TokenExpiry::Days(7)), previous_valid_for: 0 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(third.previous.revoked_reason.as_deref(), Some("rotated"));
+    assert!(!valid(&store, &second.token, now + 10).await);
+    assert_eq!(third.minted.view.expires_at, now + 10 + 7 * 86_400);
+    assert!(valid(&store, &third.minted.token, now + 10).await);
+    let log = actions(&store).await;
+    assert_eq!(log.iter().filter(|a| *a == "token.rotated").count(), 2);
+
+    // Refusals: an overlap out of range, a revoked token.
+    let bad = tokens::rotate_token(
+        &store,
+        &owner(now),
+        third.minted.view.id,
+        tokens::RotateRequest { expiry: None, previous_valid_for: 31 * 86_400 },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(bad, CoreError::Invalid { field: "previous_valid_for", .. }), "{bad:?}");
+    let revoked = tokens::rotate_token(
+        &store,
+        &owner(now + 20),
+        second.view.id,
+        tokens::RotateRequest { expiry: None, previous_valid_for: 0 },
+    )
+    .await
+    .unwrap_err();
+    assert!(revoked.to_string().contains("revoked"), "{revoked}");
+    // Nothing half-done: once the first overlap ends, one live token.
+    let live = store
+        .list_tokens(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.state(now + HOUR) == TokenState::Active)
+        .count();
+    assert_eq!(live, 1);
+}

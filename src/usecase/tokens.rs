@@ -1,4 +1,5 @@
-//! Named tokens: mint and revoke; and an application revoking its own token.
+//! Named tokens: mint, extend, rotate and revoke; and an application
+//! revoking its own token.
 
 use super::{Caller, Permission};
 use crate::audit_action::AuditAction;
@@ -80,6 +81,172 @@ pub async fn mint_token(
     let view = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
     tx.commit().await?;
     Ok(MintedToken { view, token })
+}
+
+/// The longest a rotated token's previous value keeps working.
+pub const MAX_ROTATION_OVERLAP_SECONDS: i64 = 30 * 86_400;
+
+/// A named token that `extend` or `rotate` may change: it exists, was
+/// minted by an administrator or the API (token-endpoint tokens are
+/// short-lived and capped; a client asks for a new one), and is still
+/// valid; its application is within the caller's reach and enabled.
+async fn changeable_named_token(
+    tx: &mut crate::store::Tx,
+    caller: &Caller,
+    id: TokenId,
+    operation: &str,
+) -> Result<(TokenView, ApplicationView), CoreError> {
+    let token = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
+    tx.lock_application(token.application_id).await?;
+    let app = tx.require_application(token.application_id, caller.now).await?;
+    caller.recheck_ceiling(&app)?;
+    if token.source == TokenSource::TokenEndpoint {
+        return Err(CoreError::Refused(format!(
+            "only named tokens can be {operation}; a token from the token endpoint is short-lived: the client asks for a new one"
+        )));
+    }
+    match token.state(caller.now) {
+        TokenState::Active => {}
+        TokenState::Revoked => {
+            return Err(CoreError::Refused(format!("the token is revoked and cannot be {operation}")))
+        }
+        TokenState::Expired => {
+            return Err(CoreError::Refused(format!(
+                "the token has expired and cannot be {operation}; create a new one"
+            )))
+        }
+    }
+    if !app.enabled {
+        return Err(CoreError::Refused(format!(
+            "the application is disabled; enable it before its tokens can be {operation}"
+        )));
+    }
+    Ok((token, app))
+}
+
+/// Gives a named token a new expiry; its value stays the same, so nothing
+/// that holds it has to change. The new expiry may be earlier or later,
+/// within the two years any named token may live from now.
+pub async fn extend_token(
+    store: &Store,
+    caller: &Caller,
+    id: TokenId,
+    expiry: TokenExpiry,
+) -> Result<TokenView, CoreError> {
+    caller.require(WRITE)?;
+    let before = store.token(id).await?.ok_or(CoreError::NotFound("token"))?;
+    let app = store.require_application(before.application_id, caller.now).await?;
+    caller.check_ceiling(store, &app, "extend_token").await?;
+    let expires_at = expiry.resolve(caller.now)?;
+    let mut tx = store.write().await?;
+    let (token, app) = changeable_named_token(&mut tx, caller, id, "extended").await?;
+    if token.expires_at == expires_at {
+        return Err(CoreError::invalid("expires_at", "the token already expires then"));
+    }
+    tx.set_token_expiry(id, expires_at).await?;
+    tx.record_audit(
+        &caller
+            .record(AuditAction::TokenExtended)
+            .on_application(app.id, &app.name)
+            .with("extended_token_id", json!(id.0))
+            .with("name", json!(token.name))
+            .with("previous_expires_at", json!(token.expires_at))
+            .with("expires_at", json!(expires_at)),
+    )
+    .await?;
+    let view = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// How a rotation treats the token it replaces.
+#[derive(Debug, Clone)]
+pub struct RotateRequest {
+    /// The new token's expiry; by default it lives as long as the old one
+    /// was made to (from now, at most two years).
+    pub expiry: Option<TokenExpiry>,
+    /// How long the old value keeps working (never past its own expiry);
+    /// 0 revokes it at once.
+    pub previous_valid_for: i64,
+}
+
+/// A rotation's outcome: the new token (shown once) and the old one as it
+/// is now (revoked, or expiring at the end of the overlap).
+#[derive(Debug)]
+pub struct RotatedToken {
+    pub minted: MintedToken,
+    pub previous: TokenView,
+}
+
+/// Replaces a named token's value: a new token with the same name and
+/// scopes, and the old one revoked now or kept for an overlap, so the
+/// services holding it can switch without an outage. One transaction: the
+/// new token exists if and only if the old one was revoked or shortened.
+pub async fn rotate_token(
+    store: &Store,
+    caller: &Caller,
+    id: TokenId,
+    request: RotateRequest,
+) -> Result<RotatedToken, CoreError> {
+    caller.require(WRITE)?;
+    if !(0..=MAX_ROTATION_OVERLAP_SECONDS).contains(&request.previous_valid_for) {
+        return Err(CoreError::invalid(
+            "previous_valid_for",
+            "the previous token's overlap is 0 (revoke it now) to 2,592,000 seconds (30 days)",
+        ));
+    }
+    let before = store.token(id).await?.ok_or(CoreError::NotFound("token"))?;
+    let app = store.require_application(before.application_id, caller.now).await?;
+    caller.check_ceiling(store, &app, "rotate_token").await?;
+    let scopes = ScopeSet::from_names(&before.scopes).map_err(CoreError::Internal)?;
+    caller.check_grantable(&scopes)?;
+    let expires_at = match &request.expiry {
+        Some(expiry) => expiry.resolve(caller.now)?,
+        None => caller.now + (before.expires_at - before.created_at).clamp(1, MAX_NAMED_TTL_SECONDS),
+    };
+    let token = AccessToken::generate();
+    let mut tx = store.write().await?;
+    let (old, app) = changeable_named_token(&mut tx, caller, id, "rotated").await?;
+    let allowed = ScopeSet::from_names(&app.scopes).unwrap_or_default();
+    let outside: Vec<String> = scopes.not_in(&allowed).iter().map(|s| s.to_string()).collect();
+    if !outside.is_empty() {
+        return Err(CoreError::Refused(format!(
+            "the application is no longer allowed {}; create a new token with the scopes it has",
+            outside.join(", ")
+        )));
+    }
+    let name = old.name.clone().unwrap_or_default();
+    let audience = crate::grant::audience_of(&scopes, &tx.scope_servers().await?);
+    let source = match caller.actor {
+        super::Actor::Administrator(_) => TokenSource::Console,
+        super::Actor::Application { .. } | super::Actor::Cli => TokenSource::Api,
+    };
+    let new_id =
+        tx.insert_named_token(app.id, &token, &name, &scopes, &audience, source, caller.now, expires_at).await?;
+    let previous_expires_at = if request.previous_valid_for == 0 {
+        tx.revoke_token(id, "rotated", caller.now).await?;
+        None
+    } else {
+        let until = old.expires_at.min(caller.now + request.previous_valid_for);
+        tx.set_token_expiry(id, until).await?;
+        Some(until)
+    };
+    tx.record_audit(
+        &caller
+            .record(AuditAction::TokenRotated)
+            .on_application(app.id, &app.name)
+            .with("name", json!(name))
+            .with("previous_token_id", json!(id.0))
+            .with("minted_token_id", json!(new_id.0))
+            .with("expires_at", json!(expires_at))
+            .with("previous_expires_at", json!(previous_expires_at)),
+    )
+    .await?;
+    tx.count_activity(app.id, caller.now, crate::activity::ActivityKind::Issued).await?;
+    let view = tx.token(new_id).await?.ok_or(CoreError::NotFound("token"))?;
+    let previous = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
+    tx.commit().await?;
+    Ok(RotatedToken { minted: MintedToken { view, token }, previous })
 }
 
 /// Revokes a token by id. Revoking a revoked token changes nothing and
