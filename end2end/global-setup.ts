@@ -59,6 +59,7 @@ export default async function globalSetup() {
     await start('life', 3189),
     await start('rotate', 3190),
     await start('activity', 3191),
+    await start('tokens', 3192),
   ];
   fs.writeFileSync(STATE_FILE, JSON.stringify(servers, null, 2));
 }

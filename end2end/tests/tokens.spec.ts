@@ -1,0 +1,87 @@
+// Named tokens extended (new expiry, same value) and rotated (new value,
+// the old one kept for an overlap or revoked), with JavaScript, and as
+// plain form posts at phone width.
+import { test, expect, Page } from '@playwright/test';
+import { server, SCREENSHOTS } from './servers';
+import { PASSWORD, signIn as signInAt, me as meAt, setupOwner } from './http';
+
+const s = () => server('tokens');
+const signIn = (page: Page) => signInAt(page, s().baseURL, 'alice', PASSWORD);
+const me = (token: string) => meAt(s().baseURL, token);
+const rowOf = (page: Page, token: string) => page.locator(`tr[data-token="${token.slice(0, 12)}"]`);
+
+async function extendAndRotate(page: Page, name: string, js: boolean) {
+  await signIn(page);
+  await page.goto(`${s().baseURL}/applications/new`);
+  if (js) await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByRole('button', { name: 'Create application' }).click();
+  await expect(page.getByTestId('application-name')).toHaveText(name);
+
+  await page.getByText('New token', { exact: true }).click();
+  await page.getByLabel('Token name').fill('deploy pipeline');
+  await page.getByLabel('Expires', { exact: true }).selectOption('7');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const first = await page.getByTestId('new-token').inputValue();
+  expect(await me(first)).toBe(200);
+  const firstRow = rowOf(page, first);
+  await expect(firstRow).toContainText('in 7 days');
+
+  // Extend: the same value now expires in 90 days.
+  await firstRow.getByText('Extend', { exact: true }).click();
+  await firstRow.getByLabel('New expiry (same value)').selectOption('90');
+  await firstRow.getByRole('button', { name: 'Set the new expiry of deploy pipeline' }).click();
+  await expect(rowOf(page, first)).toContainText('in 3 months');
+  expect(await me(first)).toBe(200);
+
+  // A date in the past is refused, and the page says why.
+  await rowOf(page, first).getByText('Extend', { exact: true }).click();
+  await rowOf(page, first).getByLabel('New expiry (same value)').selectOption('custom');
+  await rowOf(page, first).getByLabel('Date (for "On a date…")').fill('2020-01-01');
+  await rowOf(page, first).getByRole('button', { name: 'Set the new expiry of deploy pipeline' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: 'the expiry must be in the future' })).toBeVisible();
+
+  // Rotate, keeping the old value for an hour: a new value shown once.
+  await rowOf(page, first).getByText('Rotate', { exact: true }).click();
+  await rowOf(page, first).getByLabel('The old value').selectOption('3600');
+  await rowOf(page, first).getByRole('button', { name: 'Confirm rotating deploy pipeline' }).click();
+  await expect(page.getByText(/Token "deploy pipeline" was rotated\. The previous value keeps working until/)).toBeVisible();
+  const second = await page.getByTestId('new-token').inputValue();
+  expect(second).not.toBe(first);
+  expect(await me(first)).toBe(200);
+  expect(await me(second)).toBe(200);
+  await expect(rowOf(page, first)).toContainText('in 1 hour');
+  await expect(rowOf(page, second)).toContainText('in 3 months');
+  await page.screenshot({ path: `${SCREENSHOTS}/token-rotated-${name}.png`, fullPage: true });
+
+  // Rotate again, revoking the old value at once.
+  await rowOf(page, second).getByText('Rotate', { exact: true }).click();
+  await rowOf(page, second).getByLabel('The old value').selectOption('0');
+  await rowOf(page, second).getByRole('button', { name: 'Confirm rotating deploy pipeline' }).click();
+  await expect(page.getByText(/was rotated\. The previous value no longer works\./)).toBeVisible();
+  const third = await page.getByTestId('new-token').inputValue();
+  expect(await me(second)).toBe(401);
+  expect(await me(third)).toBe(200);
+  await expect(rowOf(page, second)).toContainText('rotated');
+
+  await page.goto(`${s().baseURL}/audit?action=token`);
+  await expect(page.getByText(`rotated the token "deploy pipeline" of ${name} (the previous value was revoked)`)).toBeVisible();
+  await expect(page.getByText(new RegExp(`changed the expiry of the token "deploy pipeline" of ${name} from`))).toBeVisible();
+}
+
+test.describe.configure({ mode: 'serial' });
+
+test('setup owner', async ({ page }) => {
+  await setupOwner(page, s().setupURL);
+});
+
+test('extend and rotate a named token, with JavaScript', async ({ page }) => {
+  await extendAndRotate(page, 'tokens-js', true);
+});
+
+test.describe('without JavaScript, at phone width', () => {
+  test.use({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+  test('extend and rotate a named token, as form posts', async ({ page }) => {
+    await extendAndRotate(page, 'tokens-nojs', false);
+  });
+});
