@@ -570,6 +570,26 @@ impl TokenView {
     pub fn state(&self, now: i64) -> TokenState {
         token_state(self.revoked_at, self.expires_at, now)
     }
+
+    /// Whether to warn that this named token expires soon (see
+    /// [`expires_soon`]); token-endpoint tokens are short-lived by design.
+    pub fn expires_soon(&self, now: i64) -> bool {
+        self.source != TokenSource::TokenEndpoint
+            && self.state(now) == TokenState::Active
+            && expires_soon(self.created_at, self.expires_at, now)
+    }
+}
+
+/// The warning window for a named token's end: its last 7 days.
+pub const EXPIRES_SOON_SECONDS: i64 = 7 * 86_400;
+
+/// A token expires soon in the last 7 days of its life *and* the last
+/// quarter of its lifetime: a 7-day token is not flagged at birth, a
+/// 1-day token only in its last 6 hours. The "Needs attention" query
+/// applies the same rule in SQL.
+pub fn expires_soon(created_at: i64, expires_at: i64, now: i64) -> bool {
+    let left = expires_at - now;
+    left > 0 && left <= EXPIRES_SOON_SECONDS && left.saturating_mul(4) <= expires_at - created_at
 }
 
 /// A token is revoked from `revoked_at` on, and expired from `expires_at` on
@@ -687,6 +707,22 @@ mod tests {
         assert_eq!(token_state(None, 100, 100), TokenState::Expired);
         assert_eq!(token_state(Some(50), 100, 60), TokenState::Revoked);
         assert_eq!(token_state(Some(50), 100, 200), TokenState::Revoked);
+    }
+
+    #[test]
+    fn expires_soon_only_near_the_end_of_a_tokens_life() {
+        const DAY: i64 = 86_400;
+        // A 7-day token: not at birth, from its last 1.75 days.
+        assert!(!expires_soon(0, 7 * DAY, 0));
+        assert!(!expires_soon(0, 7 * DAY, 5 * DAY));
+        assert!(expires_soon(0, 7 * DAY, 7 * DAY - 42 * 3600));
+        // A 90-day token: its last 7 days.
+        assert!(!expires_soon(0, 90 * DAY, 83 * DAY - 1));
+        assert!(expires_soon(0, 90 * DAY, 83 * DAY));
+        // A 1-day token: its last 6 hours; never once expired.
+        assert!(!expires_soon(0, DAY, 17 * 3600));
+        assert!(expires_soon(0, DAY, 18 * 3600));
+        assert!(!expires_soon(0, DAY, DAY));
     }
 
     #[test]

@@ -1285,7 +1285,7 @@ fn token_badges(t: &TokenView, now: i64) -> AnyView {
     match t.state(now) {
         TokenState::Revoked => view! { <span class="badge off">"revoked"</span> }.into_any(),
         TokenState::Expired => view! { <span class="badge off">"expired"</span> }.into_any(),
-        TokenState::Active if t.expires_at - now <= 7 * 86_400 && t.source != keygate::TokenSource::TokenEndpoint => {
+        TokenState::Active if t.expires_soon(now) => {
             view! { <span class="badge warn">"expires soon"</span> }.into_any()
         }
         TokenState::Active => view! { <span class="badge ok">"active"</span> }.into_any(),

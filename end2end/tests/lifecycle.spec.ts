@@ -69,7 +69,9 @@ test('application and token lifecycle', async ({ browser }) => {
   expect(named).toMatch(/^kgt_/);
   expect(await me(named)).toBe(200);
   const namedRow = page.locator(`tr[data-token="${named.slice(0, 12)}"]`);
-  await expect(namedRow).toContainText('expires soon');
+  // A 7-day token is not "expiring soon" at birth.
+  await expect(namedRow).toContainText('active');
+  await expect(namedRow).not.toContainText('expires soon');
   await namedRow.getByText('Revoke', { exact: true }).click();
   await namedRow.getByRole('button', { name: 'Confirm revoking deploy pipeline' }).click();
   await expect(namedRow).toContainText('revoked');

@@ -130,7 +130,7 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let page = html(&t, &detail_path, &cookie).await;
     let token = extract_value(&page, "new-token");
     assert!(token.starts_with("kgt_"));
-    assert!(page.contains("expires soon"), "a 7-day token is flagged");
+    assert!(!page.contains("expires soon"), "a 7-day token is not flagged at birth");
     assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 200);
 
     let minted = t.store.list_tokens(c.app.id).await.unwrap()[0].id.0;

@@ -341,9 +341,11 @@ async fn alerts_fire_once_per_thing_and_threshold() {
     let (hook, _) = webhooks::create_webhook(&store, &Caller::cli(T0), &kek, settings).await.unwrap();
     let (old, _) = app(&store, "old").await;
     let day = 86_400;
-    // Used once, long ago; a named token expiring in 3 days; an overlap.
+    // Used once, long ago; a named token of 30 days expiring in 3 days
+    // (and one of 4 days, in its first day: not yet "soon"); an overlap.
     let now = T0 + 100 * day;
-    store.mint_named_token(old.id, "deploy", crate::ScopeSet::empty(), now + 3 * day, now - day).await.unwrap();
+    store.mint_named_token(old.id, "deploy", crate::ScopeSet::empty(), now + 3 * day, now - 27 * day).await.unwrap();
+    store.mint_named_token(old.id, "young", crate::ScopeSet::empty(), now + 3 * day, now - day).await.unwrap();
     let how = SecretRegeneration { previous_secret_valid_for: Some(12 * HOUR), revoke_tokens: false };
     applications::regenerate_secret(&store, &Caller::cli(now), old.id, how).await.unwrap();
     let attention = store.needs_attention(now, 90).await.unwrap();
@@ -417,7 +419,9 @@ async fn two_instances_send_each_delivery_and_fire_each_alert_once() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 20);
-    let (x, y) = tokio::join!(alerts::fire_due_alerts(&one, T0 + 2, 90), alerts::fire_due_alerts(&two, T0 + 2, 90));
+    // In the tokens' last quarter: "expires soon".
+    let late = T0 + 20 * 3600;
+    let (x, y) = tokio::join!(alerts::fire_due_alerts(&one, late, 90), alerts::fire_due_alerts(&two, late, 90));
     assert_eq!(x.unwrap() + y.unwrap(), 20, "each alert fired once across instances");
     one.close().await;
     two.close().await;
