@@ -60,6 +60,7 @@ export default async function globalSetup() {
     await start('rotate', 3190),
     await start('activity', 3191),
     await start('tokens', 3192),
+    await start('a11y', 3193),
   ];
   fs.writeFileSync(STATE_FILE, JSON.stringify(servers, null, 2));
 }

@@ -1246,7 +1246,8 @@ fn Snippets(target: keygate::snippets::SnippetTarget, prefix: &'static str) -> i
                             <summary>{s.label}</summary>
                             <p class="muted">{s.how_to_run}</p>
                             <div class="snippet-code">
-                                <pre><code id=id.clone() data-testid=id.clone()>{s.code}</code></pre>
+                                // Focusable: at phone width it scrolls sideways, by keyboard too.
+                                <pre tabindex="0" aria-label=format!("{} snippet", s.label)><code id=id.clone() data-testid=id.clone()>{s.code}</code></pre>
                                 <CopyButton target=id label=format!("Copy the {} snippet", s.label)/>
                             </div>
                         </details>

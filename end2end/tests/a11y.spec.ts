@@ -1,0 +1,72 @@
+// axe-core on every console page, light and dark, at 1280 and 390 px:
+// no serious or critical violation.
+import { test, expect, Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { server } from './servers';
+import { PASSWORD, signIn as signInAt, tokenFor, setupOwner } from './http';
+
+const s = () => server('a11y');
+const pages: { name: string; path: string }[] = [];
+
+async function audit(page: Page, label: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const report = bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n` +
+    v.nodes.slice(0, 5).map((n) => `    ${n.target.join(' ')} — ${n.failureSummary?.split('\n').slice(1).join('; ')}`).join('\n'));
+  expect(report, `${label}\n${report.join('\n')}`).toEqual([]);
+}
+
+test.describe.configure({ mode: 'serial' });
+
+test('the setup page, then content on every page', async ({ page }) => {
+  await page.goto(s().setupURL);
+  await audit(page, 'setup');
+  await setupOwner(page, s().setupURL);
+  await page.goto(`${s().baseURL}/applications/new`);
+  await page.getByLabel('Name', { exact: true }).fill('billing-sync');
+  await page.getByRole('button', { name: 'Create application' }).click();
+  await expect(page.getByTestId('application-name')).toHaveText('billing-sync');
+  const clientId = await page.getByTestId('client-id').inputValue();
+  const secret = await page.getByTestId('new-secret').inputValue();
+  const appPath = new URL(page.url()).pathname;
+  expect((await tokenFor(s().baseURL, clientId, secret)).status).toBe(200);
+  expect((await tokenFor(s().baseURL, clientId, 'kgs_wrong')).status).toBe(401);
+  await page.getByText('New token', { exact: true }).click();
+  await page.getByLabel('Token name').fill('deploy pipeline');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByTestId('new-token')).toBeVisible();
+  await page.goto(`${s().baseURL}/webhooks`);
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/hook');
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await expect(page.getByTestId('webhook-url')).toBeVisible();
+  const webhookPath = new URL(page.url()).pathname;
+  pages.push(
+    { name: 'overview', path: '/' },
+    { name: 'applications', path: '/applications' },
+    { name: 'new application', path: '/applications/new' },
+    { name: 'application', path: appPath },
+    { name: 'audit log', path: '/audit' },
+    { name: 'scopes', path: '/scopes' },
+    { name: 'webhooks', path: '/webhooks' },
+    { name: 'webhook', path: webhookPath },
+    { name: 'administrators', path: '/admins' },
+  );
+});
+
+for (const scheme of ['light', 'dark'] as const) {
+  for (const width of [1280, 390]) {
+    test.describe(`${scheme}, ${width} px`, () => {
+      test.use({ colorScheme: scheme, viewport: { width, height: 900 } });
+      test('every page', async ({ page }) => {
+        await page.goto(`${s().baseURL}/login`);
+        await audit(page, `sign-in page, ${scheme}, ${width}`);
+        await signInAt(page, s().baseURL, 'alice', PASSWORD);
+        for (const p of pages) {
+          await page.goto(`${s().baseURL}${p.path}`);
+          await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+          await audit(page, `${p.name} (${p.path}), ${scheme}, ${width}`);
+        }
+      });
+    });
+  }
+}
