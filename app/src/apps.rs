@@ -787,7 +787,7 @@ fn NewApplicationForm(d: NewApplicationData) -> impl IntoView {
     let error = form_error(action.value(), <CreateApplication as ServerFn>::PATH);
     let can_write = d.me.role.can_write();
     view! {
-        <Frame me=d.me.clone()>
+        <Frame me=d.me.clone() title="New application">
             <h1>"New API application"</h1>
             {if !can_write {
                 view! { <p class="notice">"Viewers cannot create applications."</p> }.into_any()
@@ -890,7 +890,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let jwt_without_audience =
         app.token_format == TokenFormat::Jwt && !allowed.iter().any(|s| s.resource_server.is_some());
     view! {
-        <Frame me=d.me.clone()>
+        <Frame me=d.me.clone() title=app.name.clone()>
             <div class="page-head">
                 <h1 data-testid="application-name">{app.name.clone()}</h1>
                 {status_badge(app.enabled)}

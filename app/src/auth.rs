@@ -76,7 +76,8 @@ pub fn SignInPage() -> impl IntoView {
     let error = form_error(action.value(), <SignIn as ServerFn>::PATH);
     let setup = Resource::new(|| (), |_| setup_needed());
     view! {
-        <main class="narrow">
+        <leptos_meta::Title text="Sign in · Keygate"/>
+        <main class="narrow" id="main">
             <h1>"Sign in to Keygate"</h1>
             <Suspense fallback=|| ()>
                 {move || {
@@ -115,7 +116,8 @@ pub fn SetupPage() -> impl IntoView {
     let query = use_query_map();
     let code = move || query.with(|q| q.get("code").unwrap_or_default());
     view! {
-        <main class="narrow">
+        <leptos_meta::Title text="Set up · Keygate"/>
+        <main class="narrow" id="main">
             <h1>"Create the owner account"</h1>
             <p>
                 "The owner administers Keygate and can add other administrators. Choose a password of at least 12 characters."

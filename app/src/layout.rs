@@ -5,20 +5,47 @@ use crate::components::{CopyButton, PageScripts};
 use crate::error::AppError;
 use keygate::{AdminView, Role};
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::Redirect;
 
+/// The console's sections: the navigation, and the second part of every
+/// page's title.
+const SECTIONS: &[(&str, &str)] = &[
+    ("/applications", "Applications"),
+    ("/audit", "Audit log"),
+    ("/scopes", "Scopes"),
+    ("/webhooks", "Webhooks"),
+    ("/admins", "Administrators"),
+];
+
+/// `title` names what the page shows (an application, a webhook); the
+/// section comes from the path. The current section is marked for screen
+/// readers (`aria-current`) and visibly.
 #[component]
-pub fn Frame(me: AdminView, children: Children) -> impl IntoView {
+pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, children: Children) -> impl IntoView {
     let owner = me.role == Role::Owner;
+    let path = leptos_router::hooks::use_location().pathname.get_untracked();
+    let section = SECTIONS.iter().find(|(p, _)| path == *p || path.starts_with(&format!("{p}/")));
+    let page_title = match (title, section) {
+        (Some(t), Some((_, s))) => format!("{t} · {s} · Keygate"),
+        (Some(t), None) => format!("{t} · Keygate"),
+        (None, Some((_, s))) => format!("{s} · Keygate"),
+        (None, None) => "Overview · Keygate".to_owned(),
+    };
+    let current = section.map(|(p, _)| *p);
     view! {
+        <Title text=page_title/>
+        <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
-            <a class="brand" href="/">"Keygate"</a>
+            <a class="brand" href="/" aria-current=(path == "/").then_some("page")>"Keygate"</a>
             <nav aria-label="Main">
-                <a href="/applications">"Applications"</a>
-                <a href="/audit">"Audit log"</a>
-                <a href="/scopes">"Scopes"</a>
-                <a href="/webhooks">"Webhooks"</a>
-                {owner.then(|| view! { <a href="/admins">"Administrators"</a> })}
+                {SECTIONS
+                    .iter()
+                    .filter(|(href, _)| owner || *href != "/admins")
+                    .map(|(href, label)| view! {
+                        <a href=*href aria-current=(current == Some(*href)).then_some("page")>{*label}</a>
+                    })
+                    .collect_view()}
             </nav>
             <span class="who">
                 <span data-testid="signed-in-as">{me.username.clone()}</span>
@@ -27,7 +54,7 @@ pub fn Frame(me: AdminView, children: Children) -> impl IntoView {
             </span>
             <SignOutButton/>
         </header>
-        <main>{children()}</main>
+        <main id="main" tabindex="-1">{children()}</main>
         <PageScripts/>
     }
 }

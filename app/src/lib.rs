@@ -51,6 +51,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <link rel="stylesheet" id="keygate" href=format!("/pkg/{}.css", options.output_name)/>
                 <HydrationScripts options islands=true/>
@@ -69,7 +70,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Title text="Keygate"/>
         <Router>
-            <Routes fallback=|| view! { <main class="narrow"><h1>"Not found"</h1><p><a href="/">"Back to the console"</a></p></main> }>
+            <Routes fallback=|| view! { <leptos_meta::Title text="Not found · Keygate"/><main class="narrow"><h1>"Not found"</h1><p><a href="/">"Back to the console"</a></p></main> }>
                 <Route path=path!("/") view=dashboard::DashboardPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=auth::SignInPage ssr=SsrMode::Async/>
                 <Route path=path!("/setup") view=auth::SetupPage ssr=SsrMode::Async/>

@@ -289,7 +289,7 @@ fn WebhookDetailView(
     let test_id = id.clone();
     let update_id = id.clone();
     view! {
-        <Frame me=d.me.clone()>
+        <Frame me=d.me.clone() title=w.url.clone()>
             <p><a href="/webhooks">"← Webhooks"</a></p>
             <h1 data-testid="webhook-url">{w.url.clone()}</h1>
             {d.flash.clone().map(|f| view! { <FlashPanel flash=f/> })}

@@ -70,3 +70,41 @@ for (const scheme of ['light', 'dark'] as const) {
     });
   }
 }
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+  test('own titles, the current section marked, a skip link, a favicon', async ({ page }) => {
+    await page.goto(`${s().baseURL}/login`);
+    await expect(page).toHaveTitle('Sign in · Keygate');
+    await signInAt(page, s().baseURL, 'alice', PASSWORD);
+    await expect(page).toHaveTitle('Overview · Keygate');
+    const titles: Record<string, string> = {
+      'applications': 'Applications · Keygate',
+      'new application': 'New application · Applications · Keygate',
+      'application': 'billing-sync · Applications · Keygate',
+      'audit log': 'Audit log · Keygate',
+      'scopes': 'Scopes · Keygate',
+      'webhooks': 'Webhooks · Keygate',
+      'webhook': 'http://127.0.0.1:9/hook · Webhooks · Keygate',
+      'administrators': 'Administrators · Keygate',
+    };
+    for (const p of pages.filter((p) => p.name !== 'overview')) {
+      await page.goto(`${s().baseURL}${p.path}`);
+      await expect(page).toHaveTitle(titles[p.name]);
+      const current = page.getByRole('navigation', { name: 'Main' }).locator('a[aria-current="page"]');
+      await expect(current).toHaveCount(1);
+      expect(titles[p.name]).toContain(await current.innerText());
+    }
+    // The skip link is the first stop of the keyboard and leads to the content.
+    await page.keyboard.press('Tab');
+    const skip = page.getByRole('link', { name: 'Skip to content' });
+    await expect(skip).toBeFocused();
+    await expect(skip).toBeVisible();
+    await expect(skip).toHaveAttribute('href', '#main');
+    await expect(page.locator('main#main')).toHaveCount(1);
+    const icon = await page.request.get(`${s().baseURL}/favicon.svg`);
+    expect(icon.status()).toBe(200);
+    expect(icon.headers()['content-type']).toContain('image/svg+xml');
+    await expect(page.locator('link[rel="icon"]')).toHaveAttribute('href', '/favicon.svg');
+  });
+});
