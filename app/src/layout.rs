@@ -64,7 +64,22 @@ pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, child
 pub fn loaded<T>(result: Result<T, AppError>, render: impl FnOnce(T) -> AnyView) -> AnyView {
     match result {
         Ok(data) => render(data),
-        Err(AppError::Unauthenticated) => view! { <Redirect path="/login"/> }.into_any(),
+        Err(AppError::Unauthenticated) => {
+            // Back to this page after signing in.
+            let location = leptos_router::hooks::use_location();
+            let search = location.search.get_untracked();
+            let here = if search.is_empty() {
+                location.pathname.get_untracked()
+            } else {
+                format!("{}?{search}", location.pathname.get_untracked())
+            };
+            let path = if here == "/" {
+                "/login".to_owned()
+            } else {
+                format!("/login?next={}", crate::components::url_encode(&here))
+            };
+            view! { <Redirect path=path/> }.into_any()
+        }
         Err(e) => view! {
             <main class="narrow">
                 <h1>"Cannot show this page"</h1>

@@ -108,3 +108,17 @@ test.describe('without JavaScript', () => {
     await expect(page.locator('link[rel="icon"]')).toHaveAttribute('href', '/favicon.svg');
   });
 });
+
+test('signing in from a deep link returns to that page; a used setup link says so', async ({ page }) => {
+  await page.goto(`${s().baseURL}/audit?action=token`);
+  await expect(page).toHaveURL(/\/login\?next=%2Faudit%3Faction%3Dtoken$/);
+  await expect(page.getByTestId('return-to')).toHaveText('After signing in you return to /audit?action=token.');
+  await page.getByLabel('Username').fill('alice');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(`${s().baseURL}/audit?action=token`);
+  await expect(page.getByTestId('signed-in-as')).toHaveText('alice');
+  await page.goto(s().setupURL);
+  await expect(page.getByTestId('setup-link-state')).toContainText('This setup link has been used');
+  await expect(page.getByRole('button', { name: 'Create owner and sign in' })).toHaveCount(0);
+});

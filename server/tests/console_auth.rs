@@ -75,6 +75,48 @@ async fn unsigned_visitors_are_sent_to_sign_in() {
 }
 
 #[tokio::test]
+async fn signing_in_from_a_deep_link_returns_there_and_only_to_this_console() {
+    let t = test_app().await;
+    let _ = setup_owner(&t).await;
+    let res = page(&t, "/applications/7?range=7d", None).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let to = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(to, "/login?next=%2Fapplications%2F7%3Frange%3D7d");
+    let html = String::from_utf8(body_bytes(page(&t, &to, None).await).await).unwrap();
+    assert!(html.contains("After signing in you return to <code>/applications/7?range=7d</code>"), "{html}");
+    assert!(html.contains("name=\"next\" value=\"/applications/7?range=7d\""), "{html}");
+    let sign_in = |next: &str| {
+        form_post("/console/fn/sign_in", &format!("username=alice&password=correct+horse+battery&next={next}"), None)
+    };
+    let res = t.send(sign_in("%2Fapplications%2F7%3Frange%3D7d")).await;
+    assert_eq!(res.headers()[header::LOCATION], "/applications/7?range=7d");
+    for elsewhere in
+        ["https%3A%2F%2Fevil.example%2F", "%2F%2Fevil.example", "%2F%5Cevil.example", "%2Fconsole%2Ffn%2Fsign_out"]
+    {
+        let res = t.send(sign_in(elsewhere)).await;
+        assert_eq!(res.headers()[header::LOCATION], "/", "{elsewhere}");
+    }
+    // A look-alike next on the sign-in page is not offered.
+    let html = String::from_utf8(body_bytes(page(&t, "/login?next=%2F%2Fevil.example", None).await).await).unwrap();
+    assert!(!html.contains("evil.example"), "{html}");
+}
+
+#[tokio::test]
+async fn a_used_or_wrong_setup_link_says_so_before_the_form() {
+    let t = test_app().await;
+    t.store.add_setup_code(&keygate::secret::SecretDigest::of("right"), keygate_server::now()).await.unwrap();
+    let html = String::from_utf8(body_bytes(page(&t, "/setup?code=wrong", None).await).await).unwrap();
+    assert!(html.contains("This setup link does not work"), "{html}");
+    assert!(!html.contains("Create owner and sign in"), "{html}");
+    let html = String::from_utf8(body_bytes(page(&t, "/setup?code=right", None).await).await).unwrap();
+    assert!(html.contains("Create owner and sign in"), "{html}");
+    let _ = setup_owner(&t).await;
+    let html = String::from_utf8(body_bytes(page(&t, "/setup?code=right", None).await).await).unwrap();
+    assert!(html.contains("This setup link has been used"), "{html}");
+    assert!(!html.contains("Create owner and sign in"), "{html}");
+}
+
+#[tokio::test]
 async fn sign_in_cycles_the_session_and_failures_are_throttled_and_audited() {
     let t = test_app().await;
     let setup_cookie = setup_owner(&t).await;
