@@ -16,18 +16,11 @@ pub struct AdminsData {
     pub admins: Vec<AdminView>,
 }
 
-#[cfg(feature = "ssr")]
-async fn require_owner() -> Result<AdminView, AppError> {
-    let me = crate::server::require_admin().await?;
-    if me.role != Role::Owner {
-        return Err(AppError::Forbidden("only owners manage administrators".into()));
-    }
-    Ok(me)
-}
-
+/// Every administrator sees the list (viewers see everything); only
+/// owners change it.
 #[server(prefix = "/console/fn", endpoint = "admins")]
 pub async fn admins() -> Result<AdminsData, AppError> {
-    let me = require_owner().await?;
+    let me = crate::server::require_admin().await?;
     let admins = crate::server::context()?.store.list_admins().await?;
     Ok(AdminsData { me, admins })
 }
@@ -104,9 +97,11 @@ fn AdminsView(
     let reset_error = form_error(reset.value(), <ResetPassword as ServerFn>::PATH);
     let query = leptos_router::hooks::use_query_map();
     let reset_done = move || query.with(|q| q.get("reset").as_deref() == Some("done"));
+    let owner = d.me.role == Role::Owner;
     view! {
         <Frame me=d.me.clone()>
             <h1>"Administrators"</h1>
+            {(!owner).then(|| view! { <p class="notice" data-testid="read-only">"Only owners add, change or remove administrators; you see the list."</p> })}
             <FormMessage error=change_error/>
             <FormMessage error=remove_error/>
             <FormMessage error=reset_error/>
@@ -115,7 +110,8 @@ fn AdminsView(
             </Show>
             <div class="table-wrap">
                 <table>
-                    <thead><tr><th scope="col">"Username"</th><th scope="col">"Role"</th><th scope="col">"Last sign-in"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
+                    <caption class="sr-only">"Administrators"</caption>
+                    <thead><tr><th scope="col">"Username"</th><th scope="col">"Role"</th><th scope="col">"Last sign-in"</th>{owner.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}</tr></thead>
                     <tbody>
                         {d.admins.into_iter().map(|a| {
                             let role_id = format!("role-{}", a.id);
@@ -123,6 +119,16 @@ fn AdminsView(
                             let remove_label = format!("Confirm removing {}", a.username);
                             let reset_id = format!("reset-{}", a.id);
                             let reset_label = format!("New password for {} (at least 12 characters)", a.username);
+                            let change_label = format!("Change the role of {}", a.username);
+                            if !owner {
+                                return view! {
+                                    <tr>
+                                        <td data-label="Username">{a.username.clone()}</td>
+                                        <td data-label="Role">{a.role.to_string()}</td>
+                                        <td data-label="Last sign-in">{match a.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</td>
+                                    </tr>
+                                }.into_any();
+                            }
                             view! {
                                 <tr>
                                     <td data-label="Username">{a.username.clone()}</td>
@@ -133,7 +139,7 @@ fn AdminsView(
                                             <select id=role_id name="role">
                                                 {["owner", "admin", "viewer"].into_iter().map(|r| view! { <option value=r selected=a.role.as_str() == r>{r}</option> }).collect_view()}
                                             </select>
-                                            <button type="submit" class="secondary">"Change"</button>
+                                            <button type="submit" class="secondary" aria-label=change_label>"Change"</button>
                                         </ActionForm>
                                     </td>
                                     <td data-label="Last sign-in">{match a.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</td>
@@ -156,11 +162,12 @@ fn AdminsView(
                                         </details>
                                     </td>
                                 </tr>
-                            }
+                            }.into_any()
                         }).collect_view()}
                     </tbody>
                 </table>
             </div>
+            {owner.then(|| view! {
             <h2>"Add an administrator"</h2>
             <ActionForm action=add attr:class="card form">
                 <label for="new-username">"Username"</label>
@@ -178,6 +185,7 @@ fn AdminsView(
                 <FormMessage error=add_error/>
                 <button type="submit">"Add administrator"</button>
             </ActionForm>
+            })}
         </Frame>
     }
 }

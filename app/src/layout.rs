@@ -3,7 +3,7 @@
 use crate::auth::SignOutButton;
 use crate::components::{CopyButton, PageScripts};
 use crate::error::AppError;
-use keygate::{AdminView, Role};
+use keygate::AdminView;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
@@ -23,7 +23,6 @@ const SECTIONS: &[(&str, &str)] = &[
 /// readers (`aria-current`) and visibly.
 #[component]
 pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, children: Children) -> impl IntoView {
-    let owner = me.role == Role::Owner;
     let path = leptos_router::hooks::use_location().pathname.get_untracked();
     let section = SECTIONS.iter().find(|(p, _)| path == *p || path.starts_with(&format!("{p}/")));
     let page_title = match (title, section) {
@@ -41,7 +40,6 @@ pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, child
             <nav aria-label="Main">
                 {SECTIONS
                     .iter()
-                    .filter(|(href, _)| owner || *href != "/admins")
                     .map(|(href, label)| view! {
                         <a href=*href aria-current=(current == Some(*href)).then_some("page")>{*label}</a>
                     })

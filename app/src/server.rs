@@ -94,8 +94,9 @@ pub async fn sign_in_session(admin: &AdminView, binding: &keygate::SessionBindin
     let session = session().await?;
     // A fresh ID at sign-in defeats session fixation.
     session.cycle_id().await.map_err(session_error)?;
-    // Whoever was signed in before in this browser is not the one now.
-    session.remove_value(SESSION_VERIFIED_ADMIN_KEY).await.map_err(session_error)?;
+    // Whoever was signed in before in this browser is not the one now; the
+    // rest of this request sees who is (never stored: see the session store).
+    session.insert(SESSION_VERIFIED_ADMIN_KEY, admin).await.map_err(session_error)?;
     session.insert(SESSION_ADMIN_KEY, admin.id.0).await.map_err(session_error)?;
     session.insert(SESSION_BINDING_KEY, &binding.0).await.map_err(session_error)?;
     Ok(())

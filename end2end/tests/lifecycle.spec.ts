@@ -133,7 +133,9 @@ test('a viewer finds no way to change anything', async ({ page }) => {
   expect(buttons).toEqual(['Sign out']);
   await expect(page.getByText('Revoke', { exact: true })).toHaveCount(0);
   await page.goto(`${s().baseURL}/admins`);
-  await expect(page.getByText('only owners manage administrators')).toBeVisible();
+  await expect(page.getByTestId('read-only')).toHaveText('Only owners add, change or remove administrators; you see the list.');
+  await expect(page.getByRole('cell', { name: 'alice', exact: true })).toBeVisible();
+  expect(await page.locator('form button[type="submit"]').allTextContents()).toEqual(['Sign out']);
   await page.goto(`${s().baseURL}/applications/new`);
   await expect(page.getByText('Viewers cannot create applications.')).toBeVisible();
 });

@@ -572,3 +572,34 @@ async fn a_rotated_token_has_a_new_value_and_the_old_one_ends_as_chosen() {
         .count();
     assert_eq!(live, 1);
 }
+
+#[tokio::test]
+async fn a_token_cannot_lengthen_a_token_with_scopes_it_does_not_hold() {
+    let (store, _d) = fresh().await;
+    let mut settings = ApplicationSettings::new("narrowed");
+    settings.scopes = ScopeSet::parse("tokens:read").unwrap();
+    let (a, _) = store.create_application(settings, T0).await.unwrap();
+    let request = tokens::MintRequest {
+        name: "reader".into(),
+        scopes: ScopeSet::parse("tokens:read").unwrap(),
+        expiry: TokenExpiry::Days(30),
+    };
+    let minted = tokens::mint_token(&store, &owner(T0), a.id, request).await.unwrap();
+    // The application loses the scope; its token keeps it, dormant.
+    store.update_application(a.id, ApplicationSettings::new("narrowed"), true, T0).await.unwrap();
+    let robot = Caller {
+        actor: Actor::Application {
+            id: ApplicationId(999),
+            name: "robot".into(),
+            token_id: TokenId(5),
+            scopes: ScopeSet::parse("tokens:write").unwrap(),
+        },
+        now: T0,
+        ip: None,
+    };
+    let refused = tokens::extend_token(&store, &robot, minted.view.id, TokenExpiry::Days(700)).await.unwrap_err();
+    assert!(matches!(refused, CoreError::Forbidden { .. }), "{refused:?}");
+    let rotate = tokens::RotateRequest { expiry: None, previous_valid_for: 0 };
+    assert!(tokens::rotate_token(&store, &robot, minted.view.id, rotate).await.is_err());
+    assert_eq!(store.token(minted.view.id).await.unwrap().unwrap().expires_at, minted.view.expires_at);
+}

@@ -96,8 +96,10 @@ async fn changeable_named_token(
     id: TokenId,
     operation: &str,
 ) -> Result<(TokenView, ApplicationView), CoreError> {
+    let application = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?.application_id;
+    tx.lock_application(application).await?;
+    // Read again under the lock: a revocation that held it has committed.
     let token = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
-    tx.lock_application(token.application_id).await?;
     let app = tx.require_application(token.application_id, caller.now).await?;
     caller.recheck_ceiling(&app)?;
     if token.source == TokenSource::TokenEndpoint {
@@ -124,6 +126,10 @@ async fn changeable_named_token(
     Ok((token, app))
 }
 
+fn revoked_meanwhile() -> CoreError {
+    CoreError::Refused("the token was revoked meanwhile".into())
+}
+
 /// Gives a named token a new expiry; its value stays the same, so nothing
 /// that holds it has to change. The new expiry may be earlier or later,
 /// within the two years any named token may live from now.
@@ -137,13 +143,17 @@ pub async fn extend_token(
     let before = store.token(id).await?.ok_or(CoreError::NotFound("token"))?;
     let app = store.require_application(before.application_id, caller.now).await?;
     caller.check_ceiling(store, &app, "extend_token").await?;
+    // Lengthening a token is granting its scopes anew.
+    caller.check_grantable(&ScopeSet::from_names(&before.scopes).map_err(CoreError::Internal)?)?;
     let expires_at = expiry.resolve(caller.now)?;
     let mut tx = store.write().await?;
     let (token, app) = changeable_named_token(&mut tx, caller, id, "extended").await?;
     if token.expires_at == expires_at {
         return Err(CoreError::invalid("expires_at", "the token already expires then"));
     }
-    tx.set_token_expiry(id, expires_at).await?;
+    if !tx.set_token_expiry(id, expires_at).await? {
+        return Err(revoked_meanwhile());
+    }
     tx.record_audit(
         &caller
             .record(AuditAction::TokenExtended)
@@ -223,12 +233,18 @@ pub async fn rotate_token(
     };
     let new_id =
         tx.insert_named_token(app.id, &token, &name, &scopes, &audience, source, caller.now, expires_at).await?;
+    // A revocation without the application lock (RFC 7009, by the client)
+    // may still come first: then nothing of the rotation stays.
     let previous_expires_at = if request.previous_valid_for == 0 {
-        tx.revoke_token(id, "rotated", caller.now).await?;
+        if !tx.revoke_token(id, "rotated", caller.now).await? {
+            return Err(revoked_meanwhile());
+        }
         None
     } else {
         let until = old.expires_at.min(caller.now + request.previous_valid_for);
-        tx.set_token_expiry(id, until).await?;
+        if !tx.set_token_expiry(id, until).await? {
+            return Err(revoked_meanwhile());
+        }
         Some(until)
     };
     tx.record_audit(
