@@ -1,11 +1,10 @@
-//! Administrators (owner only) and the scope catalogue.
+//! Administrators (everyone sees them, owners manage them) and the scope
+//! catalogue.
 
 use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, Frame};
-#[cfg(feature = "ssr")]
-use keygate::Role;
-use keygate::{AdminView, ResourceServerView, ScopeView};
+use keygate::{AdminView, ResourceServerView, Role, ScopeView};
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use serde::{Deserialize, Serialize};
