@@ -332,7 +332,6 @@ pub async fn backup_sqlite(url: &str, path: &std::path::Path) -> Result<u64, Cor
         None => Err(CoreError::invalid("backup", "the path is not valid UTF-8")),
         Some(target) => {
             async {
-                sqlite_without_memory_statistics();
                 let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
                 let done = sqlx::query("VACUUM INTO $1").bind(target).execute(&mut conn).await;
                 let _ = conn.close().await;
@@ -538,31 +537,7 @@ impl Store {
 /// Key of the pruning job's lock (see [`Store::exclusively`]).
 pub const JOB_PRUNE: i64 = 0x6b67_1001;
 
-/// SQLite keeps memory statistics by default, which puts every allocation
-/// it makes (each row value sqlx copies, each page) under one process-wide
-/// mutex: with the reader connections' threads and the request threads
-/// freeing rows at once, `/applications` spent a fifth of its CPU waiting
-/// on that lock (perf, 2 cores). Keygate never reads the statistics. This
-/// must run before SQLite is first used, so every SQLite open goes
-/// through it.
-fn sqlite_without_memory_statistics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: sqlite3_config with MEMSTATUS takes one int. It must not
-        // run while another thread uses SQLite: every open in this process
-        // waits on this `Once` first. Once SQLite is initialised it
-        // answers SQLITE_MISUSE and changes nothing.
-        let rc = unsafe {
-            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::os::raw::c_int)
-        };
-        if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::debug!(rc, "SQLite memory statistics stay on (SQLite was already in use)");
-        }
-    });
-}
-
 async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
-    sqlite_without_memory_statistics();
     ensure_parent_dir(url)?;
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
