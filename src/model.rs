@@ -556,6 +556,60 @@ pub struct TokenView {
     pub recent_addresses: Vec<AddressSeen>,
 }
 
+/// The key the applications list sorts names by: lower case, with every
+/// run of digits written as its length (two digits) and then the digits
+/// without leading zeros, so that byte order is natural order
+/// ("etl-job-2" before "etl-job-10").
+pub fn natural_sort_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len() + 8);
+    let mut digits = String::new();
+    let flush = |digits: &mut String, key: &mut String| {
+        if !digits.is_empty() {
+            let trimmed = digits.trim_start_matches('0');
+            let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
+            key.push_str(&format!("{:02}{trimmed}", trimmed.len().min(99)));
+            digits.clear();
+        }
+    };
+    for c in name.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut key);
+            key.extend(c.to_lowercase());
+        }
+    }
+    flush(&mut digits, &mut key);
+    key
+}
+
+/// An application's tokens at a glance: its named tokens, and the
+/// token endpoint's, which pile up and are summarised rather than listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSummary {
+    pub named_active: i64,
+    /// Named tokens revoked or expired (hidden unless asked for).
+    pub named_inactive: i64,
+    pub issued_active: i64,
+    /// Every token the endpoint issued that is still stored.
+    pub issued_total: i64,
+    pub issued_last_at: Option<i64>,
+    pub issued_last_used_at: Option<i64>,
+}
+
+impl TokenSummary {
+    /// How many tokens a list of one kind holds, with or without the
+    /// revoked and expired ones.
+    pub fn count(&self, issued: bool, include_inactive: bool) -> i64 {
+        match (issued, include_inactive) {
+            (false, false) => self.named_active,
+            (false, true) => self.named_active + self.named_inactive,
+            (true, false) => self.issued_active,
+            (true, true) => self.issued_total,
+        }
+    }
+}
+
 /// The state of a token at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -700,6 +754,38 @@ mod identifier_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natural_sort_keys_order_numbers_by_value() {
+        let mut names = vec![
+            "etl-job-10",
+            "etl-job-2",
+            "ETL-job-1",
+            "etl-job-002b",
+            "etl-job",
+            "alpha",
+            "etl-job-10a",
+            "a0",
+            "a00001",
+        ];
+        names.sort_by_key(|n| natural_sort_key(n));
+        assert_eq!(
+            names,
+            vec![
+                "a0",
+                "a00001",
+                "alpha",
+                "etl-job",
+                "ETL-job-1",
+                "etl-job-2",
+                "etl-job-002b",
+                "etl-job-10",
+                "etl-job-10a"
+            ]
+        );
+        assert_eq!(natural_sort_key("Job-7"), "job-017");
+        assert_eq!(natural_sort_key("  x  "), "x");
+    }
 
     #[test]
     fn token_state_boundaries() {

@@ -102,14 +102,78 @@ pub struct ApplicationsData {
     pub per_page: i64,
 }
 
+/// The page sizes the applications list offers.
+pub const PAGE_SIZES: [i64; 3] = [25, 50, 100];
+
+/// What the applications list shows: `?q=&sort=&status=&page=&per=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationsListing {
+    pub q: String,
+    /// `name`, `newest`, `last_used` or `active_tokens`.
+    pub sort: String,
+    /// `any`, `enabled`, `disabled` or `never_used`.
+    pub status: String,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl ApplicationsListing {
+    pub fn from_query(q: &leptos_router::params::ParamsMap) -> Self {
+        let per_page = q.get_str("per").and_then(|p| p.parse::<i64>().ok()).filter(|p| PAGE_SIZES.contains(p));
+        ApplicationsListing {
+            q: q.get("q").unwrap_or_default(),
+            sort: q.get("sort").unwrap_or_else(|| "name".into()),
+            status: q.get("status").unwrap_or_else(|| "any".into()),
+            page: q.get_str("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1),
+            per_page: per_page.unwrap_or(PER_PAGE),
+        }
+    }
+
+    /// This listing's address at another page.
+    pub fn href(&self, page: i64) -> String {
+        let mut query = Vec::new();
+        if !self.q.is_empty() {
+            query.push(format!("q={}", url_encode(&self.q)));
+        }
+        if self.sort != "name" {
+            query.push(format!("sort={}", url_encode(&self.sort)));
+        }
+        if self.status != "any" {
+            query.push(format!("status={}", url_encode(&self.status)));
+        }
+        if self.per_page != PER_PAGE {
+            query.push(format!("per={}", self.per_page));
+        }
+        if page > 1 {
+            query.push(format!("page={page}"));
+        }
+        if query.is_empty() {
+            "/applications".to_owned()
+        } else {
+            format!("/applications?{}", query.join("&"))
+        }
+    }
+}
+
 #[server(prefix = "/console/fn", endpoint = "applications")]
-pub async fn applications(q: String, sort: String, page: i64) -> Result<ApplicationsData, AppError> {
-    use keygate::store::{ApplicationQuery, ApplicationSort};
+pub async fn applications(listing: ApplicationsListing) -> Result<ApplicationsData, AppError> {
+    use keygate::store::{ApplicationQuery, ApplicationSort, ApplicationStatus};
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
-    let sort = if sort == "newest" { ApplicationSort::Newest } else { ApplicationSort::Name };
-    let query = ApplicationQuery { search: Some(q), sort, page, per_page: PER_PAGE };
-    let p = ctx.store.list_applications(&query, crate::server::now()).await?;
+    let now = crate::server::now();
+    let mut query = ApplicationQuery {
+        search: Some(listing.q),
+        sort: ApplicationSort::parse(&listing.sort).unwrap_or_default(),
+        status: ApplicationStatus::parse(&listing.status).unwrap_or_default(),
+        page: listing.page,
+        per_page: listing.per_page,
+    };
+    let mut p = ctx.store.list_applications(&query, now).await?;
+    // A page past the end (a bookmark, a deleted application) shows the last one.
+    if p.items.is_empty() && p.total > 0 {
+        query.page = (p.total + query.per_page - 1) / query.per_page;
+        p = ctx.store.list_applications(&query, now).await?;
+    }
     Ok(ApplicationsData { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page })
 }
 
@@ -220,7 +284,12 @@ pub async fn create_application(
 pub struct ApplicationDetail {
     pub me: AdminView,
     pub app: ApplicationView,
+    /// One page of the tokens `listing` asks for.
     pub tokens: Vec<TokenView>,
+    pub token_summary: keygate::TokenSummary,
+    /// Which tokens are listed (the page past the end is the last page).
+    pub listing: TokenListing,
+    pub token_pages: i64,
     pub catalogue: Vec<ScopeView>,
     pub servers: Vec<ResourceServerView>,
     pub flash: Option<Flash>,
@@ -240,13 +309,62 @@ pub struct ApplicationDetail {
 #[cfg(feature = "ssr")]
 const RECENT_REFUSALS: i64 = 10;
 
+/// Tokens per page of an application's token lists.
+pub const TOKENS_PER_PAGE: i64 = 50;
+
+/// Which of an application's tokens its page lists: named tokens or the
+/// token endpoint's (`?tokens=issued`), active ones only or every one
+/// (`?inactive=1`), and the page (`?page=N`). Plain links, so it works
+/// without JavaScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenListing {
+    pub issued: bool,
+    pub inactive: bool,
+    pub page: i64,
+}
+
+impl TokenListing {
+    pub fn from_query(tokens: Option<&str>, inactive: Option<&str>, page: Option<&str>) -> Self {
+        TokenListing {
+            issued: tokens == Some("issued"),
+            inactive: matches!(inactive, Some("1" | "true" | "yes")),
+            page: page.and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1),
+        }
+    }
+
+    /// The page's address for this listing, at the tokens heading.
+    pub fn href(&self, application: i64) -> String {
+        let mut query = Vec::new();
+        if self.issued {
+            query.push("tokens=issued".to_owned());
+        }
+        if self.inactive {
+            query.push("inactive=1".to_owned());
+        }
+        if self.page > 1 {
+            query.push(format!("page={}", self.page));
+        }
+        let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+        format!("/applications/{application}{query}#tokens")
+    }
+}
+
 #[server(prefix = "/console/fn", endpoint = "application_detail")]
-pub async fn load_application(id: i64, range: Option<String>) -> Result<ApplicationDetail, AppError> {
+pub async fn load_application(
+    id: i64,
+    range: Option<String>,
+    listing: TokenListing,
+) -> Result<ApplicationDetail, AppError> {
     let me = crate::server::require_admin().await?;
     let ctx = crate::server::context()?;
     let now = crate::server::now();
     let app = ctx.store.require_application(keygate::ApplicationId(id), now).await?;
-    let tokens = ctx.store.list_tokens(app.id).await?;
+    let token_summary = ctx.store.token_summary(app.id, now).await?;
+    let listed = token_summary.count(listing.issued, listing.inactive);
+    let token_pages = ((listed + TOKENS_PER_PAGE - 1) / TOKENS_PER_PAGE).max(1);
+    let listing = TokenListing { page: listing.page.clamp(1, token_pages), ..listing };
+    let tokens =
+        ctx.store.list_token_page(app.id, listing.issued, listing.inactive, listing.page, TOKENS_PER_PAGE, now).await?;
     let catalogue = ctx.store.list_scopes().await?;
     let servers = ctx.store.list_resource_servers().await?;
     let flash = take_flash(id).await?;
@@ -276,6 +394,9 @@ pub async fn load_application(id: i64, range: Option<String>) -> Result<Applicat
         me,
         app,
         tokens,
+        token_summary,
+        listing,
+        token_pages,
         catalogue,
         servers,
         flash,
@@ -580,16 +701,7 @@ fn last_used(at: Option<i64>) -> AnyView {
 #[component]
 pub fn ApplicationsPage() -> impl IntoView {
     let query = use_query_map();
-    let params = move || {
-        query.with(|q| {
-            (
-                q.get("q").unwrap_or_default(),
-                q.get("sort").unwrap_or_else(|| "name".into()),
-                q.get("page").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1).max(1),
-            )
-        })
-    };
-    let data = Resource::new(params, |(q, sort, page)| applications(q, sort, page));
+    let data = Resource::new(move || query.with(ApplicationsListing::from_query), applications);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || data.get().map(|r| loaded(r, |p| view! { <ApplicationsList p=p/> }.into_any()))}
@@ -600,13 +712,10 @@ pub fn ApplicationsPage() -> impl IntoView {
 #[component]
 fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
     let query = use_query_map();
-    let q = query.with_untracked(|m| m.get("q").unwrap_or_default());
-    let sort = query.with_untracked(|m| m.get("sort").unwrap_or_else(|| "name".into()));
+    let listing = query.with_untracked(ApplicationsListing::from_query);
+    let (q, sort, status) = (listing.q.clone(), listing.sort.clone(), listing.status.clone());
     let pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
-    let link = {
-        let (q, sort) = (q.clone(), sort.clone());
-        move |page: i64| format!("/applications?q={}&sort={}&page={page}", url_encode(&q), sort)
-    };
+    let link = move |page: i64| listing.href(page);
     let can_write = p.me.role.can_write();
     view! {
         <Frame me=p.me.clone()>
@@ -615,13 +724,34 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
                 {can_write.then(|| view! { <a class="button" href="/applications/new">"New application"</a> })}
             </div>
             <form method="get" action="/applications" class="filters" role="search">
-                <label for="q">"Search"</label>
-                <input id="q" name="q" type="search" placeholder="Name or client ID" value=q.clone()/>
-                <label for="sort">"Sort"</label>
-                <select id="sort" name="sort">
-                    <option value="name" selected=sort == "name">"Name"</option>
-                    <option value="newest" selected=sort == "newest">"Newest first"</option>
-                </select>
+                <span class="field">
+                    <label for="q">"Search"</label>
+                    <input id="q" name="q" type="search" placeholder="Name or client ID" value=q.clone()/>
+                </span>
+                <span class="field">
+                    <label for="status">"Show"</label>
+                    <select id="status" name="status">
+                        {[("any", "All applications"), ("enabled", "Enabled"), ("disabled", "Disabled"), ("never_used", "Never used")]
+                            .into_iter()
+                            .map(|(v, l)| view! { <option value=v selected=status == v>{l}</option> })
+                            .collect_view()}
+                    </select>
+                </span>
+                <span class="field">
+                    <label for="sort">"Sort"</label>
+                    <select id="sort" name="sort">
+                        {[("name", "Name"), ("newest", "Newest first"), ("last_used", "Last used"), ("active_tokens", "Most active tokens")]
+                            .into_iter()
+                            .map(|(v, l)| view! { <option value=v selected=sort == v>{l}</option> })
+                            .collect_view()}
+                    </select>
+                </span>
+                <span class="field">
+                    <label for="per">"Per page"</label>
+                    <select id="per" name="per">
+                        {PAGE_SIZES.iter().map(|n| view! { <option value=n.to_string() selected=*n == p.per_page>{n.to_string()}</option> }).collect_view()}
+                    </select>
+                </span>
                 <button type="submit">"Apply"</button>
             </form>
             <p class="muted" data-testid="application-total">{format!("{} application(s)", p.total)}</p>
@@ -659,11 +789,32 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
             }}
             <nav class="pager" aria-label="Pages">
                 {(p.page > 1).then(|| view! { <a href=link(p.page - 1) rel="prev">"← Previous"</a> })}
-                <span>{format!("Page {} of {}", p.page, pages)}</span>
+                {page_numbers(p.page, pages).into_iter().map(|n| match n {
+                    Some(n) if n == p.page => view! { <a href=link(n) aria-current="page" aria-label=format!("Page {n} of {pages}")>{n.to_string()}</a> }.into_any(),
+                    Some(n) => view! { <a href=link(n) aria-label=format!("Page {n}")>{n.to_string()}</a> }.into_any(),
+                    None => view! { <span class="muted" aria-hidden="true">"…"</span> }.into_any(),
+                }).collect_view()}
                 {(p.page < pages).then(|| view! { <a href=link(p.page + 1) rel="next">"Next →"</a> })}
             </nav>
         </Frame>
     }
+}
+
+/// The page numbers a pager links to: the first, the last, and two
+/// either side of the current one; `None` marks a gap.
+pub fn page_numbers(current: i64, pages: i64) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    for n in 1..=pages {
+        if n == 1 || n == pages || (n - current).abs() <= 2 {
+            if n > last + 1 {
+                out.push(None);
+            }
+            out.push(Some(n));
+            last = n;
+        }
+    }
+    out
 }
 
 fn status_badge(enabled: bool) -> AnyView {
@@ -813,6 +964,8 @@ pub fn ApplicationDetailPage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0));
     let query = use_query_map();
     let range = move || query.with(|q| q.get("range"));
+    let listing =
+        move || query.with(|q| TokenListing::from_query(q.get_str("tokens"), q.get_str("inactive"), q.get_str("page")));
     let update = ServerAction::<UpdateApplication>::new();
     let enable = ServerAction::<SetEnabled>::new();
     let regenerate = ServerAction::<RegenerateSecret>::new();
@@ -827,6 +980,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
             (
                 id(),
                 range(),
+                listing(),
                 update.version().get(),
                 enable.version().get(),
                 regenerate.version().get(),
@@ -837,7 +991,7 @@ pub fn ApplicationDetailPage() -> impl IntoView {
                 end_overlap.version().get(),
             )
         },
-        |(id, range, ..)| load_application(id, range),
+        |(id, range, listing, ..)| load_application(id, range, listing),
     );
     let tokens = TokenActions { revoke, extend, rotate };
     let actions = DetailActions { update, enable, regenerate, mint, tokens, delete, end_overlap };
@@ -883,7 +1037,6 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let extend_error = form_error(tokens.extend.value(), <ExtendToken as ServerFn>::PATH);
     let rotate_error = form_error(tokens.rotate.value(), <RotateToken as ServerFn>::PATH);
     let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
-    let now = d.now;
     let confirm_label = format!("Type \"{}\" to confirm", app.name);
     // A JWT names its audience; with no scope on any resource server the
     // token endpoint refuses, so say so where it can be fixed.
@@ -923,11 +1076,11 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
             <FormMessage error=end_overlap_error/>
             <SecretsTable secrets=app.secrets.clone() app_id=app.id.0 can_write=can_write end_overlap=end_overlap/>
 
-            <h2>"Access tokens"</h2>
+            <h2 id="tokens">"Access tokens"</h2>
             <FormMessage error=revoke_error/>
             <ActionMessage error=extend_error/>
             <ActionMessage error=rotate_error/>
-            <TokensTable tokens=d.tokens.clone() now=now can_write=can_write actions=tokens/>
+            <TokenLists d=d.clone() can_write=can_write actions=tokens/>
 
             <ConnectPanel target=d.connect.clone() configured=d.public_url_configured/>
 
@@ -1300,18 +1453,94 @@ fn ActionMessage(error: Signal<Option<AppError>>) -> impl IntoView {
     move || error.get().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })
 }
 
+/// The named tokens, or (one click away) the token endpoint's, a page at
+/// a time, active ones unless asked; the token endpoint's summarised.
 #[component]
-fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, actions: TokenActions) -> impl IntoView {
-    let TokenActions { revoke, extend, rotate } = actions;
-    if tokens.is_empty() {
-        return view! { <p class="empty">"No tokens yet."</p> }.into_any();
+fn TokenLists(d: ApplicationDetail, can_write: bool, actions: TokenActions) -> impl IntoView {
+    let (app, summary, listing, now) = (d.app.id.0, d.token_summary, d.listing, d.now);
+    let hidden = summary.count(listing.issued, true) - summary.count(listing.issued, false);
+    let (toggle_text, toggle_to) = if listing.inactive {
+        (Some("Hide revoked and expired".to_owned()), TokenListing { inactive: false, page: 1, ..listing })
+    } else {
+        let text = (hidden > 0).then(|| format!("Show {hidden} revoked or expired"));
+        (text, TokenListing { inactive: true, page: 1, ..listing })
+    };
+    let toggle = toggle_text.map(|text| {
+        view! { <a class="toggle" href=toggle_to.href(app) data-testid="toggle-inactive">{text}</a> }
+    });
+    let caption = if listing.issued { "Tokens from the token endpoint" } else { "Named tokens" };
+    let empty = match (listing.issued, listing.inactive || hidden == 0) {
+        (false, true) => "No named tokens yet.".to_owned(),
+        (false, false) => format!("No active named tokens ({hidden} revoked or expired hidden)."),
+        (true, true) => "The token endpoint has issued no tokens that are still kept.".to_owned(),
+        (true, false) => format!("No active tokens from the token endpoint ({hidden} revoked or expired hidden)."),
+    };
+    let list_issued = TokenListing { issued: true, inactive: false, page: 1 };
+    let back = TokenListing { issued: false, inactive: false, page: 1 };
+    let page_link = move |page: i64| TokenListing { page, ..listing }.href(app);
+    view! {
+        {listing.issued.then(|| view! { <p><a href=back.href(app) data-testid="named-tokens-link">"← Named tokens"</a></p> })}
+        {listing.issued.then(|| view! { <IssuedSummary s=summary max_tokens=d.app.max_tokens list=None/> })}
+        <div class="list-head">
+            <p class="muted" data-testid="token-count">{format!("{caption}: {} active", summary.count(listing.issued, false))}</p>
+            {toggle}
+        </div>
+        {if d.tokens.is_empty() {
+            view! { <p class="empty" data-testid="no-tokens">{empty}</p> }.into_any()
+        } else {
+            view! { <TokensTable tokens=d.tokens.clone() now=now can_write=can_write actions=actions caption=caption issued=listing.issued/> }.into_any()
+        }}
+        {(d.token_pages > 1).then(|| view! {
+            <nav class="pager" aria-label="Token pages">
+                {(listing.page > 1).then(|| view! { <a href=page_link(listing.page - 1) rel="prev">"← Previous"</a> })}
+                <span>{format!("Page {} of {}", listing.page, d.token_pages)}</span>
+                {(listing.page < d.token_pages).then(|| view! { <a href=page_link(listing.page + 1) rel="next">"Next →"</a> })}
+            </nav>
+        })}
+        {(!listing.issued).then(|| view! { <IssuedSummary s=summary max_tokens=d.app.max_tokens list=Some(list_issued.href(app))/> })}
     }
+}
+
+/// The token endpoint's tokens in four figures, and a link to their list.
+#[component]
+fn IssuedSummary(s: keygate::TokenSummary, max_tokens: i64, list: Option<String>) -> impl IntoView {
+    let when = |at: Option<i64>| match at {
+        Some(at) => view! { <RelTime at=at/> }.into_any(),
+        None => view! { <span class="muted">"never"</span> }.into_any(),
+    };
+    view! {
+        <section class="card issued-summary" data-testid="issued-summary" aria-labelledby="issued-title">
+            <h3 id="issued-title">"From the token endpoint"</h3>
+            <dl class="facts">
+                <dt>"Active now"</dt><dd data-testid="issued-active">{format!("{} (at most {max_tokens})", s.issued_active)}</dd>
+                <dt>"Issued, still kept"</dt><dd data-testid="issued-total">{s.issued_total}</dd>
+                <dt>"Last issued"</dt><dd>{when(s.issued_last_at)}</dd>
+                <dt>"Last used"</dt><dd>{when(s.issued_last_used_at)}</dd>
+            </dl>
+            {list.filter(|_| s.issued_total > 0).map(|href| view! {
+                <a href=href data-testid="issued-link">{format!("List the token endpoint's tokens ({} active)", s.issued_active)}</a>
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn TokensTable(
+    tokens: Vec<TokenView>,
+    now: i64,
+    can_write: bool,
+    actions: TokenActions,
+    caption: &'static str,
+    issued: bool,
+) -> impl IntoView {
+    let TokenActions { revoke, extend, rotate } = actions;
     view! {
         <div class="table-wrap">
             <table data-testid="tokens">
+                <caption class="sr-only">{caption}</caption>
                 <thead>
                     <tr>
-                        <th scope="col">"Name"</th>
+                        {(!issued).then(|| view! { <th scope="col">"Name"</th> })}
                         <th scope="col">"Token"</th>
                         <th scope="col">"Scopes"</th>
                         <th scope="col">"Created"</th>
@@ -1324,10 +1553,15 @@ fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, actions: Token
                 <tbody>
                     {tokens.into_iter().map(|t| {
                         let state = t.state(now);
-                        let label = t.name.clone().unwrap_or_else(|| "token endpoint".into());
+                        let label = t.name.clone().unwrap_or_else(|| format!("{}…", t.display_prefix));
+                        let ends = match (state, t.revoked_at) {
+                            (TokenState::Revoked, Some(at)) => view! { <span data-testid="revoked-at">"revoked "<RelTime at=at/></span> }.into_any(),
+                            (TokenState::Expired, _) => view! { <span>"expired "<RelTime at=t.expires_at/></span> }.into_any(),
+                            _ => view! { <RelTime at=t.expires_at/> }.into_any(),
+                        };
                         view! {
                             <tr data-token=t.display_prefix.clone()>
-                                <td data-label="Name">{label.clone()}</td>
+                                {(!issued).then(|| view! { <td data-label="Name">{label.clone()}</td> })}
                                 <td data-label="Token"><code>{format!("{}…", t.display_prefix)}</code></td>
                                 <td data-label="Scopes">{scope_list(&t.scopes)}</td>
                                 <td data-label="Created"><RelTime at=t.created_at/></td>
@@ -1340,7 +1574,7 @@ fn TokensTable(tokens: Vec<TokenView>, now: i64, can_write: bool, actions: Token
                                         </details>
                                     })}
                                 </td>
-                                <td data-label="Expires"><RelTime at=t.expires_at/></td>
+                                <td data-label="Expires">{ends}</td>
                                 <td data-label="State">{token_badges(&t, now)}
                                     {t.revoked_reason.clone().map(|r| view! { <span class="muted small">{format!(" ({})", r.replace('_', " "))}</span> })}
                                 </td>

@@ -119,16 +119,24 @@ fn AuditView(p: AuditPage) -> impl IntoView {
         <Frame me=p.me.clone()>
             <h1>"Audit log"</h1>
             <form method="get" action="/audit" class="filters" role="search">
-                <label for="f-application">"Application"</label>
-                <input id="f-application" name="application" type="text" placeholder="Exact name" value=application.clone()/>
-                <label for="f-action">"Action"</label>
-                <select id="f-action" name="action">
-                    {ACTIONS.iter().map(|(v, l)| view! { <option value=*v selected=action == *v>{*l}</option> }).collect_view()}
-                </select>
-                <label for="f-from">"From"</label>
-                <input id="f-from" name="from" type="date" value=from.clone()/>
-                <label for="f-to">"To"</label>
-                <input id="f-to" name="to" type="date" value=to.clone()/>
+                <span class="field">
+                    <label for="f-application">"Application"</label>
+                    <input id="f-application" name="application" type="text" placeholder="Exact name" value=application.clone()/>
+                </span>
+                <span class="field">
+                    <label for="f-action">"Action"</label>
+                    <select id="f-action" name="action">
+                        {ACTIONS.iter().map(|(v, l)| view! { <option value=*v selected=action == *v>{*l}</option> }).collect_view()}
+                    </select>
+                </span>
+                <span class="field">
+                    <label for="f-from">"From"</label>
+                    <input id="f-from" name="from" type="date" value=from.clone()/>
+                </span>
+                <span class="field">
+                    <label for="f-to">"To"</label>
+                    <input id="f-to" name="to" type="date" value=to.clone()/>
+                </span>
                 <button type="submit">"Filter"</button>
             </form>
             {p.unknown_application.then(|| view! { <p class="form-error" role="alert">{format!("No application is named \"{application}\".")}</p> })}

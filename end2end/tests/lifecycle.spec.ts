@@ -50,14 +50,19 @@ test('application and token lifecycle', async ({ browser }) => {
   expect(res.status).toBe(200);
   const endpointToken = (await res.json()).access_token as string;
   expect(await me(endpointToken)).toBe(200);
+  // The token endpoint's tokens are summarised, their list one click away.
+  await page.reload();
+  await expect(page.getByTestId('new-secret')).toHaveCount(0); // gone after reload
+  await expect(page.getByTestId('issued-active')).toHaveText('1 (at most 30)');
+  await page.getByTestId('issued-link').click();
   const row = page.locator(`tr[data-token="${endpointToken.slice(0, 12)}"]`);
   await expect(async () => {
     await page.reload();
     await expect(row.locator('.last-used')).not.toHaveText('never', { timeout: 1000 });
   }).toPass({ timeout: 15_000 });
-  await expect(row).toContainText('token endpoint');
-  await expect(page.getByTestId('new-secret')).toHaveCount(0); // gone after reload
   await expect(row.locator('.last-used time')).toHaveAttribute('title', /UTC$/);
+  await page.getByTestId('named-tokens-link').click();
+  await expect(page.getByTestId('no-tokens')).toHaveText('No named tokens yet.');
 
   // Mint a named token, use it, revoke it.
   await page.getByText('New token', { exact: true }).click();
@@ -74,7 +79,11 @@ test('application and token lifecycle', async ({ browser }) => {
   await expect(namedRow).not.toContainText('expires soon');
   await namedRow.getByText('Revoke', { exact: true }).click();
   await namedRow.getByRole('button', { name: 'Confirm revoking deploy pipeline' }).click();
+  // A revoked token leaves the list; the toggle brings it back, saying when.
+  await expect(namedRow).toHaveCount(0);
+  await page.getByRole('link', { name: 'Show 1 revoked or expired' }).click();
   await expect(namedRow).toContainText('revoked');
+  await expect(namedRow.getByTestId('revoked-at')).toContainText(/revoked (just now|\d+ seconds? ago)/);
   expect(await me(named)).toBe(401);
 
   // Regenerate the secret: the confirmation names the count; old tokens die.

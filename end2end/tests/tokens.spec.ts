@@ -62,7 +62,13 @@ async function extendAndRotate(page: Page, name: string, js: boolean) {
   const third = await page.getByTestId('new-token').inputValue();
   expect(await me(second)).toBe(401);
   expect(await me(third)).toBe(200);
+  // The revoked value is hidden until asked for; then it says when and why.
+  await expect(rowOf(page, second)).toHaveCount(0);
+  await page.getByTestId('toggle-inactive').click();
   await expect(rowOf(page, second)).toContainText('rotated');
+  await expect(rowOf(page, second).getByTestId('revoked-at')).toContainText('revoked just now');
+  await page.getByRole('link', { name: 'Hide revoked and expired' }).click();
+  await expect(rowOf(page, second)).toHaveCount(0);
 
   await page.goto(`${s().baseURL}/audit?action=token`);
   await expect(page.getByText(`rotated the token "deploy pipeline" of ${name} (the previous value was revoked)`)).toBeVisible();
@@ -83,5 +89,42 @@ test.describe('without JavaScript, at phone width', () => {
   test.use({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
   test('extend and rotate a named token, as form posts', async ({ page }) => {
     await extendAndRotate(page, 'tokens-nojs', false);
+  });
+});
+
+test.describe('the applications list, without JavaScript, at phone width', () => {
+  test.use({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+  test('natural order, filters that stay labelled, page numbers', async ({ page }) => {
+    await signIn(page);
+    for (const name of ['list-job-10', 'list-job-2', 'list-job-1']) {
+      await page.goto(`${s().baseURL}/applications/new`);
+      await page.getByLabel('Name', { exact: true }).fill(name);
+      await page.getByRole('button', { name: 'Create application' }).click();
+      await expect(page.getByTestId('application-name')).toHaveText(name);
+    }
+    await page.goto(`${s().baseURL}/applications`);
+    await page.getByLabel('Search').fill('list-job');
+    await page.getByLabel('Sort').selectOption('name');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect(page.locator('tbody tr td:first-child a')).toHaveText(['list-job-1', 'list-job-2', 'list-job-10']);
+    // Each label sits on the line of its input, at 390 px too.
+    for (const label of ['Search', 'Show', 'Sort', 'Per page']) {
+      const l = (await page.locator('label', { hasText: new RegExp(`^${label}$`) }).boundingBox())!;
+      const i = (await page.getByLabel(label, { exact: true }).boundingBox())!;
+      expect(Math.abs((l.y + l.height / 2) - (i.y + i.height / 2)), label).toBeLessThan(i.height / 2);
+    }
+    await page.getByLabel('Show').selectOption('disabled');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect(page).toHaveURL(/status=disabled/);
+    await expect(page.getByText('No applications match.')).toBeVisible();
+    await page.getByLabel('Show').selectOption('never_used');
+    await page.getByLabel('Sort').selectOption('newest');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect(page.locator('tbody tr td:first-child a')).toHaveText(['list-job-1', 'list-job-2', 'list-job-10']);
+    await expect(page.getByRole('link', { name: 'Page 1 of 1' })).toHaveAttribute('aria-current', 'page');
+    // A page past the end shows the last page.
+    await page.goto(`${s().baseURL}/applications?q=list-job&page=30`);
+    await expect(page.locator('tbody tr')).toHaveCount(3);
+    await page.screenshot({ path: `${SCREENSHOTS}/applications-filtered-390.png`, fullPage: true });
   });
 });

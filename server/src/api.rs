@@ -12,7 +12,7 @@ use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use keygate::store::{ApplicationQuery, ApplicationSort, AuditQuery};
+use keygate::store::{ApplicationQuery, ApplicationSort, ApplicationStatus, AuditQuery};
 use keygate::usecase::applications::{self, ApplicationChange};
 use keygate::usecase::tokens::{self, MintRequest};
 use keygate::usecase::{resource_servers, scopes, Caller};
@@ -156,9 +156,14 @@ pub struct ListApplicationsParams {
     /// Substring of the name or client ID.
     #[param(max_length = 200)]
     pub search: Option<String>,
-    /// `name` (default) or `newest`.
-    #[param(pattern = "^(name|newest)$")]
+    /// `name` (default; natural order, "job-2" before "job-10"), `newest`,
+    /// `last_used` (never used last) or `active_tokens` (most first).
+    #[param(pattern = "^(name|newest|last_used|active_tokens)$")]
     pub sort: Option<String>,
+    /// `any` (default), `enabled`, `disabled` or `never_used` (no token
+    /// of it ever used).
+    #[param(pattern = "^(any|enabled|disabled|never_used)$")]
+    pub status: Option<String>,
     /// From 1 to 1000000; a page past the end is empty.
     #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
@@ -616,15 +621,22 @@ async fn list_applications(
 ) -> Result<Json<ApplicationPage>, HttpError> {
     bearer.require_scope("applications:read")?;
     let sort = match p.sort.as_deref() {
-        None | Some("name") => ApplicationSort::Name,
-        Some("newest") => ApplicationSort::Newest,
-        Some(other) => return Err(HttpError::bad_request(format!("sort must be name or newest, not {other}"))),
+        None => ApplicationSort::Name,
+        Some(s) => ApplicationSort::parse(s).ok_or_else(|| {
+            HttpError::bad_request(format!("sort must be name, newest, last_used or active_tokens, not {s}"))
+        })?,
+    };
+    let status = match p.status.as_deref() {
+        None => ApplicationStatus::Any,
+        Some(s) => ApplicationStatus::parse(s).ok_or_else(|| {
+            HttpError::bad_request(format!("status must be any, enabled, disabled or never_used, not {s}"))
+        })?,
     };
     let (page, per_page) = paging(p.page, p.per_page, 200)?;
     if p.search.as_ref().is_some_and(|s| s.chars().count() > 200) {
         return Err(HttpError::bad_request("search has at most 200 characters"));
     }
-    let q = ApplicationQuery { search: p.search, sort, page, per_page };
+    let q = ApplicationQuery { search: p.search, sort, status, page, per_page };
     let page = state.store.list_applications(&q, crate::now()).await?;
     Ok(Json(ApplicationPage { items: page.items, total: page.total, page: page.page, per_page: page.per_page }))
 }

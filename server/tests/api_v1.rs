@@ -99,6 +99,19 @@ async fn applications_crud_with_audit_by_the_calling_application() {
     assert_eq!(res.status(), 400);
     let res = call(&t, Method::GET, "/api/v1/applications?page=abc", &token, None).await;
     assert_eq!(res.status(), 400);
+    // The list's sorts and status filters, by name; an unknown one says which exist.
+    // (billing-sync was disabled above.)
+    for query in ["sort=last_used", "sort=active_tokens&status=disabled", "status=never_used&sort=name"] {
+        let list = json(call(&t, Method::GET, &format!("/api/v1/applications?{query}"), &token, None).await).await;
+        assert!(list["items"].as_array().unwrap().iter().any(|a| a["id"] == id), "{query}");
+    }
+    let list = json(call(&t, Method::GET, "/api/v1/applications?status=enabled", &token, None).await).await;
+    assert!(list["items"].as_array().unwrap().iter().all(|a| a["id"] != id && a["enabled"] == true));
+    let res = call(&t, Method::GET, "/api/v1/applications?sort=oldest", &token, None).await;
+    assert_eq!(res.status(), 400);
+    assert!(json(res).await["error_description"].as_str().unwrap().contains("last_used"));
+    let res = call(&t, Method::GET, "/api/v1/applications?status=asleep", &token, None).await;
+    assert_eq!(res.status(), 400);
 
     assert_eq!(call(&t, Method::DELETE, &format!("/api/v1/applications/{id}"), &token, None).await.status(), 204);
     let res = call(&t, Method::GET, &format!("/api/v1/applications/{id}"), &token, None).await;

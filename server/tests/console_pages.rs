@@ -387,3 +387,102 @@ async fn notes_cannot_break_out_of_the_settings_form() {
     assert!(page.contains("x&lt;/textarea&gt;&lt;input type=\"hidden\""), "the notes are escaped text");
     assert!(page.contains("&amp;amp;"), "an ampersand stays an ampersand");
 }
+
+#[tokio::test]
+async fn the_token_table_keeps_named_tokens_apart_and_hides_the_revoked() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let c = t.create_app("svc", "tokens:read").await;
+    let now = keygate_server::now();
+    let scopes = keygate::ScopeSet::parse("tokens:read").unwrap();
+    t.store.mint_named_token(c.app.id, "deploy", scopes.clone(), now + 86_400, now).await.unwrap();
+    let old = t.store.mint_named_token(c.app.id, "old-job", scopes, now + 86_400, now).await.unwrap();
+    t.store.revoke_token(old.id, now).await.unwrap();
+    for _ in 0..3 {
+        t.obtain_token(&c, None).await;
+    }
+    let id = c.app.id.0;
+    let issued: Vec<String> = t
+        .store
+        .list_tokens(c.app.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.source == keygate::TokenSource::TokenEndpoint)
+        .map(|t| format!("data-token=\"{}\"", t.display_prefix))
+        .collect();
+    assert_eq!(issued.len(), 3);
+
+    // By default: the active named token; the revoked one behind a toggle;
+    // the endpoint's tokens summarised, not listed.
+    let page = html(&t, &format!("/applications/{id}"), &cookie).await;
+    assert!(page.contains(">deploy<") && !page.contains("old-job"), "{page}");
+    assert!(page.contains("Show 1 revoked or expired"));
+    assert!(page.contains(r#"data-testid="issued-active">3 (at most 30)<"#), "{page}");
+    assert!(issued.iter().all(|row| !page.contains(row.as_str())));
+    assert!(page.contains(&format!(r#"href="/applications/{id}?tokens=issued#tokens""#)));
+
+    // The toggle shows the revoked token, with when it was revoked.
+    let page = html(&t, &format!("/applications/{id}?inactive=1"), &cookie).await;
+    assert!(page.contains("old-job") && page.contains(r#"data-testid="revoked-at">revoked <time"#), "{page}");
+    assert!(page.contains("Hide revoked and expired"));
+
+    // One click away: the endpoint's tokens, and a page past the end is the last.
+    for path in [format!("/applications/{id}?tokens=issued"), format!("/applications/{id}?tokens=issued&page=40")] {
+        let page = html(&t, &path, &cookie).await;
+        assert!(issued.iter().all(|row| page.contains(row.as_str())), "{path}");
+        let table = &page[page.find(r#"data-testid="tokens""#).unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        assert!(!table.contains(">deploy<"), "{table}");
+        assert!(page.contains(r#"data-testid="named-tokens-link""#));
+    }
+}
+
+#[tokio::test]
+async fn the_applications_list_sorts_naturally_filters_and_pages_by_number() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    for i in 1..=12 {
+        t.create_app(&format!("etl-job-{i}"), "").await;
+    }
+    let off = t.create_app("stopped", "").await;
+    t.send(form_post("/console/fn/set_enabled", &format!("id={}&enabled=false", off.app.id.0), Some(&cookie))).await;
+
+    let page = html(&t, "/applications?per=25", &cookie).await;
+    let (two, ten) = (page.find(">etl-job-2<").unwrap(), page.find(">etl-job-10<").unwrap());
+    assert!(two < ten, "natural order");
+    // Page size and numbers: 13 applications, 25 a page by default.
+    let page = html(&t, "/applications?q=etl", &cookie).await;
+    assert!(page.contains("12 application(s)"));
+    for (path, first, current) in [
+        ("/applications?q=etl&per=25&page=1", ">etl-job-1<", "1"),
+        // Past the end: the last page, not an empty one.
+        ("/applications?q=etl&page=9", ">etl-job-1<", "1"),
+    ] {
+        let page = html(&t, path, &cookie).await;
+        assert!(page.contains(first), "{path}");
+        assert!(page.contains(&format!(r#"aria-current="page" aria-label="Page {current} of 1""#)), "{path}");
+    }
+    let page = html(&t, "/applications?status=disabled", &cookie).await;
+    assert!(page.contains(">stopped<") && !page.contains(">etl-job-1<"));
+    assert!(page.contains(r#"<option value="disabled" selected"#), "the filter shows what is applied");
+    let page = html(&t, "/applications?sort=newest&per=100", &cookie).await;
+    assert!(page.find(">stopped<").unwrap() < page.find(">etl-job-12<").unwrap());
+    assert!(page.contains(r#"<option value="100" selected"#));
+    // Unknown values fall back to the defaults rather than failing.
+    let page = html(&t, "/applications?sort=bogus&status=bogus&per=7", &cookie).await;
+    assert!(page.contains("13 application(s)"));
+}
+
+#[tokio::test]
+async fn the_applications_list_pages_past_the_end_to_the_last_page() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    for i in 1..=30 {
+        t.create_app(&format!("svc-{i}"), "").await;
+    }
+    let page = html(&t, "/applications?page=50", &cookie).await;
+    assert!(page.contains(r#"aria-current="page" aria-label="Page 2 of 2""#), "{page}");
+    assert!(page.contains(">svc-30<") && !page.contains(">svc-1<"));
+    assert!(page.contains(r#"href="/applications" aria-label="Page 1""#));
+}

@@ -39,7 +39,7 @@ mod tokens;
 mod webhooks;
 
 pub use activity::{HOURS_KEPT_SECONDS, MINUTES_KEPT_SECONDS};
-pub use applications::{ApplicationQuery, ApplicationSort};
+pub use applications::{ApplicationQuery, ApplicationSort, ApplicationStatus};
 pub use audit::{ActorKind, AuditQuery, AuditRecord, REFUSALS_FILTER};
 pub use clients::CLIENT_CACHE_TTL;
 pub use console::{StoredSession, FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
@@ -414,7 +414,8 @@ impl Store {
             Db::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await,
             Db::Postgres { pool, .. } => POSTGRES_MIGRATOR.run(pool).await,
         };
-        done.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))
+        done.map_err(|e| CoreError::Internal(format!("migration failed: {e}")))?;
+        self.fill_name_keys().await
     }
 
     /// The SQLite reader pool, for the session store and tests.

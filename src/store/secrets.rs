@@ -95,6 +95,22 @@ impl Store {
         Ok(group_addresses(rows))
     }
 
+    /// The recent addresses of the given tokens.
+    pub async fn token_addresses_for(&self, tokens: &[TokenId]) -> Result<HashMap<i64, Vec<AddressSeen>>, CoreError> {
+        if tokens.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // Integers only, so the list can be written into the statement:
+        // one shape for both backends.
+        let ids = tokens.iter().map(|t| t.0.to_string()).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT token_id AS subject, ip, last_seen_at FROM token_addresses WHERE token_id IN ({ids}) \
+             ORDER BY last_seen_at DESC, ip"
+        );
+        let rows: Vec<AddressRow> = on_pool!(self, |p| sqlx::query_as(&sql).fetch_all(p).await?);
+        Ok(group_addresses(rows))
+    }
+
     /// Writes a batch of secret uses and of addresses (tokens' and
     /// secrets'), keeping the latest few distinct addresses of each. Token
     /// last-use times themselves go through [`Store::record_token_uses`].

@@ -549,3 +549,111 @@ async fn a_database_from_before_resource_servers_migrates() {
             .unwrap();
     assert!(made.id.0 > 1);
 }
+
+#[tokio::test]
+async fn token_lists_separate_named_from_issued_and_hide_the_inactive() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let scopes = ScopeSet::parse("tokens:read").unwrap();
+    let deploy = store.mint_named_token(view.id, "deploy", scopes.clone(), T0 + 86_400, T0).await.unwrap();
+    let old = store.mint_named_token(view.id, "old job", scopes.clone(), T0 + 86_400, T0).await.unwrap();
+    let short = store.mint_named_token(view.id, "short", scopes, T0 + 50, T0).await.unwrap();
+    store.revoke_token(old.id, T0 + 10).await.unwrap();
+    // Endpoint tokens live an hour: the first two have expired at `now`.
+    for at in [T0, T0 + 1, T0 + 3_000, T0 + 3_001, T0 + 3_002] {
+        store.issue_endpoint_token(&client, ScopeSet::empty(), at).await.unwrap();
+    }
+    store.record_token_uses(&[(deploy.id, T0 + 20, None)]).await.unwrap();
+    let now = T0 + 3_700;
+    let s = store.token_summary(view.id, now).await.unwrap();
+    assert_eq!(
+        s,
+        TokenSummary {
+            named_active: 1,
+            named_inactive: 2,
+            issued_active: 3,
+            issued_total: 5,
+            issued_last_at: Some(T0 + 3_002),
+            issued_last_used_at: None,
+        }
+    );
+    let named = store.list_token_page(view.id, false, false, 1, 50, now).await.unwrap();
+    assert_eq!(named.iter().map(|t| t.id).collect::<Vec<_>>(), vec![deploy.id]);
+    assert_eq!(named[0].last_used_at, Some(T0 + 20));
+    let every_named = store.list_token_page(view.id, false, true, 1, 50, now).await.unwrap();
+    assert_eq!(every_named.iter().map(|t| t.id).collect::<Vec<_>>(), vec![short.id, old.id, deploy.id]);
+    let issued = store.list_token_page(view.id, true, false, 1, 2, now).await.unwrap();
+    assert_eq!(issued.len(), 2);
+    assert!(issued.iter().all(|t| t.source == TokenSource::TokenEndpoint && t.state(now) == TokenState::Active));
+    let second = store.list_token_page(view.id, true, false, 2, 2, now).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert!(issued[1].id.0 > second[0].id.0, "newest first");
+    assert_eq!(store.list_token_page(view.id, true, true, 1, 50, now).await.unwrap().len(), 5);
+    assert_eq!(s.count(true, true), 5);
+    assert_eq!(s.count(false, false), 1);
+    // An application without tokens counts zeros, not NULLs.
+    let (empty, _) = app_with(&store, "b", 30).await;
+    assert_eq!(store.token_summary(empty.id, now).await.unwrap(), TokenSummary::default());
+}
+
+#[tokio::test]
+async fn applications_sort_naturally_by_use_and_tokens_and_filter_by_status() {
+    let (store, _d) = fresh().await;
+    let mut ids = std::collections::HashMap::new();
+    for name in ["etl-job-10", "etl-job-2", "ETL-job-1", "idle", "off"] {
+        let (view, _) = app_with(&store, name, 30).await;
+        ids.insert(name, view);
+    }
+    let names = |p: &Page<ApplicationView>| p.items.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    let list = |sort, status| ApplicationQuery { sort, status, page: 1, per_page: 50, ..Default::default() };
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Any), T0).await.unwrap();
+    assert_eq!(names(&p), ["ETL-job-1", "etl-job-2", "etl-job-10", "idle", "off"]);
+
+    // etl-job-2 has two active tokens and was used last; etl-job-10 one, used earlier.
+    for (name, uses) in [("etl-job-2", 2), ("etl-job-10", 1)] {
+        let client = store.client_by_client_id(&ids[name].client_id).await.unwrap().unwrap();
+        for _ in 0..uses {
+            let t = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+            store.record_token_uses(&[(t.id, T0 + uses, None)]).await.unwrap();
+        }
+    }
+    let mut off = ApplicationSettings::new("off");
+    off.scopes = ScopeSet::parse("applications:read tokens:read").unwrap();
+    store.update_application(ids["off"].id, off, false, T0).await.unwrap();
+
+    let p = store.list_applications(&list(ApplicationSort::LastUsed, ApplicationStatus::Any), T0).await.unwrap();
+    assert_eq!(names(&p)[..2], ["etl-job-2", "etl-job-10"], "never used last");
+    let p = store.list_applications(&list(ApplicationSort::ActiveTokens, ApplicationStatus::Any), T0).await.unwrap();
+    assert_eq!(names(&p), ["etl-job-2", "etl-job-10", "ETL-job-1", "idle", "off"]);
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::NeverUsed), T0).await.unwrap();
+    assert_eq!((names(&p), p.total), (vec!["ETL-job-1".into(), "idle".into(), "off".into()], 3));
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Disabled), T0).await.unwrap();
+    assert_eq!((names(&p), p.total), (vec!["off".to_owned()], 1));
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Enabled), T0).await.unwrap();
+    assert_eq!(p.total, 4);
+    // A filter and a search together, and a filtered page past the end still counts.
+    let q = ApplicationQuery {
+        search: Some("etl".into()),
+        status: ApplicationStatus::NeverUsed,
+        ..list(ApplicationSort::Name, ApplicationStatus::Any)
+    };
+    assert_eq!(names(&store.list_applications(&q, T0).await.unwrap()), ["ETL-job-1"]);
+    let q = ApplicationQuery { page: 5, per_page: 1, ..list(ApplicationSort::Name, ApplicationStatus::Disabled) };
+    let p = store.list_applications(&q, T0).await.unwrap();
+    assert_eq!((p.items.len(), p.total), (0, 1));
+
+    // A renamed application sorts by its new name; rows from before the
+    // key existed get one when the store migrates.
+    let mut renamed = ApplicationSettings::new("etl-job-3");
+    renamed.scopes = ScopeSet::parse("applications:read tokens:read").unwrap();
+    store.update_application(ids["idle"].id, renamed, true, T0).await.unwrap();
+    on_pool!(store, |p| sqlx::query("UPDATE applications SET name_key = NULL")
+        .execute(p)
+        .await
+        .unwrap()
+        .rows_affected());
+    store.migrate().await.unwrap();
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Any), T0).await.unwrap();
+    assert_eq!(names(&p), ["ETL-job-1", "etl-job-2", "etl-job-3", "etl-job-10", "off"]);
+}

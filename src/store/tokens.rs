@@ -209,6 +209,76 @@ impl Store {
         Ok(tokens)
     }
 
+    /// Counts an application's named and token-endpoint tokens, active
+    /// and not, in one pass over its index entries.
+    pub async fn token_summary(&self, application: ApplicationId, now: i64) -> Result<TokenSummary, CoreError> {
+        const SQL: &str = "SELECT \
+             COUNT(*) FILTER (WHERE source <> 'token_endpoint' AND revoked_at IS NULL AND expires_at > $2), \
+             COUNT(*) FILTER (WHERE source <> 'token_endpoint'), \
+             COUNT(*) FILTER (WHERE source = 'token_endpoint' AND revoked_at IS NULL AND expires_at > $2), \
+             COUNT(*) FILTER (WHERE source = 'token_endpoint'), \
+             MAX(created_at) FILTER (WHERE source = 'token_endpoint'), \
+             MAX(last_used_at) FILTER (WHERE source = 'token_endpoint') \
+             FROM tokens WHERE application_id = $1";
+        let (named_active, named_all, issued_active, issued_total, issued_last_at, issued_last_used_at): (
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        ) = on_pool!(self, |p| sqlx::query_as(SQL).bind(application.0).bind(now).fetch_one(p).await?);
+        Ok(TokenSummary {
+            named_active,
+            named_inactive: named_all - named_active,
+            issued_active,
+            issued_total,
+            issued_last_at,
+            issued_last_used_at,
+        })
+    }
+
+    /// One page of an application's named tokens (`issued: false`) or of
+    /// the token endpoint's (`issued: true`), newest first, active ones
+    /// only unless `include_inactive`, each with its recent addresses. The
+    /// page's total is [`TokenSummary::count`].
+    pub async fn list_token_page(
+        &self,
+        application: ApplicationId,
+        issued: bool,
+        include_inactive: bool,
+        page: i64,
+        per_page: i64,
+        now: i64,
+    ) -> Result<Vec<TokenView>, CoreError> {
+        let kind = if issued { "source = 'token_endpoint'" } else { "source <> 'token_endpoint'" };
+        // `$4 IS NULL` keeps every parameter in the statement (PostgreSQL
+        // wants each one typed) while asking for all states.
+        let state = if include_inactive { "($4 IS NULL OR TRUE)" } else { "revoked_at IS NULL AND expires_at > $4" };
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 AND {kind} AND {state} \
+             ORDER BY id DESC LIMIT $2 OFFSET $3"
+        );
+        let per_page = per_page.clamp(1, 500);
+        let offset = (page.max(1) - 1).saturating_mul(per_page);
+        let mut tokens: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
+            .bind(application.0)
+            .bind(per_page)
+            .bind(offset)
+            .bind(now)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect());
+        let ids: Vec<TokenId> = tokens.iter().map(|t| t.id).collect();
+        let mut addresses = self.token_addresses_for(&ids).await?;
+        for t in &mut tokens {
+            t.recent_addresses = addresses.remove(&t.id.0).unwrap_or_default();
+        }
+        Ok(tokens)
+    }
+
     pub async fn token(&self, id: TokenId) -> Result<Option<TokenView>, CoreError> {
         let row: Option<TokenRow> =
             on_pool!(self, |p| sqlx::query_as(TOKEN_BY_ID).bind(id.0).fetch_optional(p).await?);
