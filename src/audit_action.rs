@@ -43,11 +43,14 @@ audit_actions! {
     ApplicationAccessRefused => "application.access_refused",
     ApplicationPreviousSecretRevoked => "application.previous_secret_revoked",
     ApplicationDormant => "application.dormant",
+    ApplicationRateLimited => "application.rate_limited",
+    ApplicationScopeRefused => "application.scope_refused",
     TokenMinted => "token.minted",
     TokenRevoked => "token.revoked",
     TokenExtended => "token.extended",
     TokenRotated => "token.rotated",
     TokenRefused => "token.refused",
+    TokenEvicted => "token.evicted",
     TokenExpiring => "token.expiring",
     SecretExpiring => "secret.expiring",
     ClientAuthenticationFailed => "client.authentication_failed",
@@ -76,6 +79,16 @@ impl AuditAction {
     pub fn family(self) -> &'static str {
         self.as_str().split('.').next().unwrap_or("")
     }
+
+    /// The failures an application's callers meet, which the `refusals`
+    /// filter and an application's "Recent failures" show.
+    pub const REFUSALS: &'static [AuditAction] = &[
+        AuditAction::TokenRefused,
+        AuditAction::ClientAuthenticationFailed,
+        AuditAction::ApplicationRateLimited,
+        AuditAction::ApplicationScopeRefused,
+        AuditAction::TokenEvicted,
+    ];
 
     /// Whether `filter` (an action or a family) selects this action.
     pub fn matches(self, filter: &str) -> bool {

@@ -54,7 +54,10 @@ pub fn describe(e: &AuditEventView) -> String {
             format!("{actor} was refused {} on {target}: its token lacks {missing}", s("operation").replace('_', " "))
         }
         A::TokenMinted => format!("{actor} created the token \"{}\" for {target}", s("name")),
-        A::TokenRevoked => format!("{actor} revoked a token of {target}"),
+        A::TokenRevoked => match d.get("token_name").and_then(|v| v.as_str()) {
+            Some(token) => format!("{actor} revoked the token \"{token}\" of {target}"),
+            None => format!("{actor} revoked a token of {target}"),
+        },
         A::TokenExtended => {
             let at = |k: &str| d.get(k).and_then(|v| v.as_i64()).map(crate::time_fmt::exact_utc).unwrap_or_default();
             format!(
@@ -75,10 +78,40 @@ pub fn describe(e: &AuditEventView) -> String {
         A::TokenRefused => {
             let reason = s("reason").replace("revoked:", "revoked (").replace('_', " ");
             let reason = if reason.contains('(') { format!("{reason})") } else { reason };
-            format!("{target} used a refused token: {reason}{times}")
+            match d.get("token").and_then(|v| v.as_str()) {
+                Some(token) => format!("{target} used the refused token \"{token}\": {reason}{times}"),
+                None => format!("{target} used a refused token: {reason}{times}"),
+            }
         }
+        A::ApplicationRateLimited => {
+            let limit = match s("limit").as_str() {
+                "per_hour" => {
+                    format!("its hourly quota of {} requests", d.get("per_hour").and_then(|v| v.as_i64()).unwrap_or(0))
+                }
+                _ => format!(
+                    "its limit of {} requests a second",
+                    d.get("per_second").and_then(|v| v.as_i64()).unwrap_or(0)
+                ),
+            };
+            format!("{target} was refused for going over {limit}{times}")
+        }
+        A::ApplicationScopeRefused => {
+            let asked = match s("requested").as_str() {
+                "" => "nothing".to_owned(),
+                r => format!("\"{r}\""),
+            };
+            format!("{target} was refused a token ({}): it asked for {asked}{times}", s("error"))
+        }
+        A::TokenEvicted => format!(
+            "{target} reached its cap of {} valid tokens: its oldest token was revoked for a new one{times}",
+            d.get("cap").and_then(|v| v.as_i64()).unwrap_or(0)
+        ),
         A::ClientAuthenticationFailed => {
-            format!("Failed client authentication for {}: {}{times}", s("client_id"), s("reason").replace('_', " "))
+            let client = match &e.target {
+                Some(name) => format!("{name} ({})", s("client_id")),
+                None => s("client_id"),
+            };
+            format!("Failed client authentication for {client}: {}{times}", s("reason").replace('_', " "))
         }
         A::AdminSignIn => format!("{actor} signed in"),
         A::AdminSignInFailed => format!("Failed sign-in as \"{}\"", s("username")),
@@ -121,7 +154,43 @@ mod tests {
             target: Some("billing-sync".into()),
             client_ip: None,
             details,
+            application_id: None,
         }
+    }
+
+    #[test]
+    fn refusals_name_the_application_and_the_token() {
+        let e =
+            ev("client.authentication_failed", serde_json::json!({"client_id": "kgc_abc", "reason": "wrong_secret"}));
+        assert_eq!(describe(&e), "Failed client authentication for billing-sync (kgc_abc): wrong secret");
+        let unknown = AuditEventView {
+            target: None,
+            ..ev("client.authentication_failed", serde_json::json!({"client_id": "kgc_zz", "reason": "unknown_client"}))
+        };
+        assert_eq!(describe(&unknown), "Failed client authentication for kgc_zz: unknown client");
+        let e = ev("token.refused", serde_json::json!({"reason": "expired", "token": "deploy"}));
+        assert_eq!(describe(&e), "billing-sync used the refused token \"deploy\": expired");
+        let e = ev("token.revoked", serde_json::json!({"token": "deploy", "token_name": "deploy"}));
+        assert_eq!(describe(&e), "alice revoked the token \"deploy\" of billing-sync");
+        let e = ev("token.revoked", serde_json::json!({"token": "kgt_AbCdEfGh"}));
+        assert_eq!(describe(&e), "alice revoked a token of billing-sync");
+    }
+
+    #[test]
+    fn newly_audited_failures_read_as_sentences() {
+        let e =
+            ev("application.rate_limited", serde_json::json!({"limit": "per_second", "per_second": 20, "count": 7}));
+        assert_eq!(describe(&e), "billing-sync was refused for going over its limit of 20 requests a second (7 times)");
+        let e = ev("application.rate_limited", serde_json::json!({"limit": "per_hour", "per_hour": 15000, "count": 1}));
+        assert_eq!(describe(&e), "billing-sync was refused for going over its hourly quota of 15000 requests");
+        let e =
+            ev("application.scope_refused", serde_json::json!({"error": "invalid_scope", "requested": "audit:write"}));
+        assert_eq!(describe(&e), "billing-sync was refused a token (invalid_scope): it asked for \"audit:write\"");
+        let e = ev("token.evicted", serde_json::json!({"cap": 30, "count": 2}));
+        assert_eq!(
+            describe(&e),
+            "billing-sync reached its cap of 30 valid tokens: its oldest token was revoked for a new one (2 times)"
+        );
     }
 
     #[test]

@@ -551,6 +551,10 @@ pub struct TokenView {
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// Who revoked it: an administrator, an application, "the CLI"; none
+    /// for the token cap (and tokens revoked before this was recorded).
+    #[serde(default)]
+    pub revoked_by: Option<String>,
     /// The last few distinct addresses it was used from, latest first.
     #[serde(default)]
     pub recent_addresses: Vec<AddressSeen>,
@@ -705,6 +709,10 @@ pub struct AuditEventView {
     pub client_ip: Option<String>,
     #[cfg_attr(feature = "ssr", schema(value_type = Object))]
     pub details: serde_json::Value,
+    /// The application the event concerns, while it still exists (not a
+    /// later one under a reused id): what the console links to.
+    #[serde(default)]
+    pub application_id: Option<ApplicationId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

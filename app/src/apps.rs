@@ -1089,7 +1089,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                 <RangeTabs href=format!("/applications/{}", app.id) current=d.activity.range/>
                 <ActivityCharts series=d.activity.clone() subject=app.name.clone()/>
             </section>
-            <RecentRefusals events=d.refusals.clone() app_name=app.name.clone()/>
+            <RecentRefusals events=d.refusals.clone() client_id=app.client_id.clone()/>
 
             {can_write.then(|| view! {
                 <details class="card" open=mint_error.get_untracked().is_some()>
@@ -1330,18 +1330,19 @@ fn ImpactPreview(impact: keygate::SecretImpact) -> impl IntoView {
 /// The latest refusals of an application, folded as the audit log folds
 /// them, with a link to all of them there.
 #[component]
-fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> impl IntoView {
-    let all = format!("/audit?application={}&action=refusals", url_encode(&app_name));
+fn RecentRefusals(events: Vec<keygate::AuditEventView>, client_id: String) -> impl IntoView {
+    // By client ID: unique, where a name could be part of another's.
+    let all = format!("/audit?application={}&action=refusals", url_encode(&client_id));
     view! {
         <section class="card" aria-labelledby="refusals-title" data-testid="recent-refusals">
-            <h2 id="refusals-title">"Recent refusals"</h2>
+            <h2 id="refusals-title">"Recent failures"</h2>
             {if events.is_empty() {
-                view! { <p class="muted">"No refusals of this application in the audit log (refusals for rate limits and requested scopes are counted in the chart above)."</p> }.into_any()
+                view! { <p class="muted">"No refusals of this application in the audit log: no wrong secrets, refused tokens, rate limits, refused scopes or tokens revoked by its cap."</p> }.into_any()
             } else {
                 view! {
                     <ul class="events">
                         {events.into_iter().map(|e| {
-                            let reason = e.details.get("reason").and_then(|r| r.as_str()).unwrap_or("refused").to_string();
+                            let reason = refusal_code(&e);
                             view! {
                                 <li>
                                     <RelTime at=e.at/>" "
@@ -1357,6 +1358,17 @@ fn RecentRefusals(events: Vec<keygate::AuditEventView>, app_name: String) -> imp
             <p><a href=all>"Every refusal of this application in the audit log →"</a></p>
         </section>
     }
+}
+
+/// The short code a failure is shown with: its reason, its OAuth error,
+/// or what happened.
+fn refusal_code(e: &keygate::AuditEventView) -> String {
+    let detail = |k: &str| e.details.get(k).and_then(|r| r.as_str()).map(str::to_owned);
+    detail("reason").or_else(|| detail("error")).unwrap_or_else(|| match e.action.as_str() {
+        "application.rate_limited" => "rate_limited".into(),
+        "token.evicted" => "token_cap".into(),
+        _ => "refused".into(),
+    })
 }
 
 /// How to use this application's credentials: the endpoints, the auth
@@ -1555,7 +1567,9 @@ fn TokensTable(
                         let state = t.state(now);
                         let label = t.name.clone().unwrap_or_else(|| format!("{}…", t.display_prefix));
                         let ends = match (state, t.revoked_at) {
-                            (TokenState::Revoked, Some(at)) => view! { <span data-testid="revoked-at">"revoked "<RelTime at=at/></span> }.into_any(),
+                            (TokenState::Revoked, Some(at)) => view! {
+                                <span data-testid="revoked-at">"revoked "<RelTime at=at/>{t.revoked_by.clone().map(|by| format!(" by {by}"))}</span>
+                            }.into_any(),
                             (TokenState::Expired, _) => view! { <span>"expired "<RelTime at=t.expires_at/></span> }.into_any(),
                             _ => view! { <RelTime at=t.expires_at/> }.into_any(),
                         };

@@ -20,6 +20,9 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("refusals", "All refusals"),
     ("token.refused", "Refused token uses"),
     ("client.authentication_failed", "Failed client authentication"),
+    ("application.rate_limited", "Rate limited"),
+    ("application.scope_refused", "Refused scopes"),
+    ("token.evicted", "Tokens revoked by the cap"),
     ("admin", "Administrators and sign-ins"),
     ("scope", "Scopes"),
 ];
@@ -57,16 +60,9 @@ pub async fn audit_events(
     };
     let since = day(&from, "from")?;
     let until = day(&to, "to")?.map(|t| t + 86_400);
-    let (application_id, unknown_application) = if application.trim().is_empty() {
-        (None, false)
-    } else {
-        match ctx.store.application_id_by_name(&application).await? {
-            Some(id) => (Some(id), false),
-            None => (Some(keygate::ApplicationId(-1)), true),
-        }
-    };
     let q = AuditQuery {
-        application_id,
+        application_id: None,
+        application_match: Some(application.clone()).filter(|a| !a.trim().is_empty()),
         action: Some(action).filter(|a| !a.is_empty()),
         since,
         until,
@@ -74,6 +70,7 @@ pub async fn audit_events(
         per_page: PER_PAGE,
     };
     let p = ctx.store.list_audit_events(&q).await?;
+    let unknown_application = p.total == 0 && q.application_match.is_some();
     Ok(AuditPage { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page, unknown_application })
 }
 
@@ -99,6 +96,26 @@ pub fn AuditLogPage() -> impl IntoView {
     }
 }
 
+/// An event's sentence, the application's name in it linking to its page
+/// while the application exists.
+#[component]
+pub fn Sentence(event: keygate::AuditEventView) -> impl IntoView {
+    let sentence = keygate::audit_text::describe(&event);
+    let linked = match (event.application_id, event.target.as_deref()) {
+        (Some(id), Some(name)) if !name.is_empty() => {
+            sentence.split_once(name).map(|(before, after)| (id, name.to_owned(), before.to_owned(), after.to_owned()))
+        }
+        _ => None,
+    };
+    match linked {
+        Some((id, name, before, after)) => view! {
+            <span class="sentence">{before}<a href=format!("/applications/{id}")>{name}</a>{after}</span>
+        }
+        .into_any(),
+        None => view! { <span class="sentence">{sentence}</span> }.into_any(),
+    }
+}
+
 #[component]
 fn AuditView(p: AuditPage) -> impl IntoView {
     let query = use_query_map();
@@ -121,7 +138,7 @@ fn AuditView(p: AuditPage) -> impl IntoView {
             <form method="get" action="/audit" class="filters" role="search">
                 <span class="field">
                     <label for="f-application">"Application"</label>
-                    <input id="f-application" name="application" type="text" placeholder="Exact name" value=application.clone()/>
+                    <input id="f-application" name="application" type="text" placeholder="Part of a name or client ID" value=application.clone()/>
                 </span>
                 <span class="field">
                     <label for="f-action">"Action"</label>
@@ -139,16 +156,15 @@ fn AuditView(p: AuditPage) -> impl IntoView {
                 </span>
                 <button type="submit">"Filter"</button>
             </form>
-            {p.unknown_application.then(|| view! { <p class="form-error" role="alert">{format!("No application is named \"{application}\".")}</p> })}
+            {p.unknown_application.then(|| view! { <p class="notice" role="status">{format!("No event concerns an application whose name or client ID contains \"{application}\".")}</p> })}
             <p class="muted">{format!("{} event(s)", p.total)}</p>
             <ul class="events" data-testid="audit-events">
                 {p.items.into_iter().map(|e| {
-                    let sentence = keygate::audit_text::describe(&e);
                     view! {
                         <li>
                             <RelTime at=e.at/>
                             " "
-                            <span class="sentence">{sentence}</span>
+                            <Sentence event=e.clone()/>
                             " "
                             <code class="action">{e.action.clone()}</code>
                             {e.client_ip.clone().map(|ip| view! { <span class="muted small">{format!(" from {ip}")}</span> })}

@@ -959,6 +959,7 @@ async fn list_audit_events(
     }
     let q = AuditQuery {
         application_id: p.application_id.map(ApplicationId),
+        application_match: None,
         action: p.action.filter(|a| !a.is_empty()),
         since: p.since,
         until: p.until,

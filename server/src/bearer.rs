@@ -3,7 +3,7 @@
 //! reports the quota on the response.
 
 use crate::http_error::HttpError;
-use crate::oauth::{count_request, rate_headers};
+use crate::oauth::{count_request, rate_headers, Metered};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -100,6 +100,7 @@ pub async fn verify_bearer(
                 token_id: Some(ctx.token_id),
                 application_id: Some(ctx.application_id),
                 application_name: Some(ctx.application_name),
+                token_name: ctx.token_name,
             }),
         }
     });
@@ -125,6 +126,9 @@ pub async fn verify_bearer(
                 rec.actor_id = Some(app.0);
                 rec.actor_name = Some(name);
                 rec.details = json!({ "reason": reason, "token_id": token_id.0, "via": via });
+                if let Some(token) = &rejected.token_name {
+                    rec = rec.with("token", json!(token));
+                }
                 // Per address too: a second address is its own event.
                 let key = format!("token:{}:{reason}:{via}:{}", token_id.0, rec.client_ip.as_deref().unwrap_or("-"));
                 state.audit_deduplicated(&key, rec).await;
@@ -137,11 +141,11 @@ pub async fn verify_bearer(
 pub async fn require_bearer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let ip = req.extensions().get::<keygate::network::ClientAddress>().and_then(|a| a.text());
     let headers = req.headers().clone();
-    let ctx = match verify_bearer(&state, &headers, ip, "api").await {
+    let ctx = match verify_bearer(&state, &headers, ip.clone(), "api").await {
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
-    let quota = match count_request(&state, ctx.application_id, ctx.rate_per_second, ctx.rate_per_hour).await {
+    let quota = match count_request(&state, Metered::bearer(&ctx, ip.as_deref())).await {
         Ok(q) => q,
         Err(r) => return r,
     };

@@ -817,8 +817,15 @@ async fn run_command(store: &Store, caller: &Caller, command: Command) -> CliRes
                     return Err(format!("unknown action {a}; use a family or an action name").into());
                 }
             }
-            let q =
-                AuditQuery { application_id: application_id.map(ApplicationId), action, since, until, page, per_page };
+            let q = AuditQuery {
+                application_id: application_id.map(ApplicationId),
+                application_match: None,
+                action,
+                since,
+                until,
+                page,
+                per_page,
+            };
             let p = store.list_audit_events(&q).await?;
             answer(json, &p, || {
                 p.items

@@ -7,7 +7,7 @@
 
 use crate::bearer::{challenge, verify_bearer};
 use crate::http_error::HttpError;
-use crate::oauth::{count_request, rate_headers};
+use crate::oauth::{count_request, rate_headers, Metered};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -127,7 +127,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> Respon
         Ok(ctx) => ctx,
         Err(e) => return e.into_response(),
     };
-    let quota = match count_request(&state, ctx.application_id, ctx.rate_per_second, ctx.rate_per_hour).await {
+    let quota = match count_request(&state, Metered::bearer(&ctx, ip.as_deref())).await {
         Ok(q) => q,
         Err(r) => return r,
     };

@@ -75,29 +75,66 @@ pub fn rate_headers(response: &mut Response, d: &RateDecision) {
     h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_at));
 }
 
-/// Counts one request of an identified application; 429 past its limits.
+/// An identified application whose requests are counted, and where from.
+#[derive(Clone, Copy)]
+pub struct Metered<'a> {
+    pub id: keygate::ApplicationId,
+    pub name: &'a str,
+    pub per_second: i64,
+    pub per_hour: i64,
+    pub ip: Option<&'a str>,
+}
+
+impl<'a> Metered<'a> {
+    pub fn client(c: &'a ClientRecord, ip: Option<&'a str>) -> Self {
+        Metered { id: c.id, name: &c.name, per_second: c.rate_per_second, per_hour: c.rate_per_hour, ip }
+    }
+
+    pub fn bearer(ctx: &'a keygate::store::TokenContext, ip: Option<&'a str>) -> Self {
+        Metered {
+            id: ctx.application_id,
+            name: &ctx.application_name,
+            per_second: ctx.rate_per_second,
+            per_hour: ctx.rate_per_hour,
+            ip,
+        }
+    }
+
+    /// An audit record of a failure this application's caller met.
+    fn failure(&self, action: keygate::AuditAction, details: serde_json::Value) -> AuditRecord {
+        let mut rec = AuditRecord::new(crate::now(), ActorKind::Application, action)
+            .on_application(self.id, self.name)
+            .from_ip(self.ip.map(str::to_owned));
+        rec.actor_id = Some(self.id.0);
+        rec.actor_name = Some(self.name.to_owned());
+        rec.details = details;
+        rec
+    }
+}
+
+/// Counts one request of an identified application; 429 past its limits,
+/// audited (folded: one event a minute per application and limit).
 /// On PostgreSQL the counters live in the database, so the limits hold
 /// across every instance; on SQLite (one process) they live in memory.
-pub async fn count_request(
-    state: &AppState,
-    app: keygate::ApplicationId,
-    per_second: i64,
-    per_hour: i64,
-) -> Result<RateDecision, Response> {
-    let d = match state.store.count_shared_request(app, per_second, per_hour).await {
+pub async fn count_request(state: &AppState, app: Metered<'_>) -> Result<RateDecision, Response> {
+    let (per_second, per_hour) = (app.per_second, app.per_hour);
+    let d = match state.store.count_shared_request(app.id, per_second, per_hour).await {
         Ok(Some(d)) => d,
-        Ok(None) => state.rate.check(&app, per_second, per_hour, now_ms()),
+        Ok(None) => state.rate.check(&app.id, per_second, per_hour, now_ms()),
         Err(e) => return Err(HttpError::from(e).into_response()),
     };
     if d.allowed {
         return Ok(d);
     }
-    state.count(app, ActivityKind::Refused(RefusalReason::RateLimited));
-    let description = if d.remaining == 0 {
-        format!("the hourly quota of {per_hour} requests is used up")
+    state.count(app.id, ActivityKind::Refused(RefusalReason::RateLimited));
+    let (limit, description) = if d.remaining == 0 {
+        ("per_hour", format!("the hourly quota of {per_hour} requests is used up"))
     } else {
-        format!("more than {per_second} requests in one second")
+        ("per_second", format!("more than {per_second} requests in one second"))
     };
+    let details = json!({ "limit": limit, "per_second": per_second, "per_hour": per_hour });
+    let rec = app.failure(keygate::AuditAction::ApplicationRateLimited, details);
+    state.audit_deduplicated(&format!("rate:{}:{limit}", app.id.0), rec).await;
     let mut r = HttpError::RateLimited { retry_after: d.retry_after, description }.into_response();
     rate_headers(&mut r, &d);
     Err(r)
@@ -225,8 +262,9 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
             .into_response());
         }
     }
-    let (client, proven) = authenticate_client(state, &parts.headers, &mut form, ip, now).await?;
-    let quota = count_request(state, client.id, client.rate_per_second, client.rate_per_hour).await?;
+    let (client, proven) = authenticate_client(state, &parts.headers, &mut form, ip.clone(), now).await?;
+    let metered = Metered::client(&client, ip.as_deref());
+    let quota = count_request(state, metered).await?;
     let with_quota = |e: HttpError| {
         let mut r = e.into_response();
         rate_headers(&mut r, &quota);
@@ -241,26 +279,36 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
     } else {
         Vec::new()
     };
-    let (scopes, audience) =
-        grant::resolve_grant(form.get("scope"), &targets, &client.scopes, &client.scope_servers, |t| {
-            known.iter().any(|k| k == t)
-        })
-        .map_err(|e| {
+    let resolved = grant::resolve_grant(form.get("scope"), &targets, &client.scopes, &client.scope_servers, |t| {
+        known.iter().any(|k| k == t)
+    });
+    // RFC 9068 §2.2: a JWT access token names its audience; one that
+    // names none would be refused by every verifier.
+    let resolved = resolved.and_then(|(scopes, audience)| match client.token_format {
+        keygate::TokenFormat::Jwt if audience.is_empty() => Err(OAuthError::new(
+            OAuthErrorCode::InvalidTarget,
+            "a JWT access token needs an audience, and none of these scopes belongs to a resource server; \
+             attach the scopes to one",
+        )),
+        _ => Ok((scopes, audience)),
+    });
+    let (scopes, audience) = match resolved {
+        Ok(granted) => granted,
+        Err(e) => {
             state.count(client.id, ActivityKind::Refused(RefusalReason::Scope));
-            with_quota(HttpError::oauth(e))
-        })?;
+            // What was asked, bounded (the audit record bounds it again).
+            let requested: String = form.get("scope").unwrap_or("").chars().take(200).collect();
+            let resources: Vec<String> = targets.iter().take(5).map(|t| t.chars().take(200).collect()).collect();
+            let error = e.code.as_str();
+            let details = json!({ "error": error, "requested": requested, "resources": resources });
+            let rec = metered.failure(keygate::AuditAction::ApplicationScopeRefused, details);
+            let key = format!("scope:{}:{error}:{requested}:{}", client.id.0, resources.join(" "));
+            state.audit_deduplicated(&key, rec).await;
+            return Err(with_quota(HttpError::oauth(e)));
+        }
+    };
     let mut prepared = match client.token_format {
         keygate::TokenFormat::Opaque => keygate::store::TokenToIssue::opaque(scopes, audience),
-        // RFC 9068 §2.2: a JWT access token names its audience; one that
-        // names none would be refused by every verifier.
-        keygate::TokenFormat::Jwt if audience.is_empty() => {
-            state.count(client.id, ActivityKind::Refused(RefusalReason::Scope));
-            return Err(with_quota(HttpError::oauth(OAuthError::new(
-                OAuthErrorCode::InvalidTarget,
-                "a JWT access token needs an audience, and none of these scopes belongs to a resource server; \
-                 attach the scopes to one",
-            ))));
-        }
         keygate::TokenFormat::Jwt => {
             state.keyring.sign_access_token(&client, scopes, audience, now).await.map_err(|e| with_quota(e.into()))?
         }
@@ -272,6 +320,13 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
         Err(IssueError::Core(e)) => return Err(with_quota(e.into())),
     };
     tracing::info!(client_id = %client.client_id, token_id = %issued.id, evicted = issued.evicted, "token issued");
+    if issued.evicted > 0 {
+        // Each eviction is one event, folded a minute at a time per application.
+        let rec = metered.failure(keygate::AuditAction::TokenEvicted, json!({ "cap": client.max_tokens }));
+        for _ in 0..issued.evicted {
+            state.audit_deduplicated(&format!("evict:{}", client.id.0), rec.clone()).await;
+        }
+    }
     state.count(client.id, ActivityKind::Issued);
     crate::metrics::token_issued(client.token_format);
     let mut response = (
@@ -300,8 +355,8 @@ pub async fn introspect(State(state): State<AppState>, req: Request) -> Response
     let (parts, body) = req.into_parts();
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
-        let (client, _) = authenticate_client(&state, &parts.headers, &mut form, ip, now).await?;
-        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
+        let (client, _) = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
+        let quota = count_request(&state, Metered::client(&client, ip.as_deref())).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();
             rate_headers(&mut r, &quota);
@@ -386,7 +441,7 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Response {
     let result: Result<Response, Response> = async {
         let mut form = read_form(&parts.headers, body).await.map_err(IntoResponse::into_response)?;
         let (client, _) = authenticate_client(&state, &parts.headers, &mut form, ip.clone(), now).await?;
-        let quota = count_request(&state, client.id, client.rate_per_second, client.rate_per_hour).await?;
+        let quota = count_request(&state, Metered::client(&client, ip.as_deref())).await?;
         let Some(token) = form.take("token") else {
             let mut r = HttpError::invalid_request("the token parameter is required").into_response();
             rate_headers(&mut r, &quota);

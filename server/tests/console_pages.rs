@@ -55,7 +55,7 @@ async fn create_application_shows_the_secret_once_and_it_works() {
     let list = html(&t, "/applications?q=billing", &cookie).await;
     assert!(list.contains("billing-sync") && list.contains(&client_id));
     let audit = html(&t, "/audit?action=application", &cookie).await;
-    assert!(audit.contains("alice created the application billing-sync"), "{audit}");
+    assert!(audit.contains("alice created the application <a href=\"/applications/"), "{audit}");
 }
 
 #[tokio::test]
@@ -425,6 +425,7 @@ async fn the_token_table_keeps_named_tokens_apart_and_hides_the_revoked() {
     // The toggle shows the revoked token, with when it was revoked.
     let page = html(&t, &format!("/applications/{id}?inactive=1"), &cookie).await;
     assert!(page.contains("old-job") && page.contains(r#"data-testid="revoked-at">revoked <time"#), "{page}");
+    assert!(page.contains("</time> by the CLI</span>"), "who revoked it");
     assert!(page.contains("Hide revoked and expired"));
 
     // One click away: the endpoint's tokens, and a page past the end is the last.
@@ -485,4 +486,37 @@ async fn the_applications_list_pages_past_the_end_to_the_last_page() {
     assert!(page.contains(r#"aria-current="page" aria-label="Page 2 of 2""#), "{page}");
     assert!(page.contains(">svc-30<") && !page.contains(">svc-1<"));
     assert!(page.contains(r#"href="/applications" aria-label="Page 1""#));
+}
+
+#[tokio::test]
+async fn the_audit_log_matches_part_of_a_name_or_client_id_and_links_to_the_application() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let billing = t.create_app("billing-sync", "").await;
+    let other = t.create_app("orders", "").await;
+    // A wrong secret: the row names the application beside its client ID.
+    let res = t.token_request(Some((&billing.app.client_id, "kgs_wrong")), "grant_type=client_credentials").await;
+    assert_eq!(res.status(), 401);
+    t.state.flush().await;
+    let id = billing.app.id.0;
+    let client_prefix = &billing.app.client_id[..12];
+    for filter in ["LING-SY", client_prefix] {
+        let page = html(&t, &format!("/audit?application={filter}"), &cookie).await;
+        assert!(page.contains(&format!(r#"<a href="/applications/{id}">billing-sync</a>"#)), "{filter}: {page}");
+        assert!(page.contains(&format!("billing-sync</a> ({})", billing.app.client_id)), "{filter}");
+        assert!(!page.contains(">orders<"), "{filter}");
+    }
+    let page = html(&t, "/audit?application=ord", &cookie).await;
+    assert!(page.contains(&format!(r#"<a href="/applications/{}">orders</a>"#, other.app.id.0)));
+    let page = html(&t, "/audit?application=nothing-like-it", &cookie).await;
+    assert!(page.contains("No event concerns an application whose name or client ID contains"));
+    // A deleted application's events still match by name, without a link.
+    t.send(form_post(
+        "/console/fn/delete_application",
+        &format!("id={}&confirm_name=orders", other.app.id.0),
+        Some(&cookie),
+    ))
+    .await;
+    let page = html(&t, "/audit?application=ord", &cookie).await;
+    assert!(page.contains("deleted the application orders") && !page.contains(r#">orders</a>"#), "{page}");
 }

@@ -494,7 +494,9 @@ async fn console_refusals_have_their_own_statuses() {
             Request::post("/console/fn/applications")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::ACCEPT, "application/json")
-                .body(Body::from("q=&sort=name&page=1"))
+                .body(Body::from(
+                    "listing[q]=&listing[sort]=name&listing[status]=any&listing[page]=1&listing[per_page]=25",
+                ))
                 .unwrap(),
         )
         .await;

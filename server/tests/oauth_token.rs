@@ -153,3 +153,75 @@ async fn metadata_and_health() {
     let res = t.send(Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(res.status(), 503);
 }
+
+/// 429s, refused scopes and cap evictions reach the audit log (folded like
+/// the other refusals) and the application's "Recent failures".
+#[tokio::test]
+async fn rate_limits_refused_scopes_and_cap_evictions_are_audited_and_shown() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let create = |name: &str, max_tokens: i64, rate_per_second: i64| {
+        let mut s = keygate::ApplicationSettings::new(name);
+        s.scopes = keygate::ScopeSet::parse("tokens:read").unwrap();
+        (s.max_tokens, s.rate_per_second) = (max_tokens, rate_per_second);
+        s
+    };
+    let (app, secret) = t.store.create_application(create("capped", 1, 100), keygate_server::now()).await.unwrap();
+    let capped = Created { app, secret: secret.expose().to_owned() };
+    let (app, secret) = t.store.create_application(create("tight", 30, 1), keygate_server::now()).await.unwrap();
+    let tight = Created { app, secret: secret.expose().to_owned() };
+
+    let basic = Some((capped.app.client_id.as_str(), capped.secret.as_str()));
+    let res = t.token_request(basic, "grant_type=client_credentials&scope=audit%3Awrite").await;
+    assert_eq!(json(res).await["error"], "invalid_scope");
+    // Three tokens under a cap of one: two evictions.
+    for _ in 0..3 {
+        assert_eq!(t.token_request(basic, "grant_type=client_credentials").await.status(), 200);
+    }
+    // At 1/s, six requests in a row meet 429s (a second may roll over
+    // between two of them, never between all).
+    let basic = Some((tight.app.client_id.as_str(), tight.secret.as_str()));
+    let mut refused = 0;
+    for _ in 0..6 {
+        refused += i64::from(t.token_request(basic, "grant_type=client_credentials").await.status() == 429);
+    }
+    assert!(refused >= 2, "{refused}");
+    t.state.flush().await;
+
+    let actions = t.audit_actions().await;
+    let of = |name: &str| actions.iter().filter(|(a, _)| a == name).map(|(_, d)| d.clone()).collect::<Vec<_>>();
+    let counted = |events: &[serde_json::Value]| events.iter().map(|d| d["count"].as_i64().unwrap()).sum::<i64>();
+    let scope = of("application.scope_refused");
+    assert_eq!(scope.len(), 1);
+    assert_eq!(
+        (scope[0]["error"].as_str(), scope[0]["requested"].as_str()),
+        (Some("invalid_scope"), Some("audit:write"))
+    );
+    // Folded: one event a minute, counting every refusal.
+    let limited = of("application.rate_limited");
+    assert!(!limited.is_empty() && limited.len() <= 2, "{limited:?}");
+    assert_eq!(counted(&limited), refused);
+    assert_eq!(limited[0]["limit"], "per_second");
+    let evicted = of("token.evicted");
+    assert_eq!(counted(&evicted), 2);
+    assert_eq!(evicted[0]["cap"], 1);
+
+    // The applications' pages and the refusals filter show them as sentences.
+    let html_of = |path: String| {
+        let t = &t;
+        let cookie = cookie.clone();
+        async move { String::from_utf8(body_bytes(page(t, &path, Some(&cookie)).await).await).unwrap() }
+    };
+    let html = html_of(format!("/applications/{}", capped.app.id.0)).await;
+    assert!(html.contains("Recent failures"));
+    assert!(html.contains("capped was refused a token (invalid_scope): it asked for \"audit:write\""), "{html}");
+    assert!(
+        html.contains("capped reached its cap of 1 valid tokens: its oldest token was revoked for a new one (2 times)")
+    );
+    let html = html_of(format!("/applications/{}", tight.app.id.0)).await;
+    assert!(html.contains("tight was refused for going over its limit of 1 requests a second"), "{html}");
+    let html = html_of("/audit?action=refusals".into()).await;
+    for code in ["application.rate_limited", "application.scope_refused", "token.evicted"] {
+        assert!(html.contains(code), "{code}");
+    }
+}

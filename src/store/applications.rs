@@ -399,14 +399,17 @@ impl Tx {
         &mut self,
         id: ApplicationId,
         reason: &str,
+        by: &str,
         now: i64,
     ) -> Result<u64, CoreError> {
         Ok(on_tx!(self, |c| sqlx::query(
-            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE application_id = $3 AND revoked_at IS NULL",
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2, revoked_by = $4 \
+             WHERE application_id = $3 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(reason)
         .bind(id.0)
+        .bind(by)
         .execute(c)
         .await?
         .rows_affected()))

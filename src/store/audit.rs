@@ -100,6 +100,9 @@ pub const REFUSALS_FILTER: &str = "refusals";
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub application_id: Option<ApplicationId>,
+    /// Part of an application's name or client ID (case-insensitive): its
+    /// events, and those of deleted applications whose name matched.
+    pub application_match: Option<String>,
     /// An exact action (`token.refused`) or a family (`token`).
     pub action: Option<String>,
     pub since: Option<i64>,
@@ -118,6 +121,7 @@ struct AuditRow {
     target_name: Option<String>,
     client_ip: Option<String>,
     details: String,
+    live_application_id: Option<i64>,
 }
 
 impl From<AuditRow> for AuditEventView {
@@ -130,9 +134,15 @@ impl From<AuditRow> for AuditEventView {
             target: r.target_name,
             client_ip: r.client_ip,
             details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+            application_id: r.live_application_id.map(ApplicationId),
         }
     }
 }
+
+/// An event's columns, and the id of the application it concerns while
+/// that application exists (created before the event: ids can be reused).
+const AUDIT_COLUMNS: &str = "e.id, e.at, e.actor_kind, e.actor_name, e.action, e.target_name, e.client_ip, e.details, \
+     (SELECT a.id FROM applications a WHERE a.id = e.application_id AND a.created_at <= e.at) AS live_application_id";
 
 const INSERT: &str = "INSERT INTO audit_events (at, actor_kind, actor_id, actor_name, action, target_kind, target_id, \
      target_name, application_id, client_ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id";
@@ -234,13 +244,9 @@ impl Store {
     }
 
     pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<AuditEventView>, CoreError> {
-        let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
-             FROM audit_events ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit.clamp(1, 500))
-        .fetch_all(p)
-        .await?);
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events e ORDER BY id DESC LIMIT $1");
+        let rows: Vec<AuditRow> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(limit.clamp(1, 500)).fetch_all(p).await?);
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -248,25 +254,36 @@ impl Store {
     pub async fn list_audit_events(&self, q: &AuditQuery) -> Result<Page<AuditEventView>, CoreError> {
         let per_page = q.per_page.clamp(1, 500);
         let page = q.page.max(1);
-        let filter = "WHERE ($1 IS NULL OR application_id = $1) \
+        let refusals = AuditAction::REFUSALS.iter().map(|a| format!("'{}'", a.as_str())).collect::<Vec<_>>().join(", ");
+        let filter = format!(
+            "WHERE ($1 IS NULL OR application_id = $1) \
              AND ($2 IS NULL OR action = $2 OR substr(action, 1, length($2) + 1) = $2 || '.' \
-                  OR ($2 = 'refusals' AND action IN ('token.refused', 'client.authentication_failed'))) \
-             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)";
+                  OR ($2 = 'refusals' AND action IN ({refusals}))) \
+             AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) \
+             AND ($5 IS NULL OR application_id IN (SELECT id FROM applications \
+                    WHERE lower(name) LIKE $5 ESCAPE '\\' OR lower(client_id) LIKE $5 ESCAPE '\\') \
+                  OR (target_kind = 'application' AND lower(target_name) LIKE $5 ESCAPE '\\'))"
+        );
+        let pattern = q.application_match.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(|s| {
+            let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        });
         let total: i64 = on_pool!(self, |p| sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_events {filter}"))
             .bind(q.application_id.map(|a| a.0))
             .bind(&q.action)
             .bind(q.since)
             .bind(q.until)
+            .bind(&pattern)
             .fetch_one(p)
             .await?);
         let rows: Vec<AuditRow> = on_pool!(self, |p| sqlx::query_as(&format!(
-            "SELECT id, at, actor_kind, actor_name, action, target_name, client_ip, details \
-             FROM audit_events {filter} ORDER BY id DESC LIMIT $5 OFFSET $6"
+            "SELECT {AUDIT_COLUMNS} FROM audit_events e {filter} ORDER BY id DESC LIMIT $6 OFFSET $7"
         ))
         .bind(q.application_id.map(|a| a.0))
         .bind(&q.action)
         .bind(q.since)
         .bind(q.until)
+        .bind(&pattern)
         .bind(per_page)
         .bind((page - 1).saturating_mul(per_page))
         .fetch_all(p)

@@ -307,7 +307,7 @@ async fn a_last_use_batch_skips_rows_another_writer_holds_and_never_waits() {
     let free = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
     // A revocation in progress holds its token's row.
     let mut tx = store.write().await.unwrap();
-    assert!(tx.revoke_token(held.id, "revoked", T0 + 1).await.unwrap());
+    assert!(tx.revoke_token(held.id, "revoked", "alice", T0 + 1).await.unwrap());
     let uses = [(held.id, T0 + 5, None), (free.id, T0 + 5, None)];
     let busy = tokio::time::timeout(std::time::Duration::from_secs(5), store.record_token_uses(&uses))
         .await

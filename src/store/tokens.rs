@@ -48,6 +48,8 @@ pub struct RejectedToken {
     pub token_id: Option<TokenId>,
     pub application_id: Option<ApplicationId>,
     pub application_name: Option<String>,
+    /// A named token's name, for the audit log.
+    pub token_name: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -65,6 +67,7 @@ struct TokenRow {
     last_used_ip: Option<String>,
     revoked_at: Option<i64>,
     revoked_reason: Option<String>,
+    revoked_by: Option<String>,
 }
 
 impl From<TokenRow> for TokenView {
@@ -83,6 +86,7 @@ impl From<TokenRow> for TokenView {
             last_used_ip: r.last_used_ip,
             revoked_at: r.revoked_at,
             revoked_reason: r.revoked_reason,
+            revoked_by: r.revoked_by,
             recent_addresses: Vec::new(),
         }
     }
@@ -90,11 +94,11 @@ impl From<TokenRow> for TokenView {
 
 const TOKEN_COLUMNS: &str =
     "id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
-     last_used_at, last_used_ip, revoked_at, revoked_reason";
+     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by";
 
 const TOKEN_BY_ID: &str =
     "SELECT id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
-     last_used_at, last_used_ip, revoked_at, revoked_reason FROM tokens WHERE id = $1";
+     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by FROM tokens WHERE id = $1";
 
 /// What the bearer check reads: the token joined to its application.
 #[derive(sqlx::FromRow)]
@@ -131,6 +135,7 @@ impl Store {
             token_id: None,
             application_id: None,
             application_name: None,
+            token_name: None,
         };
         if !token.recognisable() {
             return Ok(Err(unknown));
@@ -165,6 +170,7 @@ impl Store {
                 token_id: Some(token_id),
                 application_id: Some(application_id),
                 application_name: Some(r.app_name),
+                token_name: r.name,
             }));
         }
         // A scope the application has lost since the token was issued is
@@ -382,17 +388,21 @@ impl Tx {
         Ok(done == 1)
     }
 
-    /// Revokes one token; `false` when it was already revoked or does not exist.
-    pub async fn revoke_token(&mut self, id: TokenId, reason: &str, now: i64) -> Result<bool, CoreError> {
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL"
+    /// Revokes one token, saying who did; `false` when it was already
+    /// revoked or does not exist.
+    pub async fn revoke_token(&mut self, id: TokenId, reason: &str, by: &str, now: i64) -> Result<bool, CoreError> {
+        let done = on_tx!(self, |c| {
+            sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2, revoked_by = $4 WHERE id = $3 AND revoked_at IS NULL"
         )
         .bind(now)
         .bind(reason)
         .bind(id.0)
+        .bind(by)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(done == 1)
     }
 }

@@ -170,7 +170,7 @@ pub async fn update_application(
         let record = if enabled {
             caller.record(AuditAction::ApplicationEnabled).on_application(id, &after.name)
         } else {
-            let revoked = tx.revoke_application_tokens(id, "application_disabled", caller.now).await?;
+            let revoked = tx.revoke_application_tokens(id, "application_disabled", caller.name(), caller.now).await?;
             caller
                 .record(AuditAction::ApplicationDisabled)
                 .on_application(id, &after.name)
@@ -277,8 +277,11 @@ pub async fn regenerate_secret(
     tx.lock_application(id).await?;
     caller.recheck_ceiling(&tx.require_application(id, caller.now).await?)?;
     let secret_id = tx.replace_secret(id, &secret.digest(), previous_until, caller.now).await?;
-    let revoked =
-        if how.revoke_tokens { tx.revoke_application_tokens(id, "secret_regenerated", caller.now).await? } else { 0 };
+    let revoked = if how.revoke_tokens {
+        tx.revoke_application_tokens(id, "secret_regenerated", caller.name(), caller.now).await?
+    } else {
+        0
+    };
     let application = tx.require_application(id, caller.now).await?;
     tx.record_audit(
         &caller

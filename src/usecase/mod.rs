@@ -76,6 +76,15 @@ impl Caller {
         Caller { actor: Actor::Cli, now, ip: None }
     }
 
+    /// Who this caller is, as a revoked token names who revoked it.
+    pub fn name(&self) -> &str {
+        match &self.actor {
+            Actor::Administrator(admin) => &admin.username,
+            Actor::Application { name, .. } => name,
+            Actor::Cli => "the CLI",
+        }
+    }
+
     /// The entry point, as audit events name it.
     pub fn via(&self) -> &'static str {
         match self.actor {

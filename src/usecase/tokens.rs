@@ -236,7 +236,7 @@ pub async fn rotate_token(
     // A revocation without the application lock (RFC 7009, by the client)
     // may still come first: then nothing of the rotation stays.
     let previous_expires_at = if request.previous_valid_for == 0 {
-        if !tx.revoke_token(id, "rotated", caller.now).await? {
+        if !tx.revoke_token(id, "rotated", caller.name(), caller.now).await? {
             return Err(revoked_meanwhile());
         }
         None
@@ -280,7 +280,7 @@ pub async fn revoke_token(store: &Store, caller: &Caller, id: TokenId) -> Result
     let mut tx = store.write().await?;
     tx.lock_application(app.id).await?;
     caller.recheck_ceiling(&tx.require_application(app.id, caller.now).await?)?;
-    if !tx.revoke_token(id, reason, caller.now).await? {
+    if !tx.revoke_token(id, reason, caller.name(), caller.now).await? {
         return Ok(false);
     }
     tx.record_audit(
@@ -288,7 +288,8 @@ pub async fn revoke_token(store: &Store, caller: &Caller, id: TokenId) -> Result
             .record(AuditAction::TokenRevoked)
             .on_application(app.id, &app.name)
             .with("revoked_token_id", json!(id.0))
-            .with("token", json!(token.name.unwrap_or(token.display_prefix))),
+            .with("token_name", json!(token.name))
+            .with("token", json!(token.name.clone().unwrap_or(token.display_prefix))),
     )
     .await?;
     tx.commit().await?;
@@ -307,13 +308,14 @@ pub async fn revoke_own_token(
         return Ok(false);
     }
     let mut tx = store.write().await?;
-    if !tx.revoke_token(token.token_id, "revoked_by_client", now).await? {
+    if !tx.revoke_token(token.token_id, "revoked_by_client", &client.name, now).await? {
         return Ok(false);
     }
     let mut record = AuditRecord::new(now, ActorKind::Application, AuditAction::TokenRevoked)
         .on_application(client.id, &client.name)
         .from_ip(ip)
         .with("revoked_token_id", json!(token.token_id.0))
+        .with("token_name", json!(token.token_name))
         .with("token", json!(token.token_name.clone().unwrap_or_else(|| format!("token {}", token.token_id))))
         .with("via", json!("oauth2/revoke"));
     record.actor_id = Some(client.id.0);
