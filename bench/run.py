@@ -211,15 +211,15 @@ def postgres_runs(base_url):
     return single, double
 
 
-def sign_in(base, db):
-    """A viewer's console session cookie."""
-    subprocess.run([BIN, "admin", "add", "bench-viewer", "--password-stdin", "--role", "viewer", "--database-url", db],
-                   input="bench viewer password\n", check=True, capture_output=True, text=True)
-    body = urllib.parse.urlencode({"username": "bench-viewer", "password": "bench viewer password"}).encode()
-    req = urllib.request.Request(f"{base}/console/fn/sign_in", data=body, method="POST")
+def console_post(base, path, fields, cookie=None):
+    """A console form post as a browser without JavaScript sends it; the
+    response's session cookie, or the one sent."""
+    req = urllib.request.Request(f"{base}{path}", data=urllib.parse.urlencode(fields).encode(), method="POST")
     req.add_header("Content-Type", "application/x-www-form-urlencoded")
     req.add_header("Accept", "text/html")
     req.add_header("Origin", base)
+    if cookie:
+        req.add_header("Cookie", cookie)
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
@@ -229,8 +229,21 @@ def sign_in(base, db):
         headers = r.headers
     except urllib.error.HTTPError as e:
         headers = e.headers
-    cookie = next(v for k, v in headers.items() if k.lower() == "set-cookie" and v.startswith("keygate_session="))
-    return cookie.split(";")[0]
+    fresh = [v for k, v in headers.items() if k.lower() == "set-cookie" and v.startswith("keygate_session=")]
+    return fresh[0].split(";")[0] if fresh else cookie
+
+
+def sign_in(base, db):
+    """A viewer's console session cookie. `admin add` sets a password the
+    viewer must replace at first sign-in, so it does."""
+    subprocess.run([BIN, "admin", "add", "bench-viewer", "--password-stdin", "--role", "viewer", "--database-url", db],
+                   input="bench viewer password\n", check=True, capture_output=True, text=True)
+    cookie = console_post(base, "/console/fn/sign_in", {"username": "bench-viewer", "password": "bench viewer password"})
+    return console_post(base, "/console/fn/change_password", {
+        "current_password": "bench viewer password",
+        "new_password": "the viewer's own password",
+        "confirm_password": "the viewer's own password",
+    }, cookie)
 
 
 def cold_load_bytes(base, path, cookie):

@@ -62,6 +62,7 @@ audit_actions! {
     AdminRoleChanged => "admin.role_changed",
     AdminRemoved => "admin.removed",
     AdminPasswordReset => "admin.password_reset",
+    AdminPasswordChanged => "admin.password_changed",
     ScopeCreated => "scope.created",
     ScopeDeleted => "scope.deleted",
     ScopeAttached => "scope.attached",

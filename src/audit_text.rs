@@ -121,6 +121,7 @@ pub fn describe(e: &AuditEventView) -> String {
         A::AdminRoleChanged => format!("{actor} made {target} {}", s("role")),
         A::AdminRemoved => format!("{actor} removed the administrator {target}"),
         A::AdminPasswordReset => format!("{actor} set a new password for {target}"),
+        A::AdminPasswordChanged => format!("{actor} changed their password"),
         A::ScopeCreated => format!("{actor} added the scope {target}"),
         A::ScopeDeleted => format!("{actor} deleted the scope {target}"),
         A::ScopeAttached => match d.get("resource_server").and_then(|v| v.as_str()) {

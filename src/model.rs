@@ -670,6 +670,10 @@ pub struct AdminView {
     pub role: Role,
     pub created_at: i64,
     pub last_sign_in_at: Option<i64>,
+    /// Their password was chosen by someone else (`admin add`, a reset):
+    /// they must choose their own before doing anything else.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,6 +65,95 @@ pub async fn reset_password(id: i64, password: String) -> Result<(), AppError> {
     Ok(())
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountData {
+    pub me: AdminView,
+}
+
+#[server(prefix = "/console/fn", endpoint = "account")]
+pub async fn account() -> Result<AccountData, AppError> {
+    Ok(AccountData { me: crate::server::require_signed_in().await? })
+}
+
+/// Every administrator changes their own password here, and must after
+/// signing in with one someone else chose. Their other sessions end; this
+/// one goes on.
+#[server(prefix = "/console/fn", endpoint = "change_password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+) -> Result<(), AppError> {
+    use crate::server::{client_ip, context, now, require_signed_in, sign_in_session};
+    if new_password != confirm_password {
+        return Err(AppError::invalid("confirm_password", "the two new passwords differ"));
+    }
+    let me = require_signed_in().await?;
+    let ctx = context()?;
+    let caller = keygate::usecase::Caller::administrator(me, now(), client_ip().await);
+    let (admin, binding) = keygate::usecase::admins::change_own_password(
+        &ctx.store,
+        &ctx.password_work,
+        &caller,
+        &current_password,
+        &new_password,
+    )
+    .await?;
+    sign_in_session(&admin, &binding).await?;
+    leptos_axum::redirect("/account?changed=1");
+    Ok(())
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let data = Resource::new(move || change.version().get(), |_| account());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || data.get().map(|r| loaded(r, move |d| view! { <AccountView d=d change=change/> }.into_any()))}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AccountView(d: AccountData, change: ServerAction<ChangePassword>) -> impl IntoView {
+    let error = form_error(change.value(), <ChangePassword as ServerFn>::PATH);
+    let query = leptos_router::hooks::use_query_map();
+    // Confirmed in place; a later refusal replaces the confirmation.
+    let changed = move || query.with(|q| q.get("changed").as_deref() == Some("1")) && error.get().is_none();
+    let forced = d.me.must_change_password;
+    view! {
+        <Frame me=d.me.clone() title="Your account">
+            <h1>"Your account"</h1>
+            <dl class="facts">
+                <dt>"Username"</dt><dd>{d.me.username.clone()}</dd>
+                <dt>"Role"</dt><dd>{d.me.role.to_string()}</dd>
+                <dt>"Last sign-in"</dt><dd>{match d.me.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</dd>
+            </dl>
+            {forced.then(|| view! {
+                <p class="notice" role="alert" data-testid="must-change">"Your password was set by someone else. Choose your own before using the console: until then every other page brings you back here."</p>
+            })}
+            <Show when=changed>
+                <p class="notice" role="status" data-testid="password-changed">"Your password was changed. Your other sessions have ended; this one goes on."</p>
+            </Show>
+            <h2>"Change your password"</h2>
+            <ActionForm action=change attr:class="card form">
+                <label for="current-password">"Current password"</label>
+                <input id="current-password" name="current_password" type="password" autocomplete="current-password" required/>
+                <FieldMessage error=error field="current_password"/>
+                <label for="new-password">"New password (at least 12 characters)"</label>
+                <input id="new-password" name="new_password" type="password" autocomplete="new-password" minlength="12" required/>
+                <FieldMessage error=error field="new_password"/>
+                <label for="confirm-password">"New password again"</label>
+                <input id="confirm-password" name="confirm_password" type="password" autocomplete="new-password" minlength="12" required/>
+                <FieldMessage error=error field="confirm_password"/>
+                <FormMessage error=error/>
+                <button type="submit">"Change password"</button>
+            </ActionForm>
+        </Frame>
+    }
+}
+
 #[component]
 pub fn AdminsPage() -> impl IntoView {
     let add = ServerAction::<AddAdmin>::new();
@@ -105,7 +194,7 @@ fn AdminsView(
             <FormMessage error=remove_error/>
             <FormMessage error=reset_error/>
             <Show when=reset_done>
-                <p class="notice" role="status">"The password was changed. Give it to its owner over a channel you trust; they sign in with it from now on."</p>
+                <p class="notice" role="status">"The password was changed and their sessions ended. Give it to its owner over a channel you trust: they sign in with it once, and choose their own before anything else."</p>
             </Show>
             <div class="table-wrap">
                 <table>

@@ -546,6 +546,18 @@ pub async fn delete_application(id: i64, confirm_name: String) -> Result<(), App
 }
 
 /// Expiry choices for a new token, in days.
+/// A choice of the expiry list with the date it gives, so the date is seen
+/// before the form is sent: "30 days (until 2026-12-30)".
+fn expiry_label(value: &str, label: &str, now: i64) -> String {
+    match value.parse::<i64>() {
+        Ok(days) => {
+            let date = keygate::time_fmt::exact_utc(now.saturating_add(days.saturating_mul(86_400)));
+            format!("{label} (until {})", date.get(..10).unwrap_or(&date))
+        }
+        Err(_) => label.to_owned(),
+    }
+}
+
 pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
     ("1", "1 day"),
     ("7", "7 days"),
@@ -605,11 +617,19 @@ pub async fn mint_token(
     let request = MintRequest { name, scopes, expiry: expiry.expiry.clone() };
     let minted =
         mint_token(&ctx.store, &caller, keygate::ApplicationId(id), request).await.map_err(|e| expiry.error(e))?;
+    let name = minted.view.name.unwrap_or_default();
+    let note = match minted.namesakes {
+        0 => format!("Token \"{name}\" was created."),
+        n => format!(
+            "Token \"{name}\" was created. Note: {n} other active token(s) of this application are also called \"{name}\"; \
+             once this one is in place, revoke the one it replaces (or give the tokens telling names)."
+        ),
+    };
     put_flash(Flash {
         application_id: id,
         kind: FlashKind::AccessToken,
         value: minted.token.expose().to_owned(),
-        note: format!("Token \"{}\" was created.", minted.view.name.unwrap_or_default()),
+        note,
     })
     .await?;
     Ok(())
@@ -1037,6 +1057,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
     let extend_error = form_error(tokens.extend.value(), <ExtendToken as ServerFn>::PATH);
     let rotate_error = form_error(tokens.rotate.value(), <RotateToken as ServerFn>::PATH);
     let allowed: Vec<ScopeView> = d.catalogue.iter().filter(|s| app.scopes.contains(&s.name)).cloned().collect();
+    let now = d.now;
     let confirm_label = format!("Type \"{}\" to confirm", app.name);
     // A JWT names its audience; with no scope on any resource server the
     // token endpoint refuses, so say so where it can be fixed.
@@ -1118,7 +1139,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                         <FieldMessage error=mint_error field="scopes"/>
                         <label for="expiry">"Expires"</label>
                         <select id="expiry" name="expiry">
-                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "30">{*l}</option> }).collect_view()}
+                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "30">{expiry_label(v, l, now)}</option> }).collect_view()}
                         </select>
                         <label for="expires_on">"Expiry date (when \"On a date…\" is chosen)"</label>
                         <input id="expires_on" name="expires_on" type="date"/>
@@ -1605,7 +1626,7 @@ fn TokensTable(
                                                         <input type="hidden" name="token_id" value=id.to_string()/>
                                                         <label for=format!("extend-expiry-{id}")>"New expiry (same value)"</label>
                                                         <select id=format!("extend-expiry-{id}") name="expiry">
-                                                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "90">{format!("{l} from now").replace("On a date… from now", "On a date…")}</option> }).collect_view()}
+                                                            {EXPIRY_CHOICES.iter().map(|(v, l)| view! { <option value=*v selected=*v == "90">{expiry_label(v, &format!("{l} from now").replace("On a date… from now", "On a date…"), now)}</option> }).collect_view()}
                                                         </select>
                                                         <label for=format!("extend-date-{id}")>"Date (for \"On a date…\")"</label>
                                                         <input id=format!("extend-date-{id}") name="expires_on" type="date"/>

@@ -40,7 +40,11 @@ pub async fn sign_in(username: String, password: String, next: Option<String>) -
     match admins::sign_in(&ctx.store, &ctx.password_work, &username, &password, now(), client_ip().await).await? {
         SignIn::SignedIn(admin, binding) => {
             sign_in_session(&admin, &binding).await?;
-            leptos_axum::redirect(return_path(next.as_deref()));
+            if admin.must_change_password {
+                leptos_axum::redirect("/account");
+            } else {
+                leptos_axum::redirect(return_path(next.as_deref()));
+            }
             Ok(())
         }
         SignIn::Refused => Err(AppError::Refused("the username or password is wrong".into())),

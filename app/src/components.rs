@@ -96,8 +96,8 @@ fn refresh_times() {
 }
 
 /// Copies the value of the input (or the text of the element) with id
-/// `target`. Shown only once JavaScript runs: without it the value is
-/// selected on focus for copying by hand.
+/// `target`. Shown only once JavaScript runs: without it the read-only
+/// value is there to select and copy by hand.
 #[island]
 pub fn CopyButton(target: String, label: String) -> impl IntoView {
     let copied = RwSignal::new(false);

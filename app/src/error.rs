@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub enum AppError {
     #[error("your session has ended; please sign in")]
     Unauthenticated,
+    /// Signed in with a password someone else chose: nothing else until
+    /// they choose their own (on `/account`).
+    #[error("choose your own password first (your password was set by someone else)")]
+    PasswordChangeRequired,
     #[error("{0}")]
     Forbidden(String),
     /// A field's input was refused; `field` names the form input.

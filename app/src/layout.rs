@@ -46,7 +46,8 @@ pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, child
                     .collect_view()}
             </nav>
             <span class="who">
-                <span data-testid="signed-in-as">{me.username.clone()}</span>
+                <a href="/account" title="Your account: change your password"
+                    aria-current=(path == "/account").then_some("page") data-testid="signed-in-as">{me.username.clone()}</a>
                 " · "
                 <span class="role">{me.role.to_string()}</span>
             </span>
@@ -78,6 +79,7 @@ pub fn loaded<T>(result: Result<T, AppError>, render: impl FnOnce(T) -> AnyView)
             };
             view! { <Redirect path=path/> }.into_any()
         }
+        Err(AppError::PasswordChangeRequired) => view! { <Redirect path="/account"/> }.into_any(),
         Err(e) => view! {
             <main class="narrow">
                 <h1>"Cannot show this page"</h1>
@@ -89,15 +91,16 @@ pub fn loaded<T>(result: Result<T, AppError>, render: impl FnOnce(T) -> AnyView)
     }
 }
 
-/// A field for a secret or token, with a one-click copy button (the value
-/// is selected on focus for copying by hand without JavaScript).
+/// A field for a secret or token, with a one-click copy button (shown
+/// with JavaScript; without it the read-only value is selected by hand: an
+/// inline `onfocus` would be refused by the nonce-based CSP).
 #[component]
 pub fn CopyField(label: &'static str, value: String, id: &'static str) -> impl IntoView {
     view! {
         <div class="copy-field">
             <label for=id>{label}</label>
             <div class="copy-row">
-                <input id=id type="text" readonly value=value data-testid=id onfocus="this.select()"/>
+                <input id=id type="text" readonly value=value data-testid=id/>
                 <CopyButton target=id.to_string() label=format!("Copy {label}")/>
             </div>
         </div>

@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/applications/:id") view=apps::ApplicationDetailPage ssr=SsrMode::Async/>
                 <Route path=path!("/audit") view=audit::AuditLogPage ssr=SsrMode::Async/>
                 <Route path=path!("/admins") view=admins::AdminsPage ssr=SsrMode::Async/>
+                <Route path=path!("/account") view=admins::AccountPage ssr=SsrMode::Async/>
                 <Route path=path!("/scopes") view=admins::ScopesPage ssr=SsrMode::Async/>
                 <Route path=path!("/webhooks") view=webhooks::WebhooksPage ssr=SsrMode::Async/>
                 <Route path=path!("/webhooks/:id") view=webhooks::WebhookDetailPage ssr=SsrMode::Async/>

@@ -79,7 +79,19 @@ pub async fn current_admin() -> Result<Option<AdminView>, AppError> {
     }
 }
 
+/// The signed-in administrator, unless they must first replace a password
+/// someone else chose.
 pub async fn require_admin() -> Result<AdminView, AppError> {
+    let admin = require_signed_in().await?;
+    if admin.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
+    Ok(admin)
+}
+
+/// The signed-in administrator, even one who must change their password
+/// (the account page and its form).
+pub async fn require_signed_in() -> Result<AdminView, AppError> {
     current_admin().await?.ok_or(AppError::Unauthenticated)
 }
 

@@ -131,7 +131,23 @@ test('application and token lifecycle', async ({ browser }) => {
 });
 
 test('a viewer finds no way to change anything', async ({ page }) => {
+  // The owner chose vera's password: she chooses her own before anything else.
   await signIn(page, 'vera');
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId('must-change')).toBeVisible();
+  await page.goto(`${s().baseURL}/applications`);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel(/^New password \(/).fill('veras own password');
+  await page.getByLabel('New password again').fill('something else entirely');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByText('the two new passwords differ')).toBeVisible();
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel(/^New password \(/).fill('veras own password');
+  await page.getByLabel('New password again').fill('veras own password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('password-changed')).toBeVisible();
+  await expect(page.getByTestId('must-change')).toHaveCount(0);
   await page.goto(`${s().baseURL}/applications`);
   await expect(page.getByRole('link', { name: 'billing-sync' })).toBeVisible();
   await expect(page.getByRole('link', { name: 'New application' })).toHaveCount(0);

@@ -181,7 +181,7 @@ pub fn csrf_refusal(headers: &HeaderMap, issuer: &str, trust_host: bool) -> Opti
 pub fn status_of(error: &AppError) -> StatusCode {
     match error {
         AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::Forbidden(_) | AppError::PasswordChangeRequired => StatusCode::FORBIDDEN,
         AppError::Invalid { .. } | AppError::Transport(_) => StatusCode::BAD_REQUEST,
         AppError::Refused(_) => StatusCode::CONFLICT,
         AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,

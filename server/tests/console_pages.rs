@@ -258,7 +258,7 @@ async fn owners_reset_passwords_from_the_console() {
         .await;
     assert_eq!(res.headers()[header::LOCATION], "/admins?reset=done");
     let done = html(&t, "/admins?reset=done", &cookie).await;
-    assert!(done.contains("The password was changed."), "the page says so, with or without JavaScript");
+    assert!(done.contains("The password was changed and their sessions ended."), "said, with or without JavaScript");
     let signed_in = |password: &'static str| {
         let t = &t;
         async move {
@@ -519,4 +519,101 @@ async fn the_audit_log_matches_part_of_a_name_or_client_id_and_links_to_the_appl
     .await;
     let page = html(&t, "/audit?application=ord", &cookie).await;
     assert!(page.contains("deleted the application orders") && !page.contains(r#">orders</a>"#), "{page}");
+}
+
+#[tokio::test]
+async fn a_password_someone_else_chose_must_be_changed_before_anything_else() {
+    let t = test_app().await;
+    let owner = setup_owner(&t).await;
+    // An owner adds bob with a password of their choosing.
+    let res = t
+        .send(form_post("/console/fn/add_admin", "username=bob&password=chosen+by+the+owner&role=admin", Some(&owner)))
+        .await;
+    assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    let res = t.send(form_post("/console/fn/sign_in", "username=bob&password=chosen+by+the+owner", None)).await;
+    assert_eq!(res.headers()[header::LOCATION], "/account", "straight to choosing their own");
+    let bob = session_cookie(&res).unwrap().0;
+    let other_bob = session_cookie(
+        &t.send(form_post("/console/fn/sign_in", "username=bob&password=chosen+by+the+owner", None)).await,
+    )
+    .unwrap()
+    .0;
+    // Every other page and server function refuses until then.
+    let res = page(&t, "/applications", Some(&bob)).await;
+    let body = String::from_utf8(body_bytes(res).await).unwrap();
+    assert!(!body.contains("API applications"), "{body}");
+    let res = t
+        .send(form_post(
+            "/console/fn/create_application",
+            "name=sneaky&token_ttl_seconds=3600&max_tokens=30&rate_per_second=20&rate_per_hour=15000",
+            Some(&bob),
+        ))
+        .await;
+    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(t.store.application_id_by_name("sneaky").await.unwrap().is_none());
+    let account = html(&t, "/account", &bob).await;
+    assert!(account.contains(r#"data-testid="must-change""#) && account.contains("Current password"));
+
+    // Refusals say why, by field.
+    for (body, field) in [
+        ("current_password=wrong+one+entirely&new_password=bobs+own+password&confirm_password=bobs+own+password", "current_password"),
+        ("current_password=chosen+by+the+owner&new_password=bobs+own+password&confirm_password=bobs+other+password", "confirm_password"),
+        ("current_password=chosen+by+the+owner&new_password=short&confirm_password=short", "new_password"),
+        ("current_password=chosen+by+the+owner&new_password=chosen+by+the+owner&confirm_password=chosen+by+the+owner", "new_password"),
+    ] {
+        let mut req = form_post("/console/fn/change_password", body, Some(&bob));
+        req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
+        let res = t.send(req).await;
+        assert_eq!(res.status(), 400, "{field}");
+        assert_eq!(json(res).await["Invalid"]["field"], field);
+    }
+    let res = t
+        .send(form_post(
+            "/console/fn/change_password",
+            "current_password=chosen+by+the+owner&new_password=bobs+own+password&confirm_password=bobs+own+password",
+            Some(&bob),
+        ))
+        .await;
+    assert_eq!(res.headers()[header::LOCATION], "/account?changed=1");
+    let bob = session_cookie(&res).map(|c| c.0).unwrap_or(bob);
+    let done = html(&t, "/account?changed=1", &bob).await;
+    assert!(done.contains(r#"data-testid="password-changed""#) && !done.contains(r#"data-testid="must-change""#));
+    assert!(html(&t, "/applications", &bob).await.contains("API applications"), "the console is open now");
+    // The other session ended with the old password; the old password is gone.
+    let res = page(&t, "/applications", Some(&other_bob)).await;
+    assert!(!String::from_utf8(body_bytes(res).await).unwrap().contains("API applications"));
+    let res = t.send(form_post("/console/fn/sign_in", "username=bob&password=bobs+own+password", None)).await;
+    assert_eq!(res.headers()[header::LOCATION], "/");
+    let actions: Vec<String> = t.audit_actions().await.into_iter().map(|(a, _)| a).collect();
+    assert!(actions.iter().any(|a| a == "admin.password_changed"), "{actions:?}");
+    // A reset by an owner forces a change again.
+    let id = t.store.admin_credentials("bob").await.unwrap().unwrap().0.id;
+    t.send(form_post("/console/fn/reset_password", &format!("id={id}&password=owner+picked+again"), Some(&owner)))
+        .await;
+    let res = t.send(form_post("/console/fn/sign_in", "username=bob&password=owner+picked+again", None)).await;
+    assert_eq!(res.headers()[header::LOCATION], "/account");
+}
+
+#[tokio::test]
+async fn the_new_token_form_shows_the_expiry_date_and_warns_of_a_namesake() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let c = t.create_app("svc", "tokens:read").await;
+    let id = c.app.id.0;
+    let path = format!("/applications/{id}");
+    let page = html(&t, &path, &cookie).await;
+    let in_30_days = &keygate::time_fmt::exact_utc(keygate_server::now() + 30 * 86_400)[..10];
+    assert!(page.contains(&format!(r#"<option value="30" selected>30 days (until {in_30_days})</option>"#)), "{page}");
+    let mint = |name: &'static str| {
+        let (t, cookie) = (&t, cookie.clone());
+        async move {
+            let body = format!("id={id}&name={name}&scopes%5B%5D=tokens%3Aread&expiry=30&expires_on=");
+            t.send(form_post("/console/fn/mint_token", &body, Some(&cookie))).await;
+            html(t, &format!("/applications/{id}"), &cookie).await
+        }
+    };
+    let first = mint("deploy").await;
+    assert!(first.contains("Token \"deploy\" was created.") && !first.contains("also called"));
+    let second = mint("Deploy").await;
+    assert!(second.contains("1 other active token(s) of this application are also called \"Deploy\""), "{second}");
 }

@@ -11,6 +11,7 @@ struct AdminRow {
     role: String,
     created_at: i64,
     last_sign_in_at: Option<i64>,
+    must_change_password: bool,
 }
 
 impl From<AdminRow> for AdminView {
@@ -21,6 +22,7 @@ impl From<AdminRow> for AdminView {
             role: Role::parse(&r.role).unwrap_or(Role::Viewer),
             created_at: r.created_at,
             last_sign_in_at: r.last_sign_in_at,
+            must_change_password: r.must_change_password,
         }
     }
 }
@@ -32,10 +34,11 @@ struct CredentialsRow {
     password_hash: String,
 }
 
-const ADMIN_BY_ID: &str = "SELECT id, username, role, created_at, last_sign_in_at FROM administrators WHERE id = $1";
+const ADMIN_BY_ID: &str =
+    "SELECT id, username, role, created_at, last_sign_in_at, must_change_password FROM administrators WHERE id = $1";
 /// Usernames match whatever their case (unique so on both backends).
 const ADMIN_BY_NAME: &str =
-    "SELECT id, username, role, created_at, last_sign_in_at FROM administrators WHERE lower(username) = lower($1)";
+    "SELECT id, username, role, created_at, last_sign_in_at, must_change_password FROM administrators WHERE lower(username) = lower($1)";
 
 fn taken(username: &str) -> impl FnOnce(sqlx::Error) -> CoreError + '_ {
     move |e| match CoreError::from(e) {
@@ -51,13 +54,15 @@ impl Store {
 
     /// The administrator and their password hash, for sign-in.
     pub async fn admin_credentials(&self, username: &str) -> Result<Option<(AdminView, String)>, CoreError> {
-        let row: Option<CredentialsRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, username, role, created_at, last_sign_in_at, password_hash FROM administrators \
+        let row: Option<CredentialsRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, username, role, created_at, last_sign_in_at, must_change_password, password_hash FROM administrators \
              WHERE lower(username) = lower($1)"
         )
         .bind(username.trim())
         .fetch_optional(p)
-        .await?);
+        .await?
+        });
         Ok(row.map(|r| (r.admin.into(), r.password_hash)))
     }
 
@@ -74,11 +79,13 @@ impl Store {
     }
 
     pub async fn list_admins(&self) -> Result<Vec<AdminView>, CoreError> {
-        let rows: Vec<AdminRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT id, username, role, created_at, last_sign_in_at FROM administrators ORDER BY lower(username)"
+        let rows: Vec<AdminRow> = on_pool!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, username, role, created_at, last_sign_in_at, must_change_password FROM administrators ORDER BY lower(username)"
         )
         .fetch_all(p)
-        .await?);
+        .await?
+        });
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
@@ -90,28 +97,39 @@ impl Tx {
     }
 
     /// Inserts an administrator (the username already validated).
+    /// `chosen_by_them`: the password is theirs, else they change it at
+    /// their first sign-in.
     pub async fn insert_admin(
         &mut self,
         username: &str,
         password_hash: &str,
         role: Role,
+        chosen_by_them: bool,
         now: i64,
     ) -> Result<AdminView, CoreError> {
         let id: i64 = on_tx!(self, |c| {
             sqlx::query_scalar(
-                "INSERT INTO administrators (username, password_hash, role, created_at, session_binding) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO administrators (username, password_hash, role, created_at, session_binding, \
+             must_change_password) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(username)
             .bind(password_hash)
             .bind(role.as_str())
             .bind(now)
             .bind(SessionBinding::generate().0)
+            .bind(!chosen_by_them)
             .fetch_one(c)
             .await
             .map_err(taken(username))?
         });
-        Ok(AdminView { id: AdminId(id), username: username.to_owned(), role, created_at: now, last_sign_in_at: None })
+        Ok(AdminView {
+            id: AdminId(id),
+            username: username.to_owned(),
+            role,
+            created_at: now,
+            last_sign_in_at: None,
+            must_change_password: !chosen_by_them,
+        })
     }
 
     /// Inserts the first owner, only while there is no administrator at
@@ -138,6 +156,7 @@ impl Tx {
             role: Role::Owner,
             created_at: now,
             last_sign_in_at: None,
+            must_change_password: false,
         }))
     }
 
@@ -171,18 +190,37 @@ impl Tx {
     }
 
     /// Sets a new password and draws a new session binding, which ends
-    /// every session made with the old one.
-    pub async fn set_admin_password(&mut self, id: AdminId, password_hash: &str) -> Result<bool, CoreError> {
-        let done = on_tx!(self, |c| sqlx::query(
-            "UPDATE administrators SET password_hash = $1, session_binding = $3 WHERE id = $2"
+    /// every session made with the old one; returns the new binding.
+    /// `chosen_by_them`: their own choice, else they must change it at the
+    /// next sign-in.
+    pub async fn set_admin_password(
+        &mut self,
+        id: AdminId,
+        password_hash: &str,
+        chosen_by_them: bool,
+    ) -> Result<Option<SessionBinding>, CoreError> {
+        let binding = SessionBinding::generate();
+        let done = on_tx!(self, |c| {
+            sqlx::query(
+            "UPDATE administrators SET password_hash = $1, session_binding = $3, must_change_password = $4 WHERE id = $2"
         )
         .bind(password_hash)
         .bind(id.0)
-        .bind(SessionBinding::generate().0)
+        .bind(&binding.0)
+        .bind(!chosen_by_them)
         .execute(c)
         .await?
-        .rows_affected());
-        Ok(done == 1)
+        .rows_affected()
+        });
+        Ok((done == 1).then_some(binding))
+    }
+
+    /// The stored password hash of an administrator.
+    pub async fn admin_password_hash(&mut self, id: AdminId) -> Result<Option<String>, CoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT password_hash FROM administrators WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(c)
+            .await?))
     }
 
     /// Records a sign-in with the password hash it was checked against,

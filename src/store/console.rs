@@ -23,6 +23,7 @@ struct SessionRow {
     role: Option<String>,
     created_at: Option<i64>,
     last_sign_in_at: Option<i64>,
+    must_change_password: Option<bool>,
     session_binding: Option<String>,
 }
 
@@ -108,15 +109,17 @@ impl Store {
     /// names read in the same query (one round trip per console page
     /// instead of two).
     pub async fn load_session(&self, id: &SecretDigest, now: i64) -> Result<Option<StoredSession>, CoreError> {
-        let row: Option<SessionRow> = on_pool!(self, |p| sqlx::query_as(
+        let row: Option<SessionRow> = on_pool!(self, |p| {
+            sqlx::query_as(
             "SELECT s.data, s.expires_at, a.id AS admin_id, a.username, a.role, a.created_at, a.last_sign_in_at, \
-             a.session_binding FROM console_sessions s LEFT JOIN administrators a ON a.id = s.admin_id \
+             a.must_change_password, a.session_binding FROM console_sessions s LEFT JOIN administrators a ON a.id = s.admin_id \
              WHERE s.id_digest = $1 AND s.expires_at > $2"
         )
         .bind(id.as_bytes())
         .bind(now)
         .fetch_optional(p)
-        .await?);
+        .await?
+        });
         Ok(row.map(|r| {
             let admin = match (r.admin_id, r.username, r.role, r.created_at, r.session_binding) {
                 (Some(id), Some(username), Some(role), Some(created_at), Some(binding)) => Some((
@@ -126,6 +129,7 @@ impl Store {
                         role: Role::parse(&role).unwrap_or(Role::Viewer),
                         created_at,
                         last_sign_in_at: r.last_sign_in_at,
+                        must_change_password: r.must_change_password.unwrap_or(false),
                     },
                     binding,
                 )),

@@ -106,7 +106,8 @@ impl TestOps for Store {
     }
     async fn create_admin(&self, username: &str, hash: &str, role: Role, now: i64) -> Result<AdminView, CoreError> {
         let mut tx = self.write().await?;
-        let admin = tx.insert_admin(username, hash, role, now).await?;
+        // A ready account, as if its owner had chosen the password.
+        let admin = tx.insert_admin(username, hash, role, true, now).await?;
         tx.commit().await?;
         Ok(admin)
     }

@@ -255,8 +255,8 @@ async fn the_last_owner_stays() {
     let (store, _d) = fresh().await;
     let cli = Caller::cli(T0);
     let mut tx = store.write().await.unwrap();
-    let alice = tx.insert_admin("alice", "h", Role::Owner, T0).await.unwrap();
-    let bob = tx.insert_admin("bob", "h", Role::Admin, T0).await.unwrap();
+    let alice = tx.insert_admin("alice", "h", Role::Owner, true, T0).await.unwrap();
+    let bob = tx.insert_admin("bob", "h", Role::Admin, true, T0).await.unwrap();
     tx.commit().await.unwrap();
     use usecase::admins::{remove_admin, set_admin_role};
     assert!(matches!(set_admin_role(&store, &cli, alice.id, Role::Admin).await, Err(CoreError::Refused(_))));
@@ -439,7 +439,7 @@ async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrat
     tx.commit().await.unwrap();
     // A password reset draws a new binding: the old sessions end.
     let mut tx = store.write().await.unwrap();
-    assert!(tx.set_admin_password(bob.id, "hash-2").await.unwrap());
+    assert!(tx.set_admin_password(bob.id, "hash-2", false).await.unwrap().is_some());
     tx.commit().await.unwrap();
     assert!(admin_for_session(bob.id, binding.0.clone()).await.is_none());
     // Removed (a sign-in checked just before is refused), then someone new

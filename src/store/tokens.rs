@@ -376,6 +376,25 @@ impl Tx {
         Ok(TokenId(id))
     }
 
+    /// How many active named tokens of an application have this name
+    /// (whatever its case).
+    pub async fn active_named_tokens_called(
+        &mut self,
+        application: ApplicationId,
+        name: &str,
+        now: i64,
+    ) -> Result<i64, CoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens WHERE application_id = $1 AND source <> 'token_endpoint' \
+             AND lower(name) = lower($2) AND revoked_at IS NULL AND expires_at > $3"
+        )
+        .bind(application.0)
+        .bind(name)
+        .bind(now)
+        .fetch_one(c)
+        .await?))
+    }
+
     /// A new expiry for a token that is not revoked; `false` otherwise.
     pub async fn set_token_expiry(&mut self, id: TokenId, expires_at: i64) -> Result<bool, CoreError> {
         let done =

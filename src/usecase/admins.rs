@@ -42,7 +42,8 @@ pub async fn add_admin(
     let username = validate_username(username)?;
     let hash = hash(work, password).await?;
     let mut tx = store.write().await?;
-    let admin = tx.insert_admin(&username, &hash, role, caller.now).await?;
+    // Chosen by whoever adds them: they choose their own at first sign-in.
+    let admin = tx.insert_admin(&username, &hash, role, false, caller.now).await?;
     tx.record_audit(&on_admin(caller.record(AuditAction::AdminCreated), &admin)).await?;
     tx.commit().await?;
     Ok(admin)
@@ -93,13 +94,51 @@ pub async fn reset_password(
     let hash = hash(work, password).await?;
     let mut tx = store.write().await?;
     let target = tx.admin(id).await?.ok_or(CoreError::NotFound("administrator"))?;
-    tx.set_admin_password(id, &hash).await?;
+    // Chosen by the owner, so the administrator chooses their own next.
+    tx.set_admin_password(id, &hash, false).await?;
     // Whoever held the old password may hold a session too.
     let sessions_ended = tx.end_admin_sessions(id.0).await?;
     let event = on_admin(caller.record(AuditAction::AdminPasswordReset), &target);
     tx.record_audit(&event.with("sessions_ended", json!(sessions_ended))).await?;
     tx.commit().await?;
     Ok(target)
+}
+
+/// An administrator changes their own password, giving the current one.
+/// Every other session of theirs ends (the binding is drawn anew); the
+/// returned binding keeps the session they did it from.
+pub async fn change_own_password(
+    store: &Store,
+    work: &PasswordWork,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> Result<(AdminView, SessionBinding), CoreError> {
+    let super::Actor::Administrator(me) = &caller.actor else {
+        return Err(CoreError::forbidden("only an administrator signed in to the console changes their own password"));
+    };
+    if new == current {
+        return Err(CoreError::invalid("new_password", "the new password must differ from the current one"));
+    }
+    let stored = store.admin_credentials(&me.username).await?.map(|(_, hash)| hash);
+    if !work.verify(current.to_owned(), stored.clone()).await.map_err(busy)? {
+        return Err(CoreError::invalid("current_password", "the current password is not right"));
+    }
+    validate_password(new).map_err(|e| match e {
+        CoreError::Invalid { message, .. } => CoreError::invalid("new_password", message),
+        other => other,
+    })?;
+    let hash = hash(work, new).await?;
+    let mut tx = store.write().await?;
+    // Changed meanwhile (a reset, another session): the check above no
+    // longer says who this is.
+    if tx.admin_password_hash(me.id).await? != stored {
+        return Err(CoreError::Refused("the password was changed meanwhile; sign in again".into()));
+    }
+    let binding = tx.set_admin_password(me.id, &hash, true).await?.ok_or(CoreError::NotFound("administrator"))?;
+    tx.record_audit(&caller.record(AuditAction::AdminPasswordChanged)).await?;
+    tx.commit().await?;
+    Ok((AdminView { must_change_password: false, ..me.clone() }, binding))
 }
 
 /// While no administrator exists, makes a one-time setup code for the

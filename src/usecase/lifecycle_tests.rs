@@ -434,6 +434,7 @@ fn owner(now: i64) -> Caller {
         role: Role::Owner,
         created_at: T0,
         last_sign_in_at: None,
+        must_change_password: false,
     };
     Caller::administrator(view, now, Some("10.0.0.7".into()))
 }
@@ -476,7 +477,14 @@ async fn an_extended_token_keeps_its_value_and_lives_until_the_new_expiry() {
     )
     .contains("already expires then"));
     let viewer = Caller::administrator(
-        AdminView { id: AdminId(2), username: "vic".into(), role: Role::Viewer, created_at: T0, last_sign_in_at: None },
+        AdminView {
+            id: AdminId(2),
+            username: "vic".into(),
+            role: Role::Viewer,
+            created_at: T0,
+            last_sign_in_at: None,
+            must_change_password: false,
+        },
         later,
         None,
     );

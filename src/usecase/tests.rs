@@ -16,8 +16,14 @@ async fn fresh() -> (Store, tempfile::TempDir) {
 }
 
 fn admin(role: Role) -> Caller {
-    let view =
-        AdminView { id: AdminId(1), username: format!("{role}-person"), role, created_at: T0, last_sign_in_at: None };
+    let view = AdminView {
+        id: AdminId(1),
+        username: format!("{role}-person"),
+        role,
+        created_at: T0,
+        last_sign_in_at: None,
+        must_change_password: false,
+    };
     Caller::administrator(view, T0, Some("10.0.0.7".into()))
 }
 

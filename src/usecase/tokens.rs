@@ -18,6 +18,10 @@ const WRITE: Permission = Permission::Change("tokens:write");
 pub struct MintedToken {
     pub view: TokenView,
     pub token: AccessToken,
+    /// Other active named tokens of the application with the same name
+    /// (case-insensitive): allowed, but worth a warning, since a list of
+    /// two "deploy" tokens says nothing about which to revoke.
+    pub namesakes: i64,
 }
 
 /// What the caller asks for when minting a named token.
@@ -65,6 +69,7 @@ pub async fn mint_token(
         return Err(CoreError::invalid("scopes", format!("the application is not allowed: {}", outside.join(", "))));
     }
     let audience = crate::grant::audience_of(&request.scopes, &tx.scope_servers().await?);
+    let namesakes = tx.active_named_tokens_called(application, &name, caller.now).await?;
     let id = tx
         .insert_named_token(application, &token, &name, &request.scopes, &audience, source, caller.now, expires_at)
         .await?;
@@ -80,7 +85,7 @@ pub async fn mint_token(
     tx.count_activity(application, caller.now, crate::activity::ActivityKind::Issued).await?;
     let view = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
     tx.commit().await?;
-    Ok(MintedToken { view, token })
+    Ok(MintedToken { view, token, namesakes })
 }
 
 /// The longest a rotated token's previous value keeps working.
@@ -262,7 +267,8 @@ pub async fn rotate_token(
     let view = tx.token(new_id).await?.ok_or(CoreError::NotFound("token"))?;
     let previous = tx.token(id).await?.ok_or(CoreError::NotFound("token"))?;
     tx.commit().await?;
-    Ok(RotatedToken { minted: MintedToken { view, token }, previous })
+    // The token it replaces shares its name by design: no warning.
+    Ok(RotatedToken { minted: MintedToken { view, token, namesakes: 0 }, previous })
 }
 
 /// Revokes a token by id. Revoking a revoked token changes nothing and
