@@ -775,7 +775,9 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
                 <button type="submit">"Apply"</button>
             </form>
             <p class="muted" data-testid="application-total">{format!("{} application(s)", p.total)}</p>
-            {if p.items.is_empty() {
+            {if p.items.is_empty() && p.total == 0 && q.is_empty() && status == "any" {
+                view! { <GettingStarted can_write=can_write/> }.into_any()
+            } else if p.items.is_empty() {
                 view! { <p class="empty">"No applications match."</p> }.into_any()
             } else {
                 view! {
@@ -817,6 +819,27 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
                 {(p.page < pages).then(|| view! { <a href=link(p.page + 1) rel="next">"Next →"</a> })}
             </nav>
         </Frame>
+    }
+}
+
+/// What a console without applications shows: how to begin, in three
+/// steps, and (for those who may) the first one as a button.
+#[component]
+pub fn GettingStarted(can_write: bool) -> impl IntoView {
+    view! {
+        <section class="card getting-started" data-testid="getting-started" aria-labelledby="getting-started-title">
+            <h2 id="getting-started-title">"Get started"</h2>
+            <ol>
+                <li><strong>"Create an application"</strong>" for a service that calls your APIs: it gets a client ID and a secret."</li>
+                <li><strong>"Copy the secret"</strong>" when it is shown: it is shown only once, and stored only as a hash."</li>
+                <li><strong>"Request a token"</strong>" with them: "<code>"POST /oauth2/token"</code>" (client credentials). The application's page has a ready-to-run example in curl, Python, Node, Go and Rust."</li>
+            </ol>
+            {if can_write {
+                view! { <a class="button" href="/applications/new">"Create your first application"</a> }.into_any()
+            } else {
+                view! { <p class="muted">"You are a viewer: an owner or admin creates applications."</p> }.into_any()
+            }}
+        </section>
     }
 }
 
@@ -1614,7 +1637,7 @@ fn TokensTable(
                                     {t.revoked_reason.clone().map(|r| view! { <span class="muted small">{format!(" ({})", r.replace('_', " "))}</span> })}
                                 </td>
                                 {(can_write).then(|| view! {
-                                    <td>
+                                    <td class="row-actions">
                                         {(state == TokenState::Active && t.source != keygate::TokenSource::TokenEndpoint).then(|| {
                                             let id = t.id.0;
                                             let (extend_name, set_name) = (format!("Extend token {label}"), format!("Set the new expiry of {label}"));

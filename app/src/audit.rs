@@ -166,7 +166,7 @@ fn AuditView(p: AuditPage) -> impl IntoView {
                             " "
                             <Sentence event=e.clone()/>
                             " "
-                            <code class="action">{e.action.clone()}</code>
+                            <crate::components::ActionCode action=e.action.clone()/>
                             {e.client_ip.clone().map(|ip| view! { <span class="muted small">{format!(" from {ip}")}</span> })}
                         </li>
                     }

@@ -153,6 +153,25 @@ where
     })
 }
 
+/// An audit action code (`client.authentication_failed`) that may break
+/// after its dots and underscores on a narrow screen, and nowhere else.
+#[component]
+pub fn ActionCode(action: String) -> impl IntoView {
+    let mut parts = Vec::new();
+    let mut rest = action.as_str();
+    while let Some(at) = rest.find(['.', '_']) {
+        parts.push(rest[..=at].to_owned());
+        rest = &rest[at + 1..];
+    }
+    parts.push(rest.to_owned());
+    let last = parts.len() - 1;
+    view! {
+        <code class="action">
+            {parts.into_iter().enumerate().map(|(i, p)| view! { {p}{(i < last).then(|| view! { <wbr/> })} }).collect_view()}
+        </code>
+    }
+}
+
 /// A message for the whole form (errors not tied to one field).
 #[component]
 pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {

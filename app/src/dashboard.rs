@@ -53,23 +53,27 @@ pub fn DashboardPage() -> impl IntoView {
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
     let DashboardData { admin, stats, recent, attention, activity } = d;
+    let admin_can_write = admin.role.can_write();
     view! {
         <Frame me=admin>
             <h1>"Overview"</h1>
+            {(stats.applications == 0).then(|| view! { <crate::apps::GettingStarted can_write=admin_can_write/> })}
             <section class="stats" aria-label="Counts">
-                <div class="stat">
+                <a class="stat" href="/applications">
                     <span class="figure" data-testid="application-count">{stats.applications}</span>
                     <span class="label">"API applications"</span>
                     <span class="sub">{format!("{} enabled", stats.enabled_applications)}</span>
-                </div>
-                <div class="stat">
+                </a>
+                <a class="stat" href="/applications?sort=active_tokens">
                     <span class="figure" data-testid="active-token-count">{stats.active_tokens}</span>
                     <span class="label">"active tokens"</span>
-                </div>
-                <div class="stat">
+                    <span class="sub">"by application"</span>
+                </a>
+                <a class="stat" href="/audit">
                     <span class="figure">{stats.audit_events_24h}</span>
                     <span class="label">"audit events in 24 h"</span>
-                </div>
+                    <span class="sub">"the audit log"</span>
+                </a>
             </section>
             <AttentionPanel a=attention/>
             <section class="activity" id="activity" aria-labelledby="activity-title">
@@ -94,9 +98,9 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                                     <li>
                                         <RelTime at=e.at/>
                                         " "
-                                        <span class="sentence">{keygate::audit_text::describe(&e)}</span>
+                                        <crate::audit::Sentence event=e.clone()/>
                                         " "
-                                        <code class="action">{e.action.clone()}</code>
+                                        <crate::components::ActionCode action=e.action.clone()/>
                                     </li>
                                 }
                             })

@@ -617,3 +617,29 @@ async fn the_new_token_form_shows_the_expiry_date_and_warns_of_a_namesake() {
     let second = mint("Deploy").await;
     assert!(second.contains("1 other active token(s) of this application are also called \"Deploy\""), "{second}");
 }
+
+#[tokio::test]
+async fn an_empty_console_shows_how_to_begin_and_the_counters_link_to_their_lists() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    for path in ["/", "/applications"] {
+        let page = html(&t, path, &cookie).await;
+        assert!(page.contains(r#"data-testid="getting-started""#), "{path}");
+        assert!(page.contains(">Create your first application</a>"), "{path}: {page}");
+    }
+    let viewer = sign_in_as(&t, "vic", keygate::Role::Viewer).await;
+    let page = html(&t, "/", &viewer).await;
+    assert!(page.contains(r#"data-testid="getting-started""#) && !page.contains("Create your first application"));
+    t.create_app("billing", "").await;
+    let page = html(&t, "/", &cookie).await;
+    assert!(!page.contains(r#"data-testid="getting-started""#));
+    for href in ["/applications", "/applications?sort=active_tokens", "/audit"] {
+        assert!(page.contains(&format!(r#"<a href="{href}" class="stat">"#)), "{href}");
+    }
+    // A search that finds nothing is not a first visit.
+    let page = html(&t, "/applications?q=nothing", &cookie).await;
+    assert!(page.contains("No applications match.") && !page.contains(r#"data-testid="getting-started""#));
+    // Action codes break only after their dots and underscores.
+    let page = html(&t, "/audit", &cookie).await;
+    assert!(page.contains(r#"<code class="action">application.<wbr>created"#), "{page}");
+}
