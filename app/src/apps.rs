@@ -166,7 +166,8 @@ pub async fn applications(listing: ApplicationsListing) -> Result<ApplicationsDa
         sort: ApplicationSort::parse(&listing.sort).unwrap_or_default(),
         status: ApplicationStatus::parse(&listing.status).unwrap_or_default(),
         page: listing.page,
-        per_page: listing.per_page,
+        // Only the sizes offered: the query string is the client's to write.
+        per_page: if PAGE_SIZES.contains(&listing.per_page) { listing.per_page } else { PER_PAGE },
     };
     let mut p = ctx.store.list_applications(&query, now).await?;
     // A page past the end (a bookmark, a deleted application) shows the last one.

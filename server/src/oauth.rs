@@ -302,7 +302,10 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
             let error = e.code.as_str();
             let details = json!({ "error": error, "requested": requested, "resources": resources });
             let rec = metered.failure(keygate::AuditAction::ApplicationScopeRefused, details);
-            let key = format!("scope:{}:{error}:{requested}:{}", client.id.0, resources.join(" "));
+            // One event a minute per application and error, whatever was
+            // asked (the first request's words kept, the rest counted):
+            // varying the text cannot multiply audit rows.
+            let key = format!("scope:{}:{error}", client.id.0);
             state.audit_deduplicated(&key, rec).await;
             return Err(with_quota(HttpError::oauth(e)));
         }

@@ -486,6 +486,18 @@ async fn the_applications_list_pages_past_the_end_to_the_last_page() {
     assert!(page.contains(r#"aria-current="page" aria-label="Page 2 of 2""#), "{page}");
     assert!(page.contains(">svc-30<") && !page.contains(">svc-1<"));
     assert!(page.contains(r#"href="/applications" aria-label="Page 1""#));
+    // The server function's page size is the client's to write: only the
+    // offered sizes count (0 would divide by zero past the end).
+    for per_page in ["0", "-5", "9223372036854775807"] {
+        let body =
+            format!("listing[q]=&listing[sort]=name&listing[status]=any&listing[page]=99&listing[per_page]={per_page}");
+        let mut req = form_post("/console/fn/applications", &body, Some(&cookie));
+        req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
+        let res = t.send(req).await;
+        assert_eq!(res.status(), 200, "{per_page}");
+        let data = json(res).await;
+        assert_eq!((data["per_page"].as_i64(), data["page"].as_i64()), (Some(25), Some(2)), "{per_page}");
+    }
 }
 
 #[tokio::test]

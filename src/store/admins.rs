@@ -215,12 +215,29 @@ impl Tx {
         Ok((done == 1).then_some(binding))
     }
 
-    /// The stored password hash of an administrator.
-    pub async fn admin_password_hash(&mut self, id: AdminId) -> Result<Option<String>, CoreError> {
-        Ok(on_tx!(self, |c| sqlx::query_scalar("SELECT password_hash FROM administrators WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(c)
-            .await?))
+    /// Replaces an administrator's own password, only while the stored
+    /// hash is still `checked_hash` (one statement: a reset committing
+    /// meanwhile on another instance is never overwritten). Draws a new
+    /// session binding and returns it; `None` when the hash had changed.
+    pub async fn replace_own_password(
+        &mut self,
+        id: AdminId,
+        checked_hash: &str,
+        new_hash: &str,
+    ) -> Result<Option<SessionBinding>, CoreError> {
+        let binding = SessionBinding::generate();
+        let done = on_tx!(self, |c| sqlx::query(
+            "UPDATE administrators SET password_hash = $1, session_binding = $3, must_change_password = FALSE \
+             WHERE id = $2 AND password_hash = $4"
+        )
+        .bind(new_hash)
+        .bind(id.0)
+        .bind(&binding.0)
+        .bind(checked_hash)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok((done == 1).then_some(binding))
     }
 
     /// Records a sign-in with the password hash it was checked against,

@@ -131,11 +131,10 @@ pub async fn change_own_password(
     let hash = hash(work, new).await?;
     let mut tx = store.write().await?;
     // Changed meanwhile (a reset, another session): the check above no
-    // longer says who this is.
-    if tx.admin_password_hash(me.id).await? != stored {
-        return Err(CoreError::Refused("the password was changed meanwhile; sign in again".into()));
-    }
-    let binding = tx.set_admin_password(me.id, &hash, true).await?.ok_or(CoreError::NotFound("administrator"))?;
+    // longer says who this is, and the reset must stand.
+    let changed_meanwhile = || CoreError::Refused("the password was changed meanwhile; sign in again".into());
+    let checked = stored.ok_or_else(changed_meanwhile)?;
+    let binding = tx.replace_own_password(me.id, &checked, &hash).await?.ok_or_else(changed_meanwhile)?;
     tx.record_audit(&caller.record(AuditAction::AdminPasswordChanged)).await?;
     tx.commit().await?;
     Ok((AdminView { must_change_password: false, ..me.clone() }, binding))
