@@ -114,6 +114,9 @@ pub fn describe(e: &AuditEventView) -> String {
             format!("Failed client authentication for {client}: {}{times}", s("reason").replace('_', " "))
         }
         A::AdminSignIn => format!("{actor} signed in"),
+        A::AdminSignInFailed if s("via") == "password_change" => {
+            format!("{actor} gave a wrong current password when changing their password")
+        }
         A::AdminSignInFailed => format!("Failed sign-in as \"{}\"", s("username")),
         A::AdminSignOut => format!("{actor} signed out"),
         A::AdminOwnerCreated => format!("{actor} created the owner account through the setup link"),

@@ -63,6 +63,13 @@ impl PasswordWork {
         Self::new(cores, cores * 4)
     }
 
+    /// No worker at all: every job is refused as busy (tests of the busy path).
+    #[cfg(test)]
+    pub(crate) fn stopped() -> Self {
+        let (jobs, _) = sync_channel::<Job>(0);
+        PasswordWork { jobs, workers: 0, queue: 0 }
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
     }

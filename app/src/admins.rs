@@ -1,7 +1,7 @@
 //! Administrators (everyone sees them, owners manage them) and the scope
 //! catalogue.
 
-use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
+use crate::components::{form_error, FieldMessage, FormMessage, FormSaved, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, Frame};
 use keygate::{AdminView, ResourceServerView, Role, ScopeView};
@@ -193,6 +193,9 @@ fn AdminsView(
             <FormMessage error=change_error/>
             <FormMessage error=remove_error/>
             <FormMessage error=reset_error/>
+            <FormSaved path={<ChangeRole as ServerFn>::PATH} message="Role changed; it applies to their next request."/>
+            <FormSaved path={<RemoveAdmin as ServerFn>::PATH} message="Administrator removed; their sessions ended."/>
+            <FormSaved path={<AddAdmin as ServerFn>::PATH} message="Administrator added. They choose their own password when they first sign in."/>
             <Show when=reset_done>
                 <p class="notice" role="status">"The password was changed and their sessions ended. Give it to its owner over a channel you trust: they sign in with it once, and choose their own before anything else."</p>
             </Show>
@@ -205,6 +208,7 @@ fn AdminsView(
                             let role_id = format!("role-{}", a.id);
                             let role_label = format!("Role of {}", a.username);
                             let remove_label = format!("Confirm removing {}", a.username);
+                            let (reset_of, set_of) = (format!(" of {}", a.username), format!(" of {}", a.username));
                             let reset_id = format!("reset-{}", a.id);
                             let reset_label = format!("New password for {} (at least 12 characters)", a.username);
                             let change_label = format!("Change the role of {}", a.username);
@@ -233,16 +237,16 @@ fn AdminsView(
                                     <td data-label="Last sign-in">{match a.last_sign_in_at { Some(t) => view! { <RelTime at=t/> }.into_any(), None => view! { <span class="muted">"never"</span> }.into_any() }}</td>
                                     <td>
                                         <details class="confirm">
-                                            <summary>"Reset password"</summary>
+                                            <summary>"Reset password"<span class="sr-only">{reset_of}</span></summary>
                                             <ActionForm action=reset attr:class="inline-form">
                                                 <input type="hidden" name="id" value=a.id.0.to_string()/>
                                                 <label for=reset_id.clone()>{reset_label}</label>
                                                 <input id=reset_id name="password" type="password" required minlength="12" autocomplete="new-password"/>
-                                                <button type="submit" class="secondary">"Set the new password"</button>
+                                                <button type="submit" class="secondary">"Set the new password"<span class="sr-only">{set_of}</span></button>
                                             </ActionForm>
                                         </details>
                                         <details class="confirm">
-                                            <summary>"Remove"</summary>
+                                            <summary>"Remove"<span class="sr-only">{format!(" {}", a.username)}</span></summary>
                                             <ActionForm action=remove attr:class="inline-form">
                                                 <input type="hidden" name="id" value=a.id.0.to_string()/>
                                                 <button type="submit" class="danger">{remove_label}</button>
@@ -412,6 +416,8 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
             <p class="muted">"A resource server is an API that accepts Keygate tokens; its identifier is the audience (aud) of the tokens meant for it. Each scope belongs to at most one resource server. Keygate's own API is built in."</p>
             <h2>"Resource servers"</h2>
             <FormMessage error=delete_server_error/>
+            <FormSaved path={<DeleteResourceServer as ServerFn>::PATH} message="Resource server deleted."/>
+            <FormSaved path={<AddResourceServer as ServerFn>::PATH} message="Resource server added."/>
             <div class="table-wrap">
                 <table>
                     <thead><tr><th scope="col">"Name"</th><th scope="col">"Identifier (audience)"</th><th scope="col">"Scopes"</th><th scope="col">"Introspection clients"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
@@ -429,7 +435,7 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                                     <td>
                                         {deletable.then(|| view! {
                                             <details class="confirm">
-                                                <summary>"Delete"</summary>
+                                                <summary>"Delete"<span class="sr-only">{format!(" resource server {}", r.name)}</span></summary>
                                                 <p class="muted">"Keygate refuses while scopes belong to it; its introspection clients lose the right to introspect its tokens. Tokens issued for it stop reaching it through Keygate's checks."</p>
                                                 <ActionForm action=delete_server attr:class="inline-form">
                                                     <input type="hidden" name="id" value=r.id.0.to_string()/>
@@ -463,6 +469,9 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
             <p class="muted">"Applications are allowed scopes from this catalogue; their tokens carry a subset."</p>
             <FormMessage error=delete_error/>
             <FormMessage error=attach_error/>
+            <FormSaved path={<DeleteScope as ServerFn>::PATH} message="Scope deleted."/>
+            <FormSaved path={<AttachScope as ServerFn>::PATH} message="Resource server of the scope saved."/>
+            <FormSaved path={<AddScope as ServerFn>::PATH} message="Scope added."/>
             <div class="table-wrap">
                 <table>
                     <thead><tr><th scope="col">"Scope"</th><th scope="col">"Description"</th><th scope="col">"Resource server"</th><th scope="col">"Kind"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr></thead>
@@ -472,6 +481,8 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                             let confirm = format!("Confirm deleting {}", s.name);
                             let name = s.name.clone();
                             let select_id = format!("attach-{}", s.name.replace([':', '.'], "-"));
+                            let save_label = format!(" the resource server of {}", s.name);
+                            let delete_summary = format!(" scope {}", s.name);
                             let shown_server = s.resource_server.as_deref().map(&server_name);
                             let options = server_options(&servers, s.resource_server.clone());
                             view! {
@@ -485,7 +496,7 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                                                     <input type="hidden" name="name" value=s.name.clone()/>
                                                     <label for=select_id.clone() class="sr-only">{format!("Resource server of {}", s.name)}</label>
                                                     <select id=select_id name="resource_server">{options}</select>
-                                                    <button type="submit" class="secondary">"Save"</button>
+                                                    <button type="submit" class="secondary">"Save"<span class="sr-only">{save_label}</span></button>
                                                 </ActionForm>
                                             }.into_any()
                                         } else {
@@ -496,7 +507,7 @@ fn ScopesView(d: ScopesData, actions: ScopeActions) -> impl IntoView {
                                     <td>
                                         {deletable.then(|| view! {
                                             <details class="confirm">
-                                                <summary>"Delete"</summary>
+                                                <summary>"Delete"<span class="sr-only">{delete_summary}</span></summary>
                                                 <p class="muted">"Keygate refuses while an application is allowed this scope (it names them); take it from those applications first."</p>
                                                 <ActionForm action=delete attr:class="inline-form">
                                                     <input type="hidden" name="name" value=name/>

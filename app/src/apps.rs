@@ -1,7 +1,7 @@
 //! Applications: list, create, detail (settings, secret, tokens).
 
 use crate::charts::{ActivityCharts, RangeTabs};
-use crate::components::{form_error, url_encode, CopyButton, FieldMessage, FormMessage, RelTime};
+use crate::components::{form_error, url_encode, CopyButton, FieldMessage, FormMessage, FormSaved, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
 use keygate::{AdminView, ApplicationView, ResourceServerView, ScopeView, TokenFormat, TokenState, TokenView};
@@ -304,7 +304,15 @@ pub struct ApplicationDetail {
     pub public_url_configured: bool,
     /// The latest refusals (folded as the audit log folds them).
     pub refusals: Vec<keygate::AuditEventView>,
+    /// Names of the active named tokens: the new-token form warns of a
+    /// namesake as the name is typed.
+    pub active_token_names: Vec<String>,
 }
+
+/// Names of active tokens the new-token form knows of (beyond, the
+/// warning comes after minting).
+#[cfg(feature = "ssr")]
+const NAMESAKE_NAMES: i64 = 500;
 
 /// Refusals listed on an application's page (the audit log has the rest).
 #[cfg(feature = "ssr")]
@@ -386,6 +394,7 @@ pub async fn load_application(
         })
         .await?
         .items;
+    let active_token_names = ctx.store.active_named_token_names(app.id, now, NAMESAKE_NAMES).await?;
     let connect = keygate::snippets::SnippetTarget {
         base_url: ctx.public_url.clone(),
         client_id: app.client_id.clone(),
@@ -407,6 +416,7 @@ pub async fn load_application(
         refusals,
         connect,
         public_url_configured: ctx.public_url_configured,
+        active_token_names,
     })
 }
 
@@ -742,6 +752,7 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
         <Frame me=p.me.clone()>
             <div class="page-head">
                 <h1>"API applications"</h1>
+                <FormSaved path={<DeleteApplication as ServerFn>::PATH} message="Application deleted: its secrets and tokens no longer work."/>
                 {can_write.then(|| view! { <a class="button" href="/applications/new">"New application"</a> })}
             </div>
             <form method="get" action="/applications" class="filters" role="search">
@@ -1093,6 +1104,11 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                 <h1 data-testid="application-name">{app.name.clone()}</h1>
                 {status_badge(app.enabled)}
             </div>
+            <FormSaved path={<SetEnabled as ServerFn>::PATH} message={if app.enabled {
+                "Application enabled: it can obtain tokens again."
+            } else {
+                "Application disabled: its tokens were revoked and it cannot obtain new ones."
+            }}/>
             {d.flash.clone().map(|f| view! { <FlashPanel flash=f connect=d.connect.clone()/> })}
             {jwt_without_audience.then(|| view! {
                 <p class="notice" role="status">"This application issues JWT access tokens, but none of its scopes belongs to a resource server, so a JWT would have no audience: the token endpoint refuses it (invalid_target). Attach its scopes to a resource server on the Scopes page, or switch it to opaque tokens."</p>
@@ -1119,10 +1135,13 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
 
             <h2>"Client secrets"</h2>
             <FormMessage error=end_overlap_error/>
+            <FormSaved path={<EndOverlap as ServerFn>::PATH} message="The overlap ended: only the current secret works now."/>
             <SecretsTable secrets=app.secrets.clone() app_id=app.id.0 can_write=can_write end_overlap=end_overlap/>
 
             <h2 id="tokens">"Access tokens"</h2>
             <FormMessage error=revoke_error/>
+            <FormSaved path={<RevokeToken as ServerFn>::PATH} message="Token revoked: it is refused from now on."/>
+            <FormSaved path={<ExtendToken as ServerFn>::PATH} message="Token extended: same value, new expiry (shown in its row)."/>
             <ActionMessage error=extend_error/>
             <ActionMessage error=rotate_error/>
             <TokenLists d=d.clone() can_write=can_write actions=tokens/>
@@ -1142,7 +1161,9 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                     <ActionForm action=mint attr:class="form">
                         <input type="hidden" name="id" value=app.id.0.to_string()/>
                         <label for="token-name">"Token name"</label>
-                        <input id="token-name" name="name" type="text" required maxlength="100" placeholder="e.g. deploy pipeline"/>
+                        <input id="token-name" name="name" type="text" required maxlength="100" placeholder="e.g. deploy pipeline"
+                            data-namesakes=serde_json::to_string(&d.active_token_names).unwrap_or_default()/>
+                        <p class="field-warning" role="status" data-namesake-for="token-name"></p>
                         <FieldMessage error=mint_error field="name"/>
                         <fieldset>
                             <legend>"Scopes (from the application's allowed scopes)"</legend>
@@ -1185,6 +1206,7 @@ fn ApplicationDetailView(d: ApplicationDetail, actions: DetailActions) -> impl I
                         servers=d.servers.clone() token_format=app.token_format introspects=app.introspects.clone()
                         allowed_networks=app.allowed_networks.clone()/>
                     <FormMessage error=update_error/>
+                    <FormSaved path={<UpdateApplication as ServerFn>::PATH} message="Settings saved."/>
                     <button type="submit">"Save settings"</button>
                 </ActionForm>
 
@@ -1302,7 +1324,7 @@ fn SecretsTable(
                                 <td>
                                     {(!s.current).then(|| view! {
                                         <details class="confirm">
-                                            <summary>"End overlap now"</summary>
+                                            <summary>"End overlap now"<span class="sr-only">{format!(" (previous secret, created {})", keygate::time_fmt::exact_utc(s.created_at))}</span></summary>
                                             <ActionForm action=end_overlap attr:class="inline-form">
                                                 <input type="hidden" name="id" value=app_id.to_string()/>
                                                 <input type="hidden" name="secret_id" value=s.id.0.to_string()/>
@@ -1484,9 +1506,24 @@ pub fn FlashPanel(flash: Flash, #[prop(optional)] connect: Option<keygate::snipp
                 "Copy the {what} now. It is shown only this once: Keygate stores only a hash of it, so nobody can show it to you again."
             )}</p>
             <CopyField label=label value=flash.value.clone() id=id/>
-            {connect.filter(|_| is_secret).map(|target| view! {
+            {connect.clone().filter(|_| is_secret).map(|target| view! {
                 <h3>"Try it"</h3>
                 <Snippets target=target prefix="new-secret-snippet"/>
+            })}
+            {connect.filter(|_| flash.kind == FlashKind::AccessToken).map(|target| {
+                // The token goes in a variable, not in the command line (and
+                // so not in the shell's history).
+                let usage = format!(
+                    "read -rs KEYGATE_TOKEN   # paste the token, then Enter\n\
+                     curl -H \"Authorization: Bearer $KEYGATE_TOKEN\" {}/api/v1/me",
+                    target.base_url.trim_end_matches('/')
+                );
+                view! {
+                    <h3>"Use it"</h3>
+                    <p>"Send it in the " <code>"Authorization"</code> " header of each request, as " <code>"Bearer <token>"</code> ". For example, Keygate's own API answers who the token belongs to:"</p>
+                    <div class="snippet-code"><pre><code id="new-token-usage">{usage}</code></pre></div>
+                    <CopyButton target="new-token-usage".to_owned() label="Copy the example request".to_owned()/>
+                }
             })}
         </section>
     }
@@ -1507,7 +1544,11 @@ fn token_badges(t: &TokenView, now: i64) -> AnyView {
 /// are many, one place says why.
 #[component]
 fn ActionMessage(error: Signal<Option<AppError>>) -> impl IntoView {
-    move || error.get().map(|e| view! { <p class="form-error" role="alert">{e.to_string()}</p> })
+    move || {
+        error
+            .get()
+            .map(|e| view! { <p class="form-error" role="alert" tabindex="-1" data-outcome="">{e.to_string()}</p> })
+    }
 }
 
 /// The named tokens, or (one click away) the token endpoint's, a page at
@@ -1628,7 +1669,7 @@ fn TokensTable(
                                     {t.last_used_ip.clone().map(|ip| view! { <span class="muted small">" from "<code>{ip}</code></span> })}
                                     {(t.recent_addresses.len() > 1).then(|| view! {
                                         <details class="addresses-more">
-                                            <summary>{format!("{} addresses", t.recent_addresses.len())}</summary>
+                                            <summary>{format!("{} addresses", t.recent_addresses.len())}<span class="sr-only">{format!(" of token {label}")}</span></summary>
                                             <AddressList seen=t.recent_addresses.clone()/>
                                         </details>
                                     })}

@@ -17,7 +17,12 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 /// else the overview.
 pub fn return_path(next: Option<&str>) -> &str {
     let Some(next) = next else { return "/" };
+    let path = next.split(['?', '#']).next().unwrap_or("");
     let safe = next.starts_with('/')
+        // `/./login` is `/login` to a browser.
+        && !path.split('/').any(|segment| segment == "." || segment == "..")
+        && !next.contains("__err")
+        && !next.contains("__path")
         && !next.starts_with("//")
         && !next.starts_with("/\\")
         && !next.starts_with("/console/fn/")
@@ -250,6 +255,9 @@ mod tests {
             "/login?next=/x",
             "/a\nb",
             "/a\\b",
+            "/./login",
+            "/x/../login?y=1",
+            "/applications?__err=abc&__path=%2Fx",
         ] {
             assert_eq!(return_path(Some(bad)), "/", "{bad:?}");
         }

@@ -3,8 +3,6 @@
 use crate::error::AppError;
 use keygate::time_fmt;
 use leptos::prelude::*;
-use leptos::server_fn::error::ServerFnUrlError;
-use leptos_router::hooks::use_query_map;
 
 /// Marks the page being rendered `Cache-Control: no-store`: it shows a
 /// secret once (or a one-time code), so no cache may keep it.
@@ -26,13 +24,17 @@ pub fn now_seconds() -> i64 {
     }
 }
 
-/// "3 minutes ago", with the exact UTC time on hover, rendered on the
-/// server; [`PageScripts`] keeps it current in the browser.
+/// "3 minutes ago", rendered on the server; [`PageScripts`] keeps it
+/// current in the browser. The exact UTC time shows on hover (`title`),
+/// on keyboard focus (it is a tab stop and the time unfolds in place), and
+/// is read by screen readers, for which it is always part of the text.
 #[component]
 pub fn RelTime(at: i64) -> impl IntoView {
+    let exact = time_fmt::exact_utc(at);
     view! {
-        <time datetime=time_fmt::rfc3339(at) title=time_fmt::exact_utc(at) data-at=at.to_string()>
-            {time_fmt::relative(at, now_seconds())}
+        <time class="reltime" datetime=time_fmt::rfc3339(at) title=exact.clone() data-at=at.to_string() tabindex="0">
+            <span class="rel">{time_fmt::relative(at, now_seconds())}</span>
+            <span class="exact">{format!(" ({exact})")}</span>
         </time>
     }
 }
@@ -48,6 +50,56 @@ pub fn PageScripts() -> impl IntoView {
         refresh_times();
         let _ = set_interval_with_handle(refresh_times, std::time::Duration::from_secs(20));
         guard_forms();
+        warn_of_namesakes();
+        focus_outcome();
+    }
+}
+
+/// What a name field with `data-namesakes` (names already in use, as a
+/// JSON list) says as a name is typed that one of them has (any case).
+pub const NAMESAKE_WARNING: &str =
+    "An active token already has this name. The new token will sit beside it; to replace \
+                                    that token, rotate it in its row instead.";
+
+/// A form's outcome, shown on the page its post returned to, takes the
+/// focus: a live region filled before load is not announced, a focused
+/// message is (and it is scrolled into view).
+#[cfg(feature = "hydrate")]
+fn focus_outcome() {
+    use wasm_bindgen::JsCast;
+    if let Ok(Some(el)) = document().query_selector("[data-outcome]") {
+        if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
+            let _ = el.focus();
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn warn_of_namesakes() {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let Ok(inputs) = document().query_selector_all("input[data-namesakes]") else { return };
+    for i in 0..inputs.length() {
+        let Some(input) = inputs.item(i).and_then(|n| n.dyn_into::<web_sys::HtmlInputElement>().ok()) else { continue };
+        let names: Vec<String> = input
+            .get_attribute("data-namesakes")
+            .and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.trim().to_lowercase())
+            .collect();
+        let Ok(Some(warning)) = document().query_selector(&format!("[data-namesake-for=\"{}\"]", input.id())) else {
+            continue;
+        };
+        let field = input.clone();
+        let on_input = Closure::<dyn Fn()>::new(move || {
+            let typed = field.value().trim().to_lowercase();
+            let taken = !typed.is_empty() && names.contains(&typed);
+            // The element is a live region: screen readers hear the change.
+            warning.set_text_content(taken.then_some(NAMESAKE_WARNING));
+        });
+        let _ = input.add_event_listener_with_callback("input", on_input.as_ref().unchecked_ref());
+        on_input.forget();
     }
 }
 
@@ -89,8 +141,10 @@ fn refresh_times() {
     for i in 0..times.length() {
         let Some(node) = times.item(i) else { continue };
         let Ok(el) = wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(node) else { continue };
-        if let Some(at) = el.get_attribute("data-at").and_then(|a| a.parse::<i64>().ok()) {
-            el.set_text_content(Some(&time_fmt::relative(at, now)));
+        let Some(at) = el.get_attribute("data-at").and_then(|a| a.parse::<i64>().ok()) else { continue };
+        // Only the relative part: the exact time beside it stays.
+        if let Ok(Some(rel)) = el.query_selector(".rel") {
+            rel.set_text_content(Some(&time_fmt::relative(at, now)));
         }
     }
 }
@@ -127,30 +181,58 @@ pub fn CopyButton(target: String, label: String) -> impl IntoView {
     }
 }
 
+/// How the last form posted from this browser ended: which server
+/// function, and its refusal if it was refused. The server hands it to the
+/// next page in a signed cookie that page clears, so it is shown once and
+/// never travels in the URL.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FormOutcome {
+    pub path: String,
+    pub error: Option<AppError>,
+}
+
+/// The outcome the page being rendered was given, if it concerns
+/// `server_fn_path`.
+fn form_outcome(server_fn_path: &str) -> Option<FormOutcome> {
+    #[cfg(feature = "ssr")]
+    {
+        let parts = use_context::<http::request::Parts>()?;
+        parts.extensions.get::<FormOutcome>().filter(|o| o.path == server_fn_path).cloned()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        let _ = server_fn_path;
+        None
+    }
+}
+
 /// The error of the last submission of a form: from the action when
-/// JavaScript ran it, or from the query string when the browser posted the
-/// form itself and was redirected back.
+/// JavaScript ran it, or from the outcome the server handed this page
+/// when the browser posted the form itself.
 pub fn form_error<T, V>(value: V, server_fn_path: &'static str) -> Signal<Option<AppError>>
 where
     T: Send + Sync + Clone + 'static,
     V: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
 {
-    let query = use_query_map();
-    Signal::derive(move || {
-        if let Some(Err(e)) = value.get() {
-            return Some(e);
-        }
-        if value.get().is_some() {
-            return None;
-        }
-        query.with(|q| {
-            let path = q.get("__path")?;
-            if path != server_fn_path {
-                return None;
-            }
-            q.get("__err").map(|e| ServerFnUrlError::<AppError>::decode_err(&e))
-        })
+    let posted = form_outcome(server_fn_path).and_then(|o| o.error);
+    Signal::derive(move || match value.get() {
+        Some(Err(e)) => Some(e),
+        Some(Ok(_)) => None,
+        None => posted.clone(),
     })
+}
+
+/// Whether the last submission of a form succeeded (the page was rendered
+/// right after it).
+pub fn form_succeeded(server_fn_path: &'static str) -> bool {
+    form_outcome(server_fn_path).is_some_and(|o| o.error.is_none())
+}
+
+/// "Settings saved": confirms a form's success in place, beside the form,
+/// on the page rendered right after it.
+#[component]
+pub fn FormSaved(path: &'static str, #[prop(into)] message: String) -> impl IntoView {
+    form_succeeded(path).then(|| view! { <p class="saved" role="status" tabindex="-1" data-outcome="">{message}</p> })
 }
 
 /// An audit action code (`client.authentication_failed`) that may break
@@ -177,7 +259,7 @@ pub fn ActionCode(action: String) -> impl IntoView {
 pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
     move || {
         error.get().filter(|e| e.field().is_none()).map(|e| {
-            view! { <p class="form-error" role="alert">{e.to_string()}</p> }
+            view! { <p class="form-error" role="alert" tabindex="-1" data-outcome="">{e.to_string()}</p> }
         })
     }
 }
@@ -187,7 +269,7 @@ pub fn FormMessage(error: Signal<Option<AppError>>) -> impl IntoView {
 pub fn FieldMessage(error: Signal<Option<AppError>>, field: &'static str) -> impl IntoView {
     move || {
         error.get().filter(|e| e.field() == Some(field)).map(|e| {
-            view! { <p class="field-error" id=format!("{field}-error") role="alert">{e.to_string()}</p> }
+            view! { <p class="field-error" id=format!("{field}-error") role="alert" tabindex="-1" data-outcome="">{e.to_string()}</p> }
         })
     }
 }

@@ -4,7 +4,7 @@
 #[cfg(feature = "ssr")]
 use crate::apps::{webhook_flash_subject, FlashKind};
 use crate::apps::{Flash, FlashPanel};
-use crate::components::{form_error, FieldMessage, FormMessage, RelTime};
+use crate::components::{form_error, FieldMessage, FormMessage, FormSaved, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, Frame};
 use keygate::{AdminView, DeliveryState, DeliveryView, WebhookView};
@@ -203,6 +203,7 @@ fn WebhooksView(d: WebhooksData, create: ServerAction<CreateWebhook>) -> impl In
     view! {
         <Frame me=d.me.clone()>
             <h1>"Webhooks"</h1>
+            <FormSaved path={<DeleteWebhook as ServerFn>::PATH} message="Webhook removed; its pending deliveries were dropped."/>
             <p class="muted">"Keygate posts audit events and lifecycle alerts to these URLs, signed as the Standard Webhooks specification says (webhook-id, webhook-timestamp, webhook-signature). A delivery that fails is retried with a growing delay for about 27 hours; deliveries never carry a secret or a token."</p>
             {if d.webhooks.is_empty() {
                 view! { <p class="empty">"No webhooks yet."</p> }.into_any()
@@ -308,11 +309,13 @@ fn WebhookDetailView(
                         <button type="submit" class="secondary">"Send a test event"</button>
                     </ActionForm>
                     <FormMessage error=test_error/>
+                    <FormSaved path={<TestWebhook as ServerFn>::PATH} message="Test event sent: its outcome is in the delivery log below."/>
                 })}
             </section>
 
             <h2>"Delivery log"</h2>
             <FormMessage error=retry_error/>
+            <FormSaved path={<RetryDelivery as ServerFn>::PATH} message="Delivery sent again: its outcome is in the log."/>
             {if d.deliveries.is_empty() {
                 view! { <p class="empty">"Nothing sent yet."</p> }.into_any()
             } else {
@@ -391,6 +394,7 @@ fn WebhookDetailView(
                         <label for="webhook-enabled">"Enabled"</label>
                     </div>
                     <FormMessage error=update_error/>
+                    <FormSaved path={<UpdateWebhook as ServerFn>::PATH} message="Webhook saved."/>
                     <button type="submit">"Save webhook"</button>
                 </ActionForm>
                 <h2>"Danger zone"</h2>

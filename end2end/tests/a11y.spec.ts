@@ -16,6 +16,17 @@ async function audit(page: Page, label: string) {
   expect(report, `${label}\n${report.join('\n')}`).toEqual([]);
 }
 
+// Every action in a table row names its object: no two controls of the
+// page's tables share an accessible name ("Remove alice", not "Remove").
+async function rowActionsNamed(page: Page, label: string) {
+  const names = await page.locator('tbody').evaluateAll((bodies) =>
+    bodies.flatMap((b) => Array.from(b.querySelectorAll('button, summary')))
+      .filter((el) => (el as HTMLElement).offsetParent !== null || el.closest('details') !== null)
+      .map((el) => (el.getAttribute('aria-label') || el.textContent || '').replace(/\s+/g, ' ').trim()));
+  const repeated = names.filter((n, i) => names.indexOf(n) !== i);
+  expect(repeated, `${label}: row actions that do not name their object`).toEqual([]);
+}
+
 test.describe.configure({ mode: 'serial' });
 
 test('the setup page, then content on every page', async ({ page }) => {
@@ -35,6 +46,23 @@ test('the setup page, then content on every page', async ({ page }) => {
   await page.getByLabel('Token name').fill('deploy pipeline');
   await page.getByRole('button', { name: 'Create token' }).click();
   await expect(page.getByTestId('new-token')).toBeVisible();
+  // A second row in each table, so an action that does not name its object shows.
+  await page.getByText('New token', { exact: true }).click();
+  await page.getByLabel('Token name').fill('nightly backup');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByTestId('new-token')).toBeVisible();
+  await page.goto(`${s().baseURL}/admins`);
+  await page.getByLabel('Username').fill('vera');
+  await page.getByLabel(/Initial password/).fill(PASSWORD);
+  await page.getByRole('button', { name: 'Add administrator' }).click();
+  await expect(page.getByRole('cell', { name: 'vera', exact: true })).toBeVisible();
+  for (const [name, description] of [['billing:read', 'Read invoices'], ['billing:write', 'Write invoices']]) {
+    await page.goto(`${s().baseURL}/scopes`);
+    await page.locator('#scope-name').fill(name);
+    await page.locator('#scope-description').fill(description);
+    await page.getByRole('button', { name: 'Add scope' }).click();
+    await expect(page.getByRole('cell', { name, exact: true })).toBeVisible();
+  }
   await page.goto(`${s().baseURL}/webhooks`);
   await page.getByLabel('URL').fill('http://127.0.0.1:9/hook');
   await page.getByRole('button', { name: 'Add webhook' }).click();
@@ -68,6 +96,7 @@ for (const scheme of ['light', 'dark'] as const) {
           await page.goto(`${s().baseURL}${p.path}`);
           await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
           await audit(page, `${p.name} (${p.path}), ${scheme}, ${width}`);
+          await rowActionsNamed(page, `${p.name} (${p.path})`);
         }
       });
     });

@@ -32,6 +32,7 @@ async function extendAndRotate(page: Page, name: string, js: boolean) {
   await firstRow.getByLabel('New expiry (same value)').selectOption('90');
   await firstRow.getByRole('button', { name: 'Set the new expiry of deploy pipeline' }).click();
   await expect(rowOf(page, first)).toContainText('in 3 months');
+  await expect(page.getByRole('status').filter({ hasText: 'Token extended' })).toBeVisible();
   expect(await me(first)).toBe(200);
 
   // A date in the past is refused, and the page says why.
@@ -40,6 +41,7 @@ async function extendAndRotate(page: Page, name: string, js: boolean) {
   await rowOf(page, first).getByLabel('Date (for "On a date…")').fill('2020-01-01');
   await rowOf(page, first).getByRole('button', { name: 'Set the new expiry of deploy pipeline' }).click();
   await expect(page.getByRole('alert').filter({ hasText: 'the expiry must be in the future' })).toBeVisible();
+  expect(page.url()).not.toContain('__err');
 
   // Rotate, keeping the old value for an hour: a new value shown once.
   await rowOf(page, first).getByText('Rotate', { exact: true }).click();
@@ -89,6 +91,73 @@ test.describe('without JavaScript, at phone width', () => {
   test.use({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
   test('extend and rotate a named token, as form posts', async ({ page }) => {
     await extendAndRotate(page, 'tokens-nojs', false);
+  });
+});
+
+// Outcomes in place: a refusal beside the form (never in the URL), then
+// after a later success a confirmation instead; a namesake flagged as it is
+// typed (with JavaScript) or in the panel after minting (without); exact
+// times on keyboard focus.
+async function confirmationsAndNames(page: Page, suffix: string, js: boolean) {
+  await signIn(page);
+  for (const name of [`taken-${suffix}`, `settings-${suffix}`]) {
+    await page.goto(`${s().baseURL}/applications/new`);
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByRole('button', { name: 'Create application' }).click();
+    await expect(page.getByTestId('application-name')).toHaveText(name);
+  }
+  if (js) await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  const nameField = page.locator('#name');
+  await nameField.fill(`taken-${suffix}`);
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(page.getByRole('alert').filter({ hasText: `an application named "taken-${suffix}" already exists` })).toBeVisible();
+  expect(page.url()).not.toContain('__err');
+  await expect(page.getByRole('status').filter({ hasText: 'Settings saved.' })).toHaveCount(0);
+  await page.locator('#name').fill(`renamed-${suffix}`);
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await expect(page.getByTestId('application-name')).toHaveText(`renamed-${suffix}`);
+  await expect(page.getByRole('status').filter({ hasText: 'Settings saved.' })).toBeVisible();
+  await expect(page.getByRole('alert').filter({ hasText: 'already exists' })).toHaveCount(0);
+  await page.reload();
+  await expect(page.getByRole('status').filter({ hasText: 'Settings saved.' })).toHaveCount(0);
+
+  // The exact time unfolds on keyboard focus, and is in the text throughout.
+  const created = page.locator('dd time.reltime').first();
+  await expect(created.locator('.exact')).toContainText(/\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)/);
+  expect((await created.locator('.exact').boundingBox())!.width).toBeLessThan(2);
+  await created.focus();
+  expect((await created.locator('.exact').boundingBox())!.width).toBeGreaterThan(50);
+
+  // A namesake.
+  await page.getByText('New token', { exact: true }).click();
+  await page.getByLabel('Token name').fill('deploy');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByTestId('new-token')).toBeVisible();
+  await page.getByText('New token', { exact: true }).click();
+  const warning = page.locator('[data-namesake-for="token-name"]');
+  await page.getByLabel('Token name').fill('Deploy');
+  if (js) {
+    await expect(warning).toHaveText(/An active token already has this name/);
+    await page.getByLabel('Token name').fill('Deploy 2');
+    await expect(warning).toBeEmpty();
+    await page.getByLabel('Token name').fill('Deploy');
+    await expect(warning).toHaveText(/An active token already has this name/);
+  } else {
+    await expect(warning).toBeEmpty();
+  }
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByText(/1 other active token\(s\) of this application are also called "Deploy"/)).toBeVisible();
+  await page.screenshot({ path: `${SCREENSHOTS}/confirmations-${suffix}.png`, fullPage: true });
+}
+
+test('confirmations, namesakes and exact times, with JavaScript', async ({ page }) => {
+  await confirmationsAndNames(page, 'js', true);
+});
+
+test.describe('confirmations without JavaScript, at phone width', () => {
+  test.use({ javaScriptEnabled: false, viewport: { width: 390, height: 844 } });
+  test('confirmations, namesakes and exact times, as form posts', async ({ page }) => {
+    await confirmationsAndNames(page, 'nojs', false);
   });
 });
 

@@ -6,11 +6,13 @@
 //!   refused, although `SameSite` would let its cookie through.
 //! - **Redirects** after a no-JavaScript form post go only to paths of this
 //!   server, never to whatever `Referer` named.
-//! - **Error messages in URLs** (`?__err=`, how Leptos reports a failed
-//!   form post without JavaScript) are signed with one random key per
-//!   database (`server_keys`, shared by every instance); a page opened with an unsigned or altered one is redirected to
-//!   the same page without it, so nobody can put text of their choosing
-//!   into the console.
+//! - **Form outcomes never travel in the URL.** Leptos reports a failed
+//!   no-JavaScript form post as `?__err=` (base64 of the error); we take it
+//!   out of the redirect and hand the outcome (refusal or success) to the
+//!   next page in a short-lived `HttpOnly` cookie, signed with one random
+//!   key per database (`server_keys`, shared by every instance), shown once.
+//!   A page never reads error text from its URL, so nobody can put words
+//!   of their choosing into the console with a link.
 //! - **Statuses**: a refused server function answers 400/401/403/404/409/429
 //!   (with `Retry-After`) instead of Leptos' blanket 500.
 //! - **Caching**: console pages are `private, no-cache`, those showing a
@@ -18,6 +20,7 @@
 //!   answers.
 
 use crate::state::AppState;
+use app::components::FormOutcome;
 use app::AppError;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -32,87 +35,100 @@ use sha2::Sha256;
 pub const MAX_CONSOLE_BODY_BYTES: usize = 64 * 1024;
 const SERVER_FN_PREFIX: &str = "/console/fn/";
 
-/// Signs the error a no-JavaScript form post carries back in the URL.
+/// Signs the outcome of a form post, which the browser carries back to
+/// the page it was sent from in a short-lived cookie (never in the URL).
 #[derive(Clone)]
-pub struct FormErrorSigner {
+pub struct FormOutcomeSigner {
     key: [u8; 32],
 }
 
-impl std::fmt::Debug for FormErrorSigner {
+impl std::fmt::Debug for FormOutcomeSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FormErrorSigner(<key redacted>)")
+        f.write_str("FormOutcomeSigner(<key redacted>)")
     }
 }
 
-impl Default for FormErrorSigner {
+impl Default for FormOutcomeSigner {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FormErrorSigner {
+/// The cookie that carries a form's outcome to the next page, once.
+pub const FORM_OUTCOME_COOKIE: &str = "keygate_form";
+
+impl FormOutcomeSigner {
     pub fn new() -> Self {
         let mut key = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
-        FormErrorSigner { key }
+        FormOutcomeSigner { key }
     }
 
-    /// The signer every instance on `store`'s database uses, so a form
-    /// error signed by one is shown by another; its key is stored sealed
-    /// under the key-encryption key.
+    /// The signer every instance on `store`'s database uses, so an outcome
+    /// signed by one is shown by another; its key is stored sealed under
+    /// the key-encryption key.
     pub async fn shared(
         store: &keygate::store::Store,
         kek: &keygate::jwt::KeyEncryptionKey,
     ) -> Result<Self, keygate::CoreError> {
         let key = keygate::usecase::keys::shared_secret(store, kek, "form_error_signing", crate::now()).await?;
-        Ok(FormErrorSigner { key })
+        Ok(FormOutcomeSigner { key })
     }
 
-    fn mac(&self, path: &str, err: &str, binding: &str, issued_at: i64) -> Hmac<Sha256> {
+    fn mac(&self, payload: &str, binding: &str, issued_at: i64) -> Hmac<Sha256> {
         // The key is 32 bytes, which HMAC always accepts.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!());
-        for part in [path, err, binding, &issued_at.to_string()] {
+        for part in [payload, binding, &issued_at.to_string()] {
             mac.update(part.as_bytes());
             mac.update(b"\n");
         }
         mac
     }
 
-    /// `issued_at.mac`: the error, for this function path, for this browser
-    /// (its session cookie, or none), made at `issued_at`.
-    pub fn sign(&self, path: &str, err: &str, binding: &str, issued_at: i64) -> String {
-        let mac = self.mac(path, err, binding, issued_at).finalize().into_bytes();
-        format!("{issued_at}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
+    /// The cookie value for `outcome`, for the browser whose session
+    /// cookie is `binding` (or none), made at `issued_at`:
+    /// `payload.issued_at.mac`, the payload base64 of JSON.
+    pub fn seal(&self, outcome: &FormOutcome, binding: &str, issued_at: i64) -> Option<String> {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = engine.encode(serde_json::to_vec(outcome).ok()?);
+        let mac = engine.encode(self.mac(&payload, binding, issued_at).finalize().into_bytes());
+        Some(format!("{payload}.{issued_at}.{mac}"))
     }
 
-    /// Whether `signature` is ours, for this browser, and at most
-    /// [`SIGNED_ERROR_LIFETIME`] seconds old.
-    pub fn verify(&self, path: &str, err: &str, binding: &str, signature: &str, now: i64) -> bool {
-        let Some((at, mac)) = signature.split_once('.') else { return false };
-        let Ok(at) = at.parse::<i64>() else { return false };
-        if !(now - SIGNED_ERROR_LIFETIME..=now + 5).contains(&at) {
-            return false;
+    /// The outcome in a cookie value, if we made it for this browser at
+    /// most [`FORM_OUTCOME_LIFETIME`] seconds ago.
+    pub fn open(&self, value: &str, binding: &str, now: i64) -> Option<FormOutcome> {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = value.split('.');
+        let (payload, at, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let at = at.parse::<i64>().ok()?;
+        if parts.next().is_some() || !(now - FORM_OUTCOME_LIFETIME..=now + 5).contains(&at) {
+            return None;
         }
-        let Ok(mac) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(mac) else { return false };
-        self.mac(path, err, binding, at).verify_slice(&mac).is_ok()
+        self.mac(payload, binding, at).verify_slice(&engine.decode(mac).ok()?).ok()?;
+        serde_json::from_slice(&engine.decode(payload).ok()?).ok()
     }
 }
 
-/// How long a signed error may be shown after the post that produced it.
-pub const SIGNED_ERROR_LIFETIME: i64 = 600;
+/// How long a form's outcome may wait for the page that shows it.
+pub const FORM_OUTCOME_LIFETIME: i64 = 120;
 
-/// The console session cookie's value, which binds a signed error to the
-/// browser that caused it: a link made by someone else shows nothing.
-fn session_binding(headers: &HeaderMap) -> String {
+/// A cookie's value in a request, by name.
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix("keygate_session="))
-        .next()
-        .unwrap_or("")
-        .to_owned()
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+fn outcome_cookie(value: &str, max_age: i64, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{FORM_OUTCOME_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
 }
 
 /// Errors that repeat what the request sent (a form that did not parse
@@ -125,13 +141,6 @@ fn without_echo(error: AppError) -> AppError {
         }
         other => other,
     }
-}
-
-/// The same for an error encoded as `__err` carries it (base64 of JSON).
-fn encoded_without_echo(err: &str) -> Option<String> {
-    let engine = base64::engine::general_purpose::URL_SAFE;
-    let error: AppError = serde_json::from_slice(&engine.decode(err).ok()?).ok()?;
-    Some(engine.encode(serde_json::to_vec(&without_echo(error)).ok()?))
 }
 
 /// `scheme://host[:port]` of a URL, as browsers write `Origin`.
@@ -220,31 +229,14 @@ fn local_path(location: &str) -> String {
     }
 }
 
-/// Rewrites a redirect after a form post: a local path, and a signature for
-/// the error it carries (or none of the error parameters at all).
-fn rewrite_location(location: &str, signer: &FormErrorSigner, binding: &str, now: i64) -> String {
+/// A redirect after a form post: a local path, without Leptos' error
+/// parameters (the outcome travels in a cookie instead).
+fn local_location(location: &str) -> String {
     let local = local_path(location);
     let (path, query) = local.split_once('?').map_or((local.as_str(), ""), |(p, q)| (p, q));
-    let mut kept: Vec<(String, String)> = Vec::new();
-    let (mut fn_path, mut err) = (None, None);
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "__path" => fn_path = Some(v.into_owned()),
-            "__err" => err = Some(v.into_owned()),
-            "__sig" => {}
-            _ => kept.push((k.into_owned(), v.into_owned())),
-        }
-    }
     let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in &kept {
-        out.append_pair(k, v);
-    }
-    if let (Some(fn_path), Some(err)) = (fn_path, err) {
-        let Some(err) = encoded_without_echo(&err) else {
-            return path.to_owned();
-        };
-        let sig = signer.sign(&fn_path, &err, binding, now);
-        out.append_pair("__path", &fn_path).append_pair("__err", &err).append_pair("__sig", &sig);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| !is_error_param(k)) {
+        out.append_pair(&k, &v);
     }
     let query = out.finish();
     if query.is_empty() {
@@ -254,31 +246,21 @@ fn rewrite_location(location: &str, signer: &FormErrorSigner, binding: &str, now
     }
 }
 
-/// For a page request: `None` when its error parameters (if any) are
-/// signed by us, else the same path without them.
-fn unsigned_error_redirect(
-    path: &str,
-    query: Option<&str>,
-    signer: &FormErrorSigner,
-    binding: &str,
-    now: i64,
-) -> Option<String> {
+fn is_error_param(key: &str) -> bool {
+    matches!(key, "__err" | "__path" | "__sig")
+}
+
+/// For a page request whose URL carries Leptos' error parameters (which
+/// Leptos would show as the outcome of a form): the same path without
+/// them. We never put them there, so they are someone's link.
+fn without_error_params(path: &str, query: Option<&str>) -> Option<String> {
     let query = query?;
-    let pairs: Vec<(String, String)> =
-        form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let find = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let has_error_params = pairs.iter().any(|(k, _)| matches!(k.as_str(), "__err" | "__path" | "__sig"));
-    if !has_error_params {
+    if !form_urlencoded::parse(query.as_bytes()).any(|(k, _)| is_error_param(&k)) {
         return None;
     }
-    if let (Some(p), Some(e), Some(s)) = (find("__path"), find("__err"), find("__sig")) {
-        if signer.verify(p, e, binding, s, now) {
-            return None;
-        }
-    }
     let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "__err" | "__path" | "__sig")) {
-        out.append_pair(k, v);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| !is_error_param(k)) {
+        out.append_pair(&k, &v);
     }
     let rest = out.finish();
     let path = local_path(path);
@@ -292,14 +274,32 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     if !path.starts_with(SERVER_FN_PREFIX) {
-        let binding = session_binding(req.headers());
-        if let Some(to) = unsigned_error_redirect(&path, req.uri().query(), &state.form_errors, &binding, crate::now())
-        {
+        // A form's outcome is shown by the next page, once: the cookie is
+        // cleared whatever it held.
+        if let Some(to) = without_error_params(&path, req.uri().query()) {
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
             no_store(&mut r);
             return r;
         }
+        let mut req = req;
+        let outcome_sent = cookie_value(req.headers(), FORM_OUTCOME_COOKIE).map(str::to_owned);
+        let binding = session_binding(req.headers());
+        let outcome = outcome_sent.as_deref().and_then(|v| state.form_outcomes.open(v, &binding, crate::now()));
+        let shows_outcome = outcome.is_some();
+        if let Some(outcome) = outcome {
+            req.extensions_mut().insert(outcome);
+        }
         let mut r = next.run(req).await;
+        // Taken by a page that was shown (not by a redirect to sign in).
+        if outcome_sent.is_some() && r.status().is_success() {
+            if let Some(clear) = outcome_cookie("", 0, state.is_https()) {
+                r.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            // Back and forward must not show the outcome again.
+            if shows_outcome {
+                no_store(&mut r);
+            }
+        }
         // Signed-in pages are revalidated every time and never kept by a
         // shared cache; a page showing a secret (or the setup code) said
         // `no-store` itself.
@@ -331,39 +331,66 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     };
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    finish_server_fn_response(response, &state.form_errors, &binding).await
+    finish_server_fn_response(response, &state.form_outcomes, &path, &binding, state.is_https()).await
 }
 
-async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner, binding: &str) -> Response {
+/// How server_fn marks a refusal (its body is then the error), whatever
+/// status a form redirect gave the response afterwards.
+const SERVER_FN_ERROR_HEADER: &str = "serverfnerror";
+
+async fn finish_server_fn_response(
+    response: Response,
+    signer: &FormOutcomeSigner,
+    fn_path: &str,
+    request_binding: &str,
+    secure: bool,
+) -> Response {
     let (mut parts, body) = response.into_parts();
-    if let Some(location) = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
-        let rewritten = rewrite_location(location, signer, binding, crate::now());
-        match HeaderValue::from_str(&rewritten) {
-            Ok(v) => {
-                parts.headers.insert(header::LOCATION, v);
-            }
-            Err(_) => {
-                parts.headers.insert(header::LOCATION, HeaderValue::from_static("/"));
-            }
-        }
-    }
-    let mut response = if parts.status.is_client_error() || parts.status.is_server_error() {
-        // Refusals are small JSON values of `AppError`; give each its status.
+    let marked_refusal = parts.headers.contains_key(SERVER_FN_ERROR_HEADER);
+    let (body, error) = if marked_refusal || parts.status.is_client_error() || parts.status.is_server_error() {
+        // Refusals are small JSON values of `AppError`.
         match axum::body::to_bytes(body, 64 * 1024).await {
-            Ok(bytes) => match serde_json::from_slice::<AppError>(&bytes) {
-                Ok(error) => {
-                    parts.status = status_of(&error);
-                    if let AppError::Throttled { retry_after, .. } = &error {
-                        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
-                    }
-                    let body = serde_json::to_vec(&without_echo(error)).unwrap_or_default();
-                    parts.headers.remove(header::CONTENT_LENGTH);
-                    Response::from_parts(parts, Body::from(body))
-                }
-                Err(_) => Response::from_parts(parts, Body::from(bytes)),
-            },
-            Err(_) => Response::from_parts(parts, Body::empty()),
+            Ok(bytes) => {
+                let error = serde_json::from_slice::<AppError>(&bytes).ok().map(without_echo);
+                (Body::from(bytes), error.or(Some(AppError::Internal)))
+            }
+            Err(_) => (Body::empty(), Some(AppError::Internal)),
         }
+    } else {
+        (body, None)
+    };
+    let mut response = if let Some(location) = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+        // A form posted without JavaScript: back to a page of this server,
+        // with the outcome in a cookie for that page to show. The outcome
+        // is the function's own (never error text from the URL, which a
+        // crafted `next` could carry).
+        let to = local_location(location);
+        parts.headers.insert(header::LOCATION, HeaderValue::from_str(&to).unwrap_or(HeaderValue::from_static("/")));
+        if !parts.status.is_redirection() {
+            parts.status = StatusCode::FOUND;
+        }
+        // A session begun or renewed by this post binds the outcome to
+        // the cookie the browser will send next.
+        let binding = set_session_cookie(&parts.headers).unwrap_or_else(|| request_binding.to_owned());
+        let outcome = FormOutcome { path: fn_path.to_owned(), error: if marked_refusal { error } else { None } };
+        if let Some(cookie) = signer
+            .seal(&outcome, &binding, crate::now())
+            .and_then(|v| outcome_cookie(&v, FORM_OUTCOME_LIFETIME, secure))
+        {
+            parts.headers.append(header::SET_COOKIE, cookie);
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.remove(SERVER_FN_ERROR_HEADER);
+        Response::from_parts(parts, Body::empty())
+    } else if let Some(error) = error {
+        // Called by script: each refusal gets its status.
+        parts.status = status_of(&error);
+        if let AppError::Throttled { retry_after, .. } = &error {
+            parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = serde_json::to_vec(&error).unwrap_or_default();
+        Response::from_parts(parts, Body::from(body))
     } else {
         Response::from_parts(parts, body)
     };
@@ -371,53 +398,80 @@ async fn finish_server_fn_response(response: Response, signer: &FormErrorSigner,
     response
 }
 
+/// The console session cookie's value in a request: what binds a form's
+/// outcome to the browser that sent the form.
+fn session_binding(headers: &HeaderMap) -> String {
+    cookie_value(headers, SESSION_COOKIE).unwrap_or("").to_owned()
+}
+
+/// The session cookie a response sets, if it sets one (sign-in, or a
+/// session renewed after a password change).
+fn set_session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+        let value = v.strip_prefix(SESSION_COOKIE)?.strip_prefix('=')?.split(';').next()?;
+        Some(value.to_owned())
+    })
+}
+
+const SESSION_COOKIE: &str = "keygate_session";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn encoded(e: &AppError) -> String {
-        base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(e).unwrap())
-    }
-
     #[test]
-    fn redirects_stay_on_this_server() {
-        let s = FormErrorSigner::new();
-        assert_eq!(rewrite_location("http://evil.example/x?a=1", &s, "", 100), "/x?a=1");
-        assert_eq!(rewrite_location("http://evil.example//evil.example/x", &s, "", 100), "/");
-        assert_eq!(rewrite_location("/applications/3", &s, "", 100), "/applications/3");
-        assert_eq!(rewrite_location("http://h/a?__path=%2Fp&__sig=zzz", &s, "", 100), "/a");
-        let err = encoded(&AppError::Refused("no".into()));
-        let signed =
-            rewrite_location(&format!("http://h/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err={err}"), &s, "c", 100);
-        assert!(signed.starts_with("/login?__path=%2Fconsole%2Ffn%2Fsign_in&__err="), "{signed}");
-        let q = signed.split_once('?').unwrap().1;
-        assert_eq!(unsigned_error_redirect("/login", Some(q), &s, "c", 200), None);
-        // Another browser, or the same link much later, shows nothing.
-        assert!(unsigned_error_redirect("/login", Some(q), &s, "other", 200).is_some());
-        assert!(unsigned_error_redirect("/login", Some(q), &s, "c", 100 + SIGNED_ERROR_LIFETIME + 1).is_some());
+    fn redirects_stay_on_this_server_and_lose_error_parameters() {
+        assert_eq!(local_location("http://evil.example/x?a=1"), "/x?a=1");
+        assert_eq!(local_location("http://evil.example//evil.example/x"), "/");
+        assert_eq!(local_location("/applications/3"), "/applications/3");
+        assert_eq!(local_location("http://h/a?__path=%2Fp&__sig=zzz"), "/a");
+        assert_eq!(
+            local_location("http://h/login?next=%2Fx&__path=%2Fconsole%2Ffn%2Fsign_in&__err=abc"),
+            "/login?next=%2Fx"
+        );
     }
 
     #[test]
     fn errors_that_echo_the_request_are_replaced() {
         let echo = AppError::Transport("Multiple values for one key: \"Call 0800\"".into());
-        let fixed = encoded_without_echo(&encoded(&echo)).unwrap();
-        let decoded: AppError =
-            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE.decode(fixed).unwrap()).unwrap();
-        assert!(!decoded.to_string().contains("0800"), "{decoded}");
+        assert!(!without_echo(echo).to_string().contains("0800"));
     }
 
     #[test]
-    fn unsigned_or_altered_errors_are_dropped() {
-        let s = FormErrorSigner::new();
-        assert_eq!(unsigned_error_redirect("/login", Some("__path=%2Fx&__err=abc"), &s, "", 5), Some("/login".into()));
-        let sig = s.sign("/x", "abc", "", 5);
-        let altered = format!("next=1&__path=%2Fx&__err=abd&__sig={sig}");
-        assert_eq!(unsigned_error_redirect("/login", Some(&altered), &s, "", 5), Some("/login?next=1".into()));
-        assert_eq!(unsigned_error_redirect("/login", Some("page=2"), &s, "", 5), None);
-        assert_eq!(unsigned_error_redirect("//evil.example", Some("__err=x"), &s, "", 5), Some("/".into()));
-        let other_key = FormErrorSigner::new();
-        let good = format!("__path=%2Fx&__err=abc&__sig={}", other_key.sign("/x", "abc", "", 5));
-        assert!(unsigned_error_redirect("/", Some(&good), &s, "", 5).is_some());
+    fn outcomes_open_only_when_ours_and_recent() {
+        let s = FormOutcomeSigner::new();
+        let outcome = FormOutcome { path: "/console/fn/x".into(), error: Some(AppError::Refused("no".into())) };
+        let sealed = s.seal(&outcome, "session-a", 100).unwrap();
+        assert_eq!(s.open(&sealed, "session-a", 150), Some(outcome.clone()));
+        assert_eq!(s.open(&sealed, "session-b", 150), None, "another browser");
+        assert_eq!(s.open(&sealed, "", 150), None, "no session");
+        assert_eq!(s.open(&sealed, "session-a", 100 + FORM_OUTCOME_LIFETIME + 1), None, "too late");
+        let (payload, rest) = sealed.split_once('.').unwrap();
+        let forged = FormOutcome { path: "/console/fn/x".into(), error: Some(AppError::Refused("Call 0800".into())) };
+        let forged_payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        assert_ne!(payload, forged_payload);
+        assert_eq!(s.open(&format!("{forged_payload}.{rest}"), "session-a", 150), None, "altered");
+        assert_eq!(FormOutcomeSigner::new().open(&sealed, "session-a", 150), None, "another key");
+        assert_eq!(s.open("garbage", "session-a", 150), None);
+        assert_eq!(s.open(&format!("{sealed}.x"), "session-a", 150), None);
+    }
+
+    #[test]
+    fn error_parameters_in_a_page_url_are_dropped() {
+        assert_eq!(without_error_params("/login", Some("__path=%2Fx&__err=abc")), Some("/login".into()));
+        assert_eq!(without_error_params("/login", Some("next=1&__err=abd&__sig=1")), Some("/login?next=1".into()));
+        assert_eq!(without_error_params("/login", Some("page=2")), None);
+        assert_eq!(without_error_params("/login", None), None);
+        assert_eq!(without_error_params("//evil.example", Some("__err=x")), Some("/".into()));
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, "keygate_formx=1; keygate_form=abc; other=2".parse().unwrap());
+        assert_eq!(cookie_value(&h, FORM_OUTCOME_COOKIE), Some("abc"));
+        assert_eq!(cookie_value(&h, "missing"), None);
     }
 
     #[test]

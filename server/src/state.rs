@@ -27,8 +27,8 @@ pub struct AppState {
     pub rate: Arc<RateLimiter<ApplicationId>>,
     /// Folds repeated refusals into one audit event per minute.
     pub audit_dedup: Arc<AuditDeduper>,
-    /// Signs errors carried back in the URL after a no-JavaScript form post.
-    pub form_errors: crate::console_guard::FormErrorSigner,
+    /// Signs the outcome a form post hands to the next page (a cookie).
+    pub form_outcomes: crate::console_guard::FormOutcomeSigner,
     /// Whether `--public-url` was given: then only its origin may post to
     /// the console (see `console_guard::csrf_refusal`).
     pub public_url_configured: bool,
@@ -56,7 +56,7 @@ impl AppState {
             public_url: issuer.trim_end_matches('/').to_owned(),
             public_url_configured: false,
         };
-        let form_errors = crate::console_guard::FormErrorSigner::shared(&store, &kek).await?;
+        let form_outcomes = crate::console_guard::FormOutcomeSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;
         let issuer = issuer.trim_end_matches('/').to_owned();
         let keyring = Arc::new(keygate::keyring::Keyring::new(store.clone(), kek, issuer.clone()));
@@ -70,7 +70,7 @@ impl AppState {
             console,
             rate: Arc::new(RateLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
-            form_errors,
+            form_outcomes,
             public_url_configured: false,
             keyring,
             trusted_proxies: Arc::new(crate::forward_auth::loopback()),

@@ -6,6 +6,10 @@ mod common;
 use axum::http::{header, Request};
 use common::*;
 
+async fn html_with(t: &TestApp, path: &str, cookies: &str) -> String {
+    html(t, path, cookies).await
+}
+
 async fn html(t: &TestApp, path: &str, cookie: &str) -> String {
     let res = page(t, path, Some(cookie)).await;
     assert_eq!(res.status(), 200, "{path}");
@@ -66,10 +70,9 @@ async fn refusals_say_why_beside_the_field() {
     let mut req = form_post("/console/fn/create_application", body, Some(&cookie));
     req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/applications/new".parse().unwrap());
     let res = t.send(req).await;
-    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert!(location.contains("__err="));
-    assert!(location.starts_with("/applications/new?"), "{location}");
-    let page = html(&t, &location, &cookie).await;
+    assert!(refused(&res));
+    assert_eq!(res.headers()[header::LOCATION], "/applications/new", "no error in the URL");
+    let page = follow(&t, &res, Some(&cookie)).await;
     assert!(page.contains("id=\"token_ttl_seconds-error\""), "the error sits beside its field");
     assert!(page.contains("token lifetime must be between 60 and 86400 seconds"));
     assert_eq!(t.store.list_applications(&Default::default(), 0).await.unwrap().total, 0);
@@ -102,8 +105,7 @@ async fn viewers_see_everything_and_change_nothing() {
     ];
     for (path, body) in attempts {
         let res = t.send(form_post(path, &body, Some(&viewer))).await;
-        let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-        assert!(loc.contains("__err="), "{path} was not refused");
+        assert!(refused(&res), "{path} was not refused");
     }
     let app = t.store.application(c.app.id, 0).await.unwrap().unwrap();
     assert!(app.enabled && app.secret_regenerated_at.is_none());
@@ -126,7 +128,7 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     );
     req.headers_mut().insert(header::REFERER, format!("http://127.0.0.1:3000{detail_path}").parse().unwrap());
     let res = t.send(req).await;
-    assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err"));
+    assert!(succeeded(&res));
     let page = html(&t, &detail_path, &cookie).await;
     let token = extract_value(&page, "new-token");
     assert!(token.starts_with("kgt_"));
@@ -141,10 +143,7 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let page = html(&t, &detail_path, &cookie).await;
     assert!(page.contains("1 active token(s)</strong> would be revoked"), "the preview states the count");
     let res = t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}"), Some(&cookie))).await;
-    assert!(
-        res.headers()[header::LOCATION].to_str().unwrap().contains("__err="),
-        "unconfirmed regeneration is refused"
-    );
+    assert!(refused(&res), "unconfirmed regeneration is refused");
     t.send(form_post("/console/fn/regenerate_secret", &format!("id={id}&confirm=yes"), Some(&cookie))).await;
     assert_eq!(t.get_with_token("/api/v1/me", &endpoint_token).await.status(), 401);
     let page = html(&t, &detail_path, &cookie).await;
@@ -177,14 +176,14 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     let res = t
         .send(form_post("/console/fn/regenerate_secret", &format!("id={id}&mode=later&confirm=yes"), Some(&cookie)))
         .await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     let res = t.token_request(Some((&c.app.client_id, &overlap_secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 200);
 
     let res = t
         .send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=wrong"), Some(&cookie)))
         .await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     let res =
         t.send(form_post("/console/fn/delete_application", &format!("id={id}&confirm_name=svc"), Some(&cookie))).await;
     assert_eq!(res.headers()[header::LOCATION], "/applications");
@@ -209,7 +208,7 @@ async fn owners_manage_administrators_but_not_away_the_last_owner() {
             Some(&admin_cookie),
         ))
         .await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="), "an admin cannot add one");
+    assert!(refused(&res), "an admin cannot add one");
     assert!(t.store.admin_by_username("eve").await.unwrap().is_none());
     t.send(form_post(
         "/console/fn/add_admin",
@@ -221,10 +220,10 @@ async fn owners_manage_administrators_but_not_away_the_last_owner() {
     assert!(list.contains("vera"));
     let alice = t.store.admin_credentials("alice").await.unwrap().unwrap().0;
     let res = t.send(form_post("/console/fn/remove_admin", &format!("id={}", alice.id), Some(&cookie))).await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     let res =
         t.send(form_post("/console/fn/change_role", &format!("id={}&role=viewer", alice.id), Some(&cookie))).await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     assert_eq!(t.store.admin(alice.id).await.unwrap().unwrap().role, keygate::Role::Owner);
 }
 
@@ -244,11 +243,11 @@ async fn owners_reset_passwords_from_the_console() {
             Some(&admin_cookie),
         ))
         .await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     // Too short: refused with the reason.
     let res =
         t.send(form_post("/console/fn/reset_password", &format!("id={}&password=short", ann.id), Some(&cookie))).await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     let res = t
         .send(form_post(
             "/console/fn/reset_password",
@@ -298,13 +297,15 @@ async fn custom_scopes_are_deleted_from_the_console_unless_in_use() {
             let mut req = form_post("/console/fn/delete_scope", &format!("name={name}"), Some(cookie));
             req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/scopes".parse().unwrap());
             let res = t.send(req).await;
-            let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-            location.contains("__err=").then_some(location)
+            if refused(&res) {
+                Some(follow(t, &res, Some(cookie)).await)
+            } else {
+                None
+            }
         }
     };
-    let in_use = refused("billing:write").await.expect("refused while an application holds it");
-    let page = html(&t, &in_use, &cookie).await;
-    assert!(page.contains("payments"), "the refusal names the application: {in_use}");
+    let page = refused("billing:write").await.expect("refused while an application holds it");
+    assert!(page.contains("payments"), "the refusal names the application");
     assert!(refused("applications:read").await.is_some(), "built-in");
     assert!(refused("billing:read").await.is_none());
     let names: Vec<String> = t.store.list_scopes().await.unwrap().into_iter().map(|s| s.name).collect();
@@ -341,9 +342,9 @@ async fn resource_servers_and_token_formats_from_the_console() {
     // A bad identifier is refused beside its field, not stored.
     let mut req = form_post("/console/fn/add_resource_server", "name=Bad&identifier=nope", Some(&cookie));
     req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/scopes".parse().unwrap());
-    let location = t.send(req).await.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert!(location.contains("__err="), "{location}");
-    assert!(html(&t, &location, &cookie).await.contains("absolute URI"));
+    let res = t.send(req).await;
+    assert!(refused(&res));
+    assert!(follow(&t, &res, Some(&cookie)).await.contains("absolute URI"));
     assert_eq!(t.store.list_resource_servers().await.unwrap().len(), 2);
 
     // An application made to issue JWTs and introspect Billing's tokens.
@@ -541,7 +542,7 @@ async fn a_password_someone_else_chose_must_be_changed_before_anything_else() {
     let res = t
         .send(form_post("/console/fn/add_admin", "username=bob&password=chosen+by+the+owner&role=admin", Some(&owner)))
         .await;
-    assert!(!res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(succeeded(&res));
     let res = t.send(form_post("/console/fn/sign_in", "username=bob&password=chosen+by+the+owner", None)).await;
     assert_eq!(res.headers()[header::LOCATION], "/account", "straight to choosing their own");
     let bob = session_cookie(&res).unwrap().0;
@@ -561,7 +562,7 @@ async fn a_password_someone_else_chose_must_be_changed_before_anything_else() {
             Some(&bob),
         ))
         .await;
-    assert!(res.headers()[header::LOCATION].to_str().unwrap().contains("__err="));
+    assert!(refused(&res));
     assert!(t.store.application_id_by_name("sneaky").await.unwrap().is_none());
     let account = html(&t, "/account", &bob).await;
     assert!(account.contains(r#"data-testid="must-change""#) && account.contains("Current password"));
@@ -654,4 +655,131 @@ async fn an_empty_console_shows_how_to_begin_and_the_counters_link_to_their_list
     // Action codes break only after their dots and underscores.
     let page = html(&t, "/audit", &cookie).await;
     assert!(page.contains(r#"<code class="action">application.<wbr>created"#), "{page}");
+}
+
+/// A form's outcome comes back to the page it was sent from: a refusal
+/// beside the form, then, after a later success, a confirmation in its
+/// place; each shown once, and never carried in the URL.
+#[tokio::test]
+async fn form_outcomes_are_confirmed_in_place_once_and_never_in_the_url() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let c = t.create_app("billing", "").await;
+    let id = c.app.id.0;
+    let detail = format!("/applications/{id}");
+    let post = |function: &str, body: String| {
+        let mut req = form_post(&format!("/console/fn/{function}"), &body, Some(&cookie));
+        req.headers_mut().insert(header::REFERER, format!("http://127.0.0.1:3000{detail}").parse().unwrap());
+        req
+    };
+    let settings = |ttl: u32| {
+        format!(
+            "id={id}&name=billing&notes=&token_ttl_seconds={ttl}&max_tokens=30&rate_per_second=20&rate_per_hour=15000"
+        )
+    };
+    let res = t.send(post("update_application", settings(5))).await;
+    assert!(refused(&res));
+    assert_eq!(res.headers()[header::LOCATION], detail.as_str());
+    let page = follow(&t, &res, Some(&cookie)).await;
+    assert!(page.contains("token lifetime must be between 60 and 86400 seconds"));
+    assert!(!page.contains("Settings saved."));
+    let res = t.send(post("update_application", settings(600))).await;
+    assert!(succeeded(&res));
+    // The page that shows it clears it, and is not kept for back and forward.
+    let outcome = outcome_cookie(&res).unwrap();
+    let shown = common::page(&t, &detail, Some(&format!("{cookie}; {outcome}"))).await;
+    let cleared = shown.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cleared.starts_with("keygate_form=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(shown.headers()[header::CACHE_CONTROL], "no-store");
+    // It is this browser's: another session is shown nothing.
+    let other = sign_in_as(&t, "olga", keygate::Role::Admin).await;
+    assert!(!html_with(&t, &detail, &format!("{other}; {outcome}")).await.contains("Settings saved."));
+    let page = follow(&t, &res, Some(&cookie)).await;
+    assert!(
+        page.contains(r#"role="status" tabindex="-1" data-outcome="" class="saved">Settings saved.</p>"#),
+        "confirmed in place"
+    );
+    assert!(!page.contains("token lifetime must be between"), "the old refusal is gone");
+    assert!(!html(&t, &detail, &cookie).await.contains("Settings saved."), "shown once");
+    assert_eq!(t.store.require_application(c.app.id, keygate_server::now()).await.unwrap().token_ttl_seconds, 600);
+
+    // Disabling says what it did; the other forms' confirmations stay away.
+    let res = t.send(post("set_enabled", format!("id={id}&enabled=false"))).await;
+    let page = follow(&t, &res, Some(&cookie)).await;
+    assert!(page.contains("Application disabled: its tokens were revoked"));
+    assert!(!page.contains("Settings saved.") && !page.contains("Token revoked"));
+
+    // A refused demotion of the only owner leaves the role control on the real role.
+    let alice = t.store.admin_credentials("alice").await.unwrap().unwrap().0;
+    let mut req = form_post("/console/fn/change_role", &format!("id={}&role=viewer", alice.id), Some(&cookie));
+    req.headers_mut().insert(header::REFERER, "http://127.0.0.1:3000/admins".parse().unwrap());
+    let res = t.send(req).await;
+    assert!(refused(&res));
+    let page = follow(&t, &res, Some(&cookie)).await;
+    assert!(page.contains(r#"<option value="owner" selected"#), "{page}");
+    assert!(!page.contains("Role changed"));
+    // Deleting an application confirms on the list it returns to.
+    let res = t.send(post("delete_application", format!("id={id}&confirm_name=billing"))).await;
+    assert!(succeeded(&res), "{:?}", form_outcome(&res));
+    assert_eq!(res.headers()[header::LOCATION], "/applications");
+    assert!(follow(&t, &res, Some(&cookie)).await.contains("Application deleted"));
+}
+
+/// The new-token form knows the active names, so a namesake is flagged as
+/// it is typed; exact times are text for screen readers and a tab stop.
+#[tokio::test]
+async fn new_token_form_knows_active_names_and_times_are_readable() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let c = t.create_app("billing", "").await;
+    let now = keygate_server::now();
+    t.store.mint_named_token(c.app.id, "deploy \"prod\"", keygate::ScopeSet::empty(), now + 86_400, now).await.unwrap();
+    let old = t.store.mint_named_token(c.app.id, "old", keygate::ScopeSet::empty(), now + 86_400, now).await.unwrap();
+    t.store.revoke_token(old.id, now).await.unwrap();
+    let page = html(&t, &format!("/applications/{}", c.app.id.0), &cookie).await;
+    assert!(page.contains(r#"data-namesakes="[&quot;deploy \&quot;prod\&quot;&quot;]""#), "{page}");
+    assert!(page.contains(r#"role="status" data-namesake-for="token-name""#));
+    let exact = keygate::time_fmt::exact_utc(c.app.created_at);
+    assert!(page.contains(r#"tabindex="0" class="reltime""#), "a tab stop");
+    assert!(page.contains(&format!(r#"<span class="exact"> ({exact})</span></time>"#)), "read with the text");
+
+    // After minting: how to send the token, with the server's own URL.
+    let mut req =
+        form_post("/console/fn/mint_token", &format!("id={}&name=ci&expiry=7&expires_on=", c.app.id.0), Some(&cookie));
+    req.headers_mut()
+        .insert(header::REFERER, format!("http://127.0.0.1:3000/applications/{}", c.app.id.0).parse().unwrap());
+    let res = t.send(req).await;
+    let page = follow(&t, &res, Some(&cookie)).await;
+    assert!(
+        page.contains(r#"curl -H "Authorization: Bearer $KEYGATE_TOKEN" http://127.0.0.1:3000/api/v1/me"#),
+        "{page}"
+    );
+    assert!(page.contains("read -rs KEYGATE_TOKEN"), "the token stays out of the command line");
+}
+
+/// Guessing the current password on the account page (a stolen session)
+/// is throttled and audited like guessing it at sign-in.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_and_audited() {
+    let t = test_app().await;
+    let bob = sign_in_as(&t, "bob", keygate::Role::Admin).await;
+    let change = |current: &str| {
+        let body =
+            format!("current_password={current}&new_password=bobs+own+password&confirm_password=bobs+own+password");
+        let mut req = form_post("/console/fn/change_password", &body, Some(&bob));
+        req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
+        req
+    };
+    for _ in 0..3 {
+        assert_eq!(t.send(change("a+wrong+guess+again")).await.status(), 400);
+    }
+    let res = t.send(change("long+enough+password")).await;
+    assert_eq!(res.status(), 429, "even the right one waits now");
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    let failed: Vec<serde_json::Value> =
+        t.audit_actions().await.into_iter().filter(|(a, _)| a == "admin.sign_in_failed").map(|(_, d)| d).collect();
+    assert_eq!(failed.len(), 3);
+    assert!(failed.iter().all(|d| d["via"] == "password_change" && d["username"] == "bob"), "{failed:?}");
+    assert!(html(&t, "/audit", &bob).await.contains("bob gave a wrong current password when changing their password"));
+    assert!(t.store.admin_credentials("bob").await.unwrap().is_some());
 }

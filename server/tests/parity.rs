@@ -35,8 +35,7 @@ impl Run {
     async fn console(&self, function: &str, body: &str) {
         let res = self.t.send(form_post(&format!("/console/fn/{function}"), body, Some(&self.cookie))).await;
         assert!(res.status().is_redirection() || res.status().is_success(), "{function}: {}", res.status());
-        let location = res.headers().get(header::LOCATION).map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-        assert!(!location.contains("__err"), "{function} refused: {location}");
+        assert!(succeeded(&res), "{function} refused: {:?}", form_outcome(&res));
     }
 
     async fn api(&self, method: Method, path: &str, body: Option<Value>) {

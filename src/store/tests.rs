@@ -595,6 +595,13 @@ async fn token_lists_separate_named_from_issued_and_hide_the_inactive() {
     // An application without tokens counts zeros, not NULLs.
     let (empty, _) = app_with(&store, "b", 30).await;
     assert_eq!(store.token_summary(empty.id, now).await.unwrap(), TokenSummary::default());
+    // The names the new-token form warns about: active named tokens only, once each.
+    store.mint_named_token(view.id, "deploy", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    store.mint_named_token(view.id, "ci", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    assert_eq!(store.active_named_token_names(view.id, now, 100).await.unwrap(), vec!["ci", "deploy"]);
+    assert_eq!(store.active_named_token_names(view.id, now, 1).await.unwrap(), vec!["ci"]);
+    assert_eq!(store.active_named_token_names(view.id, T0 + 10, 100).await.unwrap(), vec!["ci", "deploy", "short"]);
+    assert!(store.active_named_token_names(empty.id, now, 100).await.unwrap().is_empty());
 }
 
 #[tokio::test]

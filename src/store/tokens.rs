@@ -244,6 +244,26 @@ impl Store {
         })
     }
 
+    /// The names of an application's active named tokens (distinct, at
+    /// most `limit`), so the new-token form can warn of a namesake before
+    /// anyone submits it.
+    pub async fn active_named_token_names(
+        &self,
+        application: ApplicationId,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, CoreError> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT name FROM tokens WHERE application_id = $1 AND source <> 'token_endpoint' \
+             AND revoked_at IS NULL AND expires_at > $2 ORDER BY name LIMIT $3"
+        )
+        .bind(application.0)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await?))
+    }
+
     /// One page of an application's named tokens (`issued: false`) or of
     /// the token endpoint's (`issued: true`), newest first, active ones
     /// only unless `include_inactive`, each with its recent addresses. The

@@ -120,8 +120,27 @@ pub async fn change_own_password(
     if new == current {
         return Err(CoreError::invalid("new_password", "the new password must differ from the current one"));
     }
+    // Guessing the current password from a stolen session is throttled
+    // and audited as sign-in guesses are: it is the same secret.
+    let keys = sign_in_keys(&me.username, caller.ip.as_deref());
+    admit_sign_in(store, &keys, caller.now).await?;
     let stored = store.admin_credentials(&me.username).await?.map(|(_, hash)| hash);
-    if !work.verify(current.to_owned(), stored.clone()).await.map_err(busy)? {
+    let right = match work.verify(current.to_owned(), stored.clone()).await {
+        Ok(right) => right,
+        Err(e) => {
+            // Not checked: no guess to count (as at sign-in).
+            finish_sign_in(store, &keys, AttemptOutcome::NotChecked, caller.now).await?;
+            return Err(busy(e));
+        }
+    };
+    let outcome = if right { AttemptOutcome::Succeeded } else { AttemptOutcome::Failed };
+    finish_sign_in(store, &keys, outcome, caller.now).await?;
+    if !right {
+        let record = caller
+            .record(AuditAction::AdminSignInFailed)
+            .with("username", json!(me.username))
+            .with("via", json!("password_change"));
+        store.record_audit(&record).await?;
         return Err(CoreError::invalid("current_password", "the current password is not right"));
     }
     validate_password(new).map_err(|e| match e {

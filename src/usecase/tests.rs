@@ -197,6 +197,39 @@ async fn sign_in_records_success_and_failure() {
     assert_eq!(actions, ["admin.sign_in", "admin.sign_in_failed", "admin.owner_created"]);
 }
 
+/// A wrong current password on the account page counts as a sign-in
+/// guess; a check the busy server never made counts as nothing.
+#[tokio::test]
+async fn own_password_guesses_are_throttled_and_a_busy_server_counts_none() {
+    use crate::store::testing::TestOps;
+    let (store, _d) = fresh().await;
+    let hash = crate::secret::hash_password("a long enough password").unwrap();
+    let bob = store.create_admin("bob", &hash, Role::Admin, T0).await.unwrap();
+    let caller = Caller::administrator(bob, T0 + 10, Some("10.1.2.3".into()));
+    let (stopped, work) = (PasswordWork::stopped(), PasswordWork::new(1, 4));
+    for _ in 0..5 {
+        let busy =
+            admins::change_own_password(&store, &stopped, &caller, "a long enough password", "bobs new password");
+        assert!(matches!(busy.await, Err(CoreError::Throttled { .. })));
+    }
+    for _ in 0..3 {
+        let wrong = admins::change_own_password(&store, &work, &caller, "a wrong guess here", "bobs new password");
+        assert!(matches!(wrong.await, Err(CoreError::Invalid { field: "current_password", .. })));
+    }
+    let right = admins::change_own_password(&store, &work, &caller, "a long enough password", "bobs new password");
+    assert!(matches!(right.await, Err(CoreError::Throttled { .. })), "three guesses: even the right one waits");
+    // The same counters guard sign-in from that address.
+    assert!(matches!(
+        admins::sign_in(&store, &work, "bob", "a long enough password", T0 + 11, Some("10.1.2.3".into())).await,
+        Err(CoreError::Throttled { .. })
+    ));
+    let failed = events(&store).await.into_iter().filter(|e| e.action == "admin.sign_in_failed").count();
+    assert_eq!(failed, 3, "the busy attempts were not audited as guesses");
+    // Later, the right one works.
+    let later = Caller { now: T0 + 400, ..caller };
+    admins::change_own_password(&store, &work, &later, "a long enough password", "bobs new password").await.unwrap();
+}
+
 /// Two stores on one database stand for two instances.
 async fn two_instances() -> (Store, Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

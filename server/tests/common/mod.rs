@@ -141,6 +141,46 @@ pub fn session_cookie(res: &Response<Body>) -> Option<(String, String)> {
     })
 }
 
+/// The outcome a no-JavaScript form post hands to the next page, read
+/// from its cookie (unverified here: the server checks the signature).
+pub fn form_outcome(res: &Response<Body>) -> Option<app::components::FormOutcome> {
+    res.headers().get_all(header::SET_COOKIE).iter().find_map(|v| {
+        let value = v.to_str().ok()?.strip_prefix("keygate_form=")?.split(';').next()?;
+        let payload = value.split('.').next()?;
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    })
+}
+
+/// Whether a form post was refused (its outcome carries an error).
+pub fn refused(res: &Response<Body>) -> bool {
+    form_outcome(res).is_some_and(|o| o.error.is_some())
+}
+
+/// Whether a form post succeeded: its outcome is there and carries no error.
+pub fn succeeded(res: &Response<Body>) -> bool {
+    form_outcome(res).expect("a form post hands its outcome to the next page").error.is_none()
+}
+
+/// The `keygate_form=…` pair a form post set, to send with the next page.
+pub fn outcome_cookie(res: &Response<Body>) -> Option<String> {
+    res.headers().get_all(header::SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.starts_with("keygate_form=").then(|| v.split(';').next().unwrap_or_default().to_owned())
+    })
+}
+
+/// The page a form post redirected to, as the browser shows it next: with
+/// the session cookie (if any) and the outcome cookie the post set.
+pub async fn follow(t: &TestApp, res: &Response<Body>, session: Option<&str>) -> String {
+    let location = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(!location.contains("__err"), "errors never travel in the URL: {location}");
+    let cookies: Vec<String> = session.map(str::to_owned).into_iter().chain(outcome_cookie(res)).collect();
+    let cookie = cookies.join("; ");
+    let res = page(t, &location, (!cookie.is_empty()).then_some(cookie.as_str())).await;
+    assert_eq!(res.status(), 200, "{location}");
+    String::from_utf8(body_bytes(res).await).unwrap()
+}
+
 pub async fn page(t: &TestApp, path: &str, cookie: Option<&str>) -> Response<Body> {
     // As a browser navigates: Accept names text/html.
     let mut b = Request::get(path).header(header::ACCEPT, "text/html,application/xhtml+xml");
