@@ -17,7 +17,8 @@ pub async fn setup_needed() -> Result<bool, AppError> {
 /// else the overview.
 pub fn return_path(next: Option<&str>) -> &str {
     let Some(next) = next else { return "/" };
-    let path = next.split(['?', '#']).next().unwrap_or("");
+    // Browsers read `%2e` as a dot in a path segment too.
+    let path = next.split(['?', '#']).next().unwrap_or("").to_ascii_lowercase().replace("%2e", ".");
     let safe = next.starts_with('/')
         // `/./login` is `/login` to a browser.
         && !path.split('/').any(|segment| segment == "." || segment == "..")
@@ -256,6 +257,8 @@ mod tests {
             "/a\nb",
             "/a\\b",
             "/./login",
+            "/%2e/login",
+            "/x/%2E%2e/login",
             "/x/../login?y=1",
             "/applications?__err=abc&__path=%2Fx",
         ] {

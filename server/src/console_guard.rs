@@ -90,7 +90,18 @@ impl FormOutcomeSigner {
     /// `payload.issued_at.mac`, the payload base64 of JSON.
     pub fn seal(&self, outcome: &FormOutcome, binding: &str, issued_at: i64) -> Option<String> {
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = engine.encode(serde_json::to_vec(outcome).ok()?);
+        let mut json = serde_json::to_vec(outcome).ok()?;
+        if json.len() > MAX_OUTCOME_JSON_BYTES {
+            // A browser drops a cookie past about 4 KB: say less, not nothing.
+            let shorter = FormOutcome {
+                path: outcome.path.clone(),
+                error: Some(AppError::Refused(
+                    "the change was refused; the reason is too long to show here (the API gives it in full)".into(),
+                )),
+            };
+            json = serde_json::to_vec(&shorter).ok()?;
+        }
+        let payload = engine.encode(json);
         let mac = engine.encode(self.mac(&payload, binding, issued_at).finalize().into_bytes());
         Some(format!("{payload}.{issued_at}.{mac}"))
     }
@@ -109,6 +120,10 @@ impl FormOutcomeSigner {
         serde_json::from_slice(&engine.decode(payload).ok()?).ok()
     }
 }
+
+/// The largest outcome (as JSON) a cookie carries whole: base64 and the
+/// signature keep the cookie under browsers' 4 KB.
+const MAX_OUTCOME_JSON_BYTES: usize = 2_800;
 
 /// How long a form's outcome may wait for the page that shows it.
 pub const FORM_OUTCOME_LIFETIME: i64 = 120;
@@ -347,7 +362,7 @@ async fn finish_server_fn_response(
 ) -> Response {
     let (mut parts, body) = response.into_parts();
     let marked_refusal = parts.headers.contains_key(SERVER_FN_ERROR_HEADER);
-    let (body, error) = if marked_refusal || parts.status.is_client_error() || parts.status.is_server_error() {
+    let (body, error) = if marked_refusal {
         // Refusals are small JSON values of `AppError`.
         match axum::body::to_bytes(body, 64 * 1024).await {
             Ok(bytes) => {
@@ -359,16 +374,17 @@ async fn finish_server_fn_response(
     } else {
         (body, None)
     };
-    let mut response = if let Some(location) = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+    // A form posted without JavaScript is answered with a redirect (302,
+    // success or refusal); a script's call keeps its own status, and a
+    // `leptos_axum::redirect` it asked for stays a header for the script.
+    let form_redirect = parts.status.is_redirection().then(|| parts.headers.get(header::LOCATION)).flatten();
+    let mut response = if let Some(location) = form_redirect.and_then(|v| v.to_str().ok()) {
         // A form posted without JavaScript: back to a page of this server,
         // with the outcome in a cookie for that page to show. The outcome
         // is the function's own (never error text from the URL, which a
         // crafted `next` could carry).
         let to = local_location(location);
         parts.headers.insert(header::LOCATION, HeaderValue::from_str(&to).unwrap_or(HeaderValue::from_static("/")));
-        if !parts.status.is_redirection() {
-            parts.status = StatusCode::FOUND;
-        }
         // A session begun or renewed by this post binds the outcome to
         // the cookie the browser will send next.
         let binding = set_session_cookie(&parts.headers).unwrap_or_else(|| request_binding.to_owned());
@@ -383,8 +399,9 @@ async fn finish_server_fn_response(
         parts.headers.remove(SERVER_FN_ERROR_HEADER);
         Response::from_parts(parts, Body::empty())
     } else if let Some(error) = error {
-        // Called by script: each refusal gets its status.
+        // Called by script: each refusal gets its status, and goes nowhere.
         parts.status = status_of(&error);
+        parts.headers.remove(header::LOCATION);
         if let AppError::Throttled { retry_after, .. } = &error {
             parts.headers.insert(header::RETRY_AFTER, HeaderValue::from((*retry_after).max(1)));
         }
@@ -454,6 +471,12 @@ mod tests {
         assert_eq!(s.open(&format!("{forged_payload}.{rest}"), "session-a", 150), None, "altered");
         assert_eq!(FormOutcomeSigner::new().open(&sealed, "session-a", 150), None, "another key");
         assert_eq!(s.open("garbage", "session-a", 150), None);
+        // Too long for a cookie: a shorter refusal, never a success.
+        let long = FormOutcome { path: "/console/fn/x".into(), error: Some(AppError::Refused("x".repeat(5_000))) };
+        let sealed = s.seal(&long, "session-a", 100).unwrap();
+        assert!(sealed.len() < 4_000, "{}", sealed.len());
+        let opened = s.open(&sealed, "session-a", 100).unwrap();
+        assert!(opened.error.unwrap().to_string().contains("too long to show here"));
         assert_eq!(s.open(&format!("{sealed}.x"), "session-a", 150), None);
     }
 

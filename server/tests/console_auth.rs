@@ -163,3 +163,28 @@ async fn sign_out_ends_the_session() {
     let actions: Vec<String> = t.audit_actions().await.into_iter().map(|(a, _)| a).collect();
     assert!(actions.contains(&"admin.sign_out".to_owned()));
 }
+
+/// Called by a script (`Accept: application/json`), a server function
+/// keeps its own answer: a redirect it asks for stays a header, a refusal
+/// gets its status, and no outcome cookie is set.
+#[tokio::test]
+async fn script_callers_keep_their_statuses() {
+    let t = test_app().await;
+    setup_owner(&t).await;
+    let json_post = |body: &str| {
+        let mut req = form_post("/console/fn/sign_in", body, None);
+        req.headers_mut().insert(header::ACCEPT, "application/json".parse().unwrap());
+        req
+    };
+    let res = t.send(json_post("username=alice&password=correct+horse+battery")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("serverfnredirect"));
+    assert!(form_outcome(&res).is_none() && session_cookie(&res).is_some());
+    let res = t.send(json_post("username=alice&password=wrong+horse+battery")).await;
+    assert_eq!(res.status(), 409);
+    assert!(res.headers().get(header::LOCATION).is_none() && form_outcome(&res).is_none());
+    // A function that does not exist is not found, whoever asks.
+    let res = t.send(form_post("/console/fn/no_such_function", "a=1", None)).await;
+    assert_eq!(res.status(), 404);
+    assert!(form_outcome(&res).is_none());
+}

@@ -56,15 +56,27 @@ struct Proxy(Child);
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // SIGTERM, so nginx's master takes its workers down with it (a
+        // SIGKILL left them running, orphaned); SIGKILL if it lingers.
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits for `port` to accept connections; on failure, says what the
+/// proxy logged (`log`).
+fn wait_for(port: u16, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        if Instant::now() >= deadline {
+            let logged = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("nothing listens on {port}; {}:\n{logged}", log.display());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -126,7 +138,7 @@ http {{
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(port);
+    wait_for(port, &dir.join("nginx-error.log"));
     Proxy(child)
 }
 
@@ -157,7 +169,7 @@ http://127.0.0.1:{port} {{
         .stderr(std::fs::File::create(dir.join("caddy.log")).unwrap())
         .spawn()
         .unwrap();
-    wait_for(port);
+    wait_for(port, &dir.join("caddy.log"));
     Proxy(child)
 }
 

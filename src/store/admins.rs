@@ -189,25 +189,23 @@ impl Tx {
         Ok(done == 1)
     }
 
-    /// Sets a new password and draws a new session binding, which ends
-    /// every session made with the old one; returns the new binding.
-    /// `chosen_by_them`: their own choice, else they must change it at the
-    /// next sign-in.
+    /// Sets a password someone else chose (a reset), which its owner must
+    /// change at the next sign-in, and draws a new session binding, which
+    /// ends every session made with the old one; returns the new binding.
+    /// (Their own choice goes through [`Tx::replace_own_password`].)
     pub async fn set_admin_password(
         &mut self,
         id: AdminId,
         password_hash: &str,
-        chosen_by_them: bool,
     ) -> Result<Option<SessionBinding>, CoreError> {
         let binding = SessionBinding::generate();
         let done = on_tx!(self, |c| {
             sqlx::query(
-            "UPDATE administrators SET password_hash = $1, session_binding = $3, must_change_password = $4 WHERE id = $2"
+            "UPDATE administrators SET password_hash = $1, session_binding = $3, must_change_password = TRUE WHERE id = $2"
         )
         .bind(password_hash)
         .bind(id.0)
         .bind(&binding.0)
-        .bind(!chosen_by_them)
         .execute(c)
         .await?
         .rows_affected()

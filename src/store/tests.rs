@@ -439,7 +439,7 @@ async fn a_session_binding_outlives_neither_a_password_reset_nor_its_administrat
     tx.commit().await.unwrap();
     // A password reset draws a new binding: the old sessions end.
     let mut tx = store.write().await.unwrap();
-    assert!(tx.set_admin_password(bob.id, "hash-2", false).await.unwrap().is_some());
+    assert!(tx.set_admin_password(bob.id, "hash-2").await.unwrap().is_some());
     tx.commit().await.unwrap();
     assert!(admin_for_session(bob.id, binding.0.clone()).await.is_none());
     // Removed (a sign-in checked just before is refused), then someone new

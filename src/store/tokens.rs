@@ -215,6 +215,36 @@ impl Store {
         Ok(tokens)
     }
 
+    /// Fills in each token's recent addresses (one query for them all).
+    async fn attach_addresses(&self, tokens: &mut [TokenView]) -> Result<(), CoreError> {
+        let ids: Vec<TokenId> = tokens.iter().map(|t| t.id).collect();
+        let mut addresses = self.token_addresses_for(&ids).await?;
+        for t in tokens {
+            t.recent_addresses = addresses.remove(&t.id.0).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// An application's active tokens (valid at `now`), most recently used
+    /// first (never used last), each with its recent addresses: what a
+    /// regeneration would revoke. Revoked and expired ones are not read.
+    pub async fn active_tokens(&self, application: ApplicationId, now: i64) -> Result<Vec<TokenView>, CoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY last_used_at IS NULL, last_used_at DESC, id DESC"
+        );
+        let mut tokens: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
+            .bind(application.0)
+            .bind(now)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect());
+        self.attach_addresses(&mut tokens).await?;
+        Ok(tokens)
+    }
+
     /// Counts an application's named and token-endpoint tokens, active
     /// and not, in one pass over its index entries.
     pub async fn token_summary(&self, application: ApplicationId, now: i64) -> Result<TokenSummary, CoreError> {
@@ -297,11 +327,7 @@ impl Store {
             .into_iter()
             .map(Into::into)
             .collect());
-        let ids: Vec<TokenId> = tokens.iter().map(|t| t.id).collect();
-        let mut addresses = self.token_addresses_for(&ids).await?;
-        for t in &mut tokens {
-            t.recent_addresses = addresses.remove(&t.id.0).unwrap_or_default();
-        }
+        self.attach_addresses(&mut tokens).await?;
         Ok(tokens)
     }
 

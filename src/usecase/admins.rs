@@ -95,7 +95,7 @@ pub async fn reset_password(
     let mut tx = store.write().await?;
     let target = tx.admin(id).await?.ok_or(CoreError::NotFound("administrator"))?;
     // Chosen by the owner, so the administrator chooses their own next.
-    tx.set_admin_password(id, &hash, false).await?;
+    tx.set_admin_password(id, &hash).await?;
     // Whoever held the old password may hold a session too.
     let sessions_ended = tx.end_admin_sessions(id.0).await?;
     let event = on_admin(caller.record(AuditAction::AdminPasswordReset), &target);

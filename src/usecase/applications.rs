@@ -346,9 +346,7 @@ pub async fn secret_impact(store: &Store, caller: &Caller, id: ApplicationId) ->
     let now = caller.now;
     let app = store.require_application(id, now).await?;
     caller.check_ceiling(store, &app, "secret_impact").await?;
-    let mut tokens: Vec<TokenView> =
-        store.list_tokens(id).await?.into_iter().filter(|t| t.state(now) == TokenState::Active).collect();
-    tokens.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at).then(b.id.cmp(&a.id)));
+    let tokens = store.active_tokens(id, now).await?;
     Ok(SecretImpact { application_id: id, active_tokens: tokens.len() as i64, tokens, secrets: app.secrets })
 }
 
