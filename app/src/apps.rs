@@ -4,7 +4,10 @@ use crate::charts::{ActivityCharts, RangeTabs};
 use crate::components::{form_error, url_encode, CopyButton, FieldMessage, FormMessage, FormSaved, RelTime};
 use crate::error::AppError;
 use crate::layout::{loaded, CopyField, Frame};
-use keygate::{AdminView, ApplicationView, ResourceServerView, ScopeView, TokenFormat, TokenState, TokenView};
+use keygate::{
+    AdminView, ApplicationId, ApplicationView, ResourceServerView, ScopeView, TokenFormat, TokenState, TokenView,
+};
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -96,10 +99,38 @@ pub(crate) async fn take_flash(application_id: i64) -> Result<Option<Flash>, App
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplicationsData {
     pub me: AdminView,
-    pub items: Vec<ApplicationView>,
+    pub items: Vec<ApplicationSummary>,
     pub total: i64,
     pub page: i64,
     pub per_page: i64,
+}
+
+/// What a row of the applications list shows: the settings it does not
+/// show are neither copied for the page nor sent to a script that calls
+/// the function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplicationSummary {
+    pub id: ApplicationId,
+    pub name: String,
+    pub client_id: String,
+    pub enabled: bool,
+    pub scopes: Vec<String>,
+    pub active_tokens: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl From<ApplicationView> for ApplicationSummary {
+    fn from(a: ApplicationView) -> Self {
+        ApplicationSummary {
+            id: a.id,
+            name: a.name,
+            client_id: a.client_id,
+            enabled: a.enabled,
+            scopes: a.scopes,
+            active_tokens: a.active_tokens,
+            last_used_at: a.last_used_at,
+        }
+    }
 }
 
 /// The page sizes the applications list offers.
@@ -175,7 +206,8 @@ pub async fn applications(listing: ApplicationsListing) -> Result<ApplicationsDa
         query.page = (p.total + query.per_page - 1) / query.per_page;
         p = ctx.store.list_applications(&query, now).await?;
     }
-    Ok(ApplicationsData { me, items: p.items, total: p.total, page: p.page, per_page: p.per_page })
+    let items = p.items.into_iter().map(ApplicationSummary::from).collect();
+    Ok(ApplicationsData { me, items, total: p.total, page: p.page, per_page: p.per_page })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -713,19 +745,22 @@ fn textarea_text(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn scope_list(scopes: &[String]) -> AnyView {
+// These render a cell of every row of long lists: concrete views, not
+// `AnyView` (boxed, and moved again at every step of rendering).
+fn scope_list(scopes: &[String]) -> impl IntoView {
     if scopes.is_empty() {
-        view! { <span class="muted">"none"</span> }.into_any()
+        Either::Left(view! { <span class="muted">"none"</span> })
     } else {
-        view! { <span class="scopes">{scopes.iter().map(|s| view! { <code class="scope">{s.clone()}</code> " " }).collect_view()}</span> }
-            .into_any()
+        Either::Right(
+            view! { <span class="scopes">{scopes.iter().map(|s| view! { <code class="scope">{s.clone()}</code> " " }).collect_view()}</span> },
+        )
     }
 }
 
-fn last_used(at: Option<i64>) -> AnyView {
+fn last_used(at: Option<i64>) -> impl IntoView {
     match at {
-        Some(at) => view! { <RelTime at=at/> }.into_any(),
-        None => view! { <span class="muted">"never"</span> }.into_any(),
+        Some(at) => Either::Left(view! { <RelTime at=at/> }),
+        None => Either::Right(view! { <span class="muted">"never"</span> }),
     }
 }
 
@@ -872,12 +907,9 @@ pub fn page_numbers(current: i64, pages: i64) -> Vec<Option<i64>> {
     out
 }
 
-fn status_badge(enabled: bool) -> AnyView {
-    if enabled {
-        view! { <span class="badge ok">"enabled"</span> }.into_any()
-    } else {
-        view! { <span class="badge off">"disabled"</span> }.into_any()
-    }
+fn status_badge(enabled: bool) -> impl IntoView {
+    let (class, text) = if enabled { ("badge ok", "enabled") } else { ("badge off", "disabled") };
+    view! { <span class=class>{text}</span> }
 }
 
 /// The settings inputs shared by the create and edit forms.

@@ -21,7 +21,24 @@ pub const SESSION_VERIFIED_ADMIN_KEY: &str = "verified_admin";
 /// between requests (sessions, throttles, setup codes, one-time secrets)
 /// is in the database, so every instance on it sees the same.
 #[derive(Clone)]
-pub struct ConsoleContext {
+pub struct ConsoleContext(std::sync::Arc<ConsoleShared>);
+
+impl ConsoleContext {
+    pub fn new(shared: ConsoleShared) -> Self {
+        ConsoleContext(std::sync::Arc::new(shared))
+    }
+}
+
+/// One clone per request and per server function: one reference count,
+/// not one per field.
+impl std::ops::Deref for ConsoleContext {
+    type Target = ConsoleShared;
+    fn deref(&self) -> &ConsoleShared {
+        &self.0
+    }
+}
+
+pub struct ConsoleShared {
     pub store: Store,
     /// Every argon2id hash and verification runs here, bounded.
     pub password_work: PasswordWork,

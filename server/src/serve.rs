@@ -91,13 +91,12 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     let listener = TcpListener::bind(config.addr).await?;
     let local = listener.local_addr()?;
     let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
-    let mut state = AppState::new(leptos_options(local), store.clone(), &issuer, kek.clone()).await?;
-    state.public_url_configured = config.public_url.is_some();
-    state.console.public_url_configured = config.public_url.is_some();
-    state.console.dormant_after_days = config.dormant_after_days;
-    if !config.trusted_proxies.is_empty() {
-        state.trusted_proxies = std::sync::Arc::new(config.trusted_proxies.clone());
-    }
+    let settings = crate::state::ServeSettings {
+        public_url_configured: config.public_url.is_some(),
+        dormant_after_days: config.dormant_after_days,
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+    let state = AppState::with_settings(leptos_options(local), store.clone(), &issuer, kek.clone(), settings).await?;
 
     if let Some(code) = keygate::usecase::admins::open_setup(&store, crate::now()).await? {
         // Printed, not logged: it is a one-time credential for the operator.

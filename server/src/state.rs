@@ -10,8 +10,48 @@ use keygate::ApplicationId;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Shared state handed to every handler: one reference-counted value, so
+/// each of the many clones a request makes (every extractor and layer
+/// takes one) is one atomic increment, not one per field (measured: a
+/// sixth of a console page's CPU time went to cloning and dropping them).
+#[derive(Clone)]
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// How `keygate serve` was configured, where it differs from the defaults
+/// tests run with.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Whether `--public-url` was given.
+    pub public_url_configured: bool,
+    pub dormant_after_days: i64,
+    /// `--trusted-proxy`; empty means loopback only.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            public_url_configured: false,
+            dormant_after_days: keygate::DEFAULT_DORMANT_AFTER_DAYS,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+pub struct SharedState {
     pub leptos_options: LeptosOptions,
     pub store: Store,
     pub usage: Arc<UsageTracker>,
@@ -48,19 +88,35 @@ impl AppState {
         issuer: &str,
         kek: keygate::jwt::KeyEncryptionKey,
     ) -> Result<Self, keygate::CoreError> {
-        let console = ConsoleContext {
+        Self::with_settings(leptos_options, store, issuer, kek, ServeSettings::default()).await
+    }
+
+    /// `new`, configured as `keygate serve` was.
+    pub async fn with_settings(
+        leptos_options: LeptosOptions,
+        store: Store,
+        issuer: &str,
+        kek: keygate::jwt::KeyEncryptionKey,
+        settings: ServeSettings,
+    ) -> Result<Self, keygate::CoreError> {
+        let console = ConsoleContext::new(app::server::ConsoleShared {
             store: store.clone(),
             password_work: keygate::password_work::PasswordWork::for_this_machine(),
             kek: kek.clone(),
-            dormant_after_days: keygate::DEFAULT_DORMANT_AFTER_DAYS,
+            dormant_after_days: settings.dormant_after_days,
             public_url: issuer.trim_end_matches('/').to_owned(),
-            public_url_configured: false,
-        };
+            public_url_configured: settings.public_url_configured,
+        });
         let form_outcomes = crate::console_guard::FormOutcomeSigner::shared(&store, &kek).await?;
         keygate::usecase::keys::ensure_signing_key(&store, &kek, crate::now()).await?;
         let issuer = issuer.trim_end_matches('/').to_owned();
         let keyring = Arc::new(keygate::keyring::Keyring::new(store.clone(), kek, issuer.clone()));
-        Ok(AppState {
+        let trusted_proxies = if settings.trusted_proxies.is_empty() {
+            crate::forward_auth::loopback()
+        } else {
+            settings.trusted_proxies
+        };
+        Ok(AppState(Arc::new(SharedState {
             leptos_options,
             store,
             usage: Arc::new(UsageTracker::new()),
@@ -71,10 +127,10 @@ impl AppState {
             rate: Arc::new(RateLimiter::new()),
             audit_dedup: Arc::new(AuditDeduper::new()),
             form_outcomes,
-            public_url_configured: false,
+            public_url_configured: settings.public_url_configured,
             keyring,
-            trusted_proxies: Arc::new(crate::forward_auth::loopback()),
-        })
+            trusted_proxies: Arc::new(trusted_proxies),
+        })))
     }
 
     /// Counts a token issued, a use or a refusal for an application's

@@ -171,6 +171,21 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+/// A boolean from a JSON document the database built: `true`/`false` on
+/// PostgreSQL, `1`/`0` on SQLite (whose JSON has no booleans).
+pub(crate) fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Integer(i64),
+    }
+    Ok(match <Flag as serde::Deserialize>::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Integer(i) => i != 0,
+    })
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {

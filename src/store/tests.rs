@@ -664,3 +664,51 @@ async fn applications_sort_naturally_by_use_and_tokens_and_filter_by_status() {
     let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Any), T0).await.unwrap();
     assert_eq!(names(&p), ["ETL-job-1", "etl-job-2", "etl-job-3", "etl-job-10", "off"]);
 }
+
+/// A list page comes back as one JSON document the database builds; every
+/// application on it reads exactly as it does alone (a row per column),
+/// whatever its text holds, on both backends.
+#[tokio::test]
+async fn a_list_page_reads_each_application_as_it_reads_alone() {
+    let (store, _d) = fresh().await;
+    let mut tx = store.write().await.unwrap();
+    tx.insert_resource_server("Billing API", "https://billing.example", T0).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut s = ApplicationSettings::new("quote \" back \\ ünï 🦀 <b>");
+    s.notes = "line one\nline \"two\"\t</script>\u{1}".into();
+    s.scopes = ScopeSet::parse("applications:read tokens:read").unwrap();
+    s.token_format = TokenFormat::Jwt;
+    s.introspects = Some("https://billing.example".into());
+    s.allowed_networks = vec!["10.0.0.0/8".into(), "192.168.1.20/32".into()];
+    let (odd, _) = store.create_application(s.clone(), T0).await.unwrap();
+    store.update_application(odd.id, s, false, T0 + 5).await.unwrap();
+    let (plain, _) = app_with(&store, "plain", 30).await;
+    let client = store.client_by_client_id(&plain.client_id).await.unwrap().unwrap();
+    let t = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    store.record_token_uses(&[(t.id, T0 + 7, None)]).await.unwrap();
+
+    for sort in ApplicationSort::ALL {
+        let q = ApplicationQuery { sort, page: 1, per_page: 25, ..Default::default() };
+        let page = store.list_applications(&q, T0 + 10).await.unwrap();
+        assert_eq!((page.total, page.items.len()), (2, 2), "{sort:?}");
+        for listed in page.items {
+            let mut alone = store.application(listed.id, T0 + 10).await.unwrap().unwrap();
+            // The list leaves secrets out; everything else matches.
+            alone.secrets.clear();
+            assert_eq!(listed, alone, "{sort:?}");
+        }
+    }
+    let page = store
+        .list_applications(&ApplicationQuery { page: 1, per_page: 25, ..Default::default() }, T0 + 10)
+        .await
+        .unwrap();
+    let odd = &page.items[1];
+    assert!(!odd.enabled && odd.active_tokens == 0 && odd.last_used_at.is_none());
+    assert_eq!(odd.introspects.as_deref(), Some("https://billing.example"));
+    let plain = &page.items[0];
+    assert!(plain.enabled && plain.active_tokens == 1 && plain.last_used_at == Some(T0 + 7));
+    // A page past the end is empty and still counts.
+    let past =
+        store.list_applications(&ApplicationQuery { page: 3, per_page: 25, ..Default::default() }, T0).await.unwrap();
+    assert_eq!((past.items.len(), past.total), (0, 2));
+}
