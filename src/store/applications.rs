@@ -111,7 +111,7 @@ struct ApplicationRow {
     notes: String,
     client_id: String,
     scopes: String,
-    /// SQLite's JSON has no booleans: it says 1 or 0.
+    /// SQLite stores booleans as integers, so its JSON says 1 or 0.
     #[serde(deserialize_with = "super::bool_or_integer")]
     enabled: bool,
     token_ttl_seconds: i64,
@@ -282,7 +282,9 @@ impl Store {
         };
         // The whole page comes back as one row holding a JSON array: on
         // SQLite every row is a hand-off between the connection's thread
-        // and the caller's, which cost more than the query itself.
+        // and the caller's, which cost about as much as the query itself.
+        // (An ORDER BY inside an aggregate needs SQLite 3.44; sqlx builds
+        // its bundled 3.46.)
         // The total rides along as an uncorrelated subquery (evaluated
         // once), so even a page past the end says how many there are.
         // Without a filter it is a bare COUNT(*), which SQLite answers

@@ -172,7 +172,7 @@ macro_rules! on_tx {
 pub(crate) use on_tx;
 
 /// A boolean from a JSON document the database built: `true`/`false` on
-/// PostgreSQL, `1`/`0` on SQLite (whose JSON has no booleans).
+/// PostgreSQL, `1`/`0` on SQLite (which stores booleans as integers).
 pub(crate) fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
