@@ -712,3 +712,50 @@ async fn a_list_page_reads_each_application_as_it_reads_alone() {
         store.list_applications(&ApplicationQuery { page: 3, per_page: 25, ..Default::default() }, T0).await.unwrap();
     assert_eq!((past.items.len(), past.total), (0, 2));
 }
+
+/// What a secret regeneration would revoke: only the tokens valid now,
+/// most recently used first and never used last, each with its addresses.
+#[tokio::test]
+async fn active_tokens_are_the_valid_ones_most_recently_used_first() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let (other, _) = app_with(&store, "b", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let issue = || store.issue_endpoint_token(&client, ScopeSet::empty(), T0);
+    let (used_early, used_late, never) = (issue().await.unwrap(), issue().await.unwrap(), issue().await.unwrap());
+    let revoked = issue().await.unwrap();
+    store.revoke_token(revoked.id, T0 + 1).await.unwrap();
+    let named = store.mint_named_token(view.id, "ci", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    let short = store.mint_named_token(view.id, "short", ScopeSet::empty(), T0 + 60, T0).await.unwrap();
+    store.mint_named_token(other.id, "elsewhere", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    store
+        .record_token_uses(&[
+            (used_early.id, T0 + 5, Some("10.0.0.1".into())),
+            (used_late.id, T0 + 9, Some("10.0.0.2".into())),
+            (revoked.id, T0 + 20, None),
+            (short.id, T0 + 30, None),
+        ])
+        .await
+        .unwrap();
+    let seen = |token: TokenId, ip: &str, at: i64| CredentialUse {
+        credential: UsedCredential::Token(token),
+        at,
+        ip: Some(ip.into()),
+        addresses: vec![(ip.into(), at)],
+    };
+    store
+        .record_credential_uses(&[seen(used_early.id, "10.0.0.1", T0 + 5), seen(used_late.id, "10.0.0.2", T0 + 9)])
+        .await
+        .unwrap();
+
+    let ids = |tokens: &[TokenView]| tokens.iter().map(|t| t.id).collect::<Vec<_>>();
+    let active = store.active_tokens(view.id, T0 + 100).await.unwrap();
+    // Expired (short) and revoked are left out; the unused come last, newest first.
+    assert_eq!(ids(&active), vec![used_late.id, used_early.id, named.id, never.id]);
+    assert_eq!(active[0].recent_addresses.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>(), ["10.0.0.2"]);
+    assert_eq!(active[1].recent_addresses.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>(), ["10.0.0.1"]);
+    assert!(active[2].recent_addresses.is_empty());
+    // Before the short one expired it counted, by its use.
+    assert_eq!(ids(&store.active_tokens(view.id, T0 + 50).await.unwrap())[0], short.id);
+    assert!(store.active_tokens(view.id, T0 + 86_400 * 2).await.unwrap().is_empty());
+}
