@@ -1,13 +1,13 @@
 //! Token issuance from the token endpoint, group-committed.
 //!
-//! Requests are handed to one issuing task that commits them in groups:
-//! each request costs two statements inside a shared write transaction
-//! instead of a transaction of its own. Per request, in order: insert the
-//! token only if the secret the client proved is still current and the
-//! application enabled (a regeneration may have committed since), then
-//! revoke all but the newest `max_tokens` valid endpoint tokens. One writer
-//! and one order mean concurrent requests never leave more than
-//! `max_tokens` valid.
+//! Requests are handed to one issuing task that commits them in groups: a
+//! batch costs the same few statements inside one write transaction
+//! whatever its size. One statement inserts every token whose proven secret
+//! is still current and whose application is still enabled (a regeneration
+//! may have committed since); one revokes all but each application's newest
+//! `max_tokens` valid endpoint tokens. One writer and one order mean
+//! concurrent requests never leave more than `max_tokens` valid, and the
+//! tokens kept are the ones a request-by-request order would have kept.
 //!
 //! On PostgreSQL, where several instances issue at once, each instance
 //! group-commits too: one transaction per batch first locks the rows of
@@ -198,48 +198,108 @@ fn answer(batch: &mut Vec<IssueJob>, result: Result<Vec<IssueOutcome>, sqlx::Err
 
 type IssueOutcome = Result<(TokenId, u64), IssueError>;
 
+/// One batch on SQLite, in three statements whatever its size: insert every
+/// token whose application is still enabled and whose proven secret still
+/// works (the rows that come back say which), revoke each application's
+/// excess over its cap, commit. The single writer connection serialises
+/// batches, and ids rise in the batch's order, so the newest tokens kept
+/// are the ones the per-request order would have kept.
 async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<IssueOutcome>, sqlx::Error> {
+    let requests: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|job| {
+            serde_json::json!({
+                "application": job.client.id.0,
+                "token_hash": hex(job.token.digest().as_bytes()),
+                "display_prefix": job.token.display_prefix(),
+                "scopes": job.scopes.to_string(),
+                "created_at": job.now,
+                "expires_at": grant::expiry(job.now, job.client.token_ttl_seconds),
+                "audience": job.audience,
+                "signing_key_id": job.signing_key_id,
+                "secret_hash": hex(&job.secret),
+            })
+        })
+        .collect();
     let mut tx = writer.begin().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        let c = &job.client;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
-             audience, signing_key_id) \
-             SELECT id, $1, $2, NULL, $3, 'token_endpoint', $4, $5, $8, $9 FROM applications \
-             WHERE id = $6 AND enabled = TRUE AND EXISTS (SELECT 1 FROM client_secrets s WHERE s.application_id = $6 \
-             AND s.secret_hash = $7 AND (s.expires_at IS NULL OR s.expires_at > $4)) RETURNING id",
-        )
-        .bind(job.token.digest().as_bytes().to_vec())
-        .bind(job.token.display_prefix())
-        .bind(job.scopes.to_string())
-        .bind(job.now)
-        .bind(grant::expiry(job.now, c.token_ttl_seconds))
-        .bind(c.id.0)
-        .bind(&job.secret)
-        .bind(&job.audience)
-        .bind(job.signing_key_id.as_deref())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            outcomes.push(Err(IssueError::ClientChanged));
-            continue;
-        };
-        let evicted = sqlx::query(
+    let inserted: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "INSERT INTO tokens (application_id, token_hash, display_prefix, name, scopes, source, created_at, expires_at, \
+         audience, signing_key_id) \
+         SELECT a.id, unhex(r.value ->> 'token_hash'), r.value ->> 'display_prefix', NULL, r.value ->> 'scopes', \
+           'token_endpoint', r.value ->> 'created_at', r.value ->> 'expires_at', r.value ->> 'audience', \
+           r.value ->> 'signing_key_id' \
+         FROM json_each($1) AS r JOIN applications a ON a.id = r.value ->> 'application' \
+         WHERE a.enabled = TRUE AND EXISTS (SELECT 1 FROM client_secrets s WHERE s.application_id = a.id \
+           AND s.secret_hash = unhex(r.value ->> 'secret_hash') \
+           AND (s.expires_at IS NULL OR s.expires_at > r.value ->> 'created_at')) \
+         ORDER BY r.key RETURNING id, token_hash",
+    )
+    .bind(serde_json::Value::Array(requests).to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids_by_digest: std::collections::HashMap<Vec<u8>, i64> =
+        inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
+    // Each application's cap, as its last request in the batch knew it.
+    let mut kept: Vec<(i64, i64)> = Vec::new();
+    for job in batch.iter().filter(|j| ids_by_digest.contains_key(j.token.digest().as_bytes())) {
+        let cap = grant::tokens_kept_after_issue(job.client.max_tokens);
+        match kept.iter_mut().find(|(app, _)| *app == job.client.id.0) {
+            Some(entry) => entry.1 = cap,
+            None => kept.push((job.client.id.0, cap)),
+        }
+    }
+    let mut evicted_by_app = std::collections::HashMap::new();
+    if !kept.is_empty() {
+        let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
+        let caps: Vec<serde_json::Value> =
+            kept.iter().map(|(app, cap)| serde_json::json!({"application": app, "kept": cap})).collect();
+        let evicted: Vec<i64> = sqlx::query_scalar(
             "UPDATE tokens SET revoked_at = $1, revoked_reason = 'token_cap' WHERE id IN ( \
-               SELECT id FROM tokens WHERE application_id = $2 AND source = 'token_endpoint' \
-               AND revoked_at IS NULL AND expires_at > $1 ORDER BY id DESC LIMIT -1 OFFSET $3)",
+               SELECT id FROM ( \
+                 SELECT t.id, row_number() OVER (PARTITION BY t.application_id ORDER BY t.id DESC) AS newest, \
+                   c.value ->> 'kept' AS kept \
+                 FROM json_each($2) AS c JOIN tokens t ON t.application_id = c.value ->> 'application' \
+                 WHERE t.source = 'token_endpoint' AND t.revoked_at IS NULL AND t.expires_at > $1) \
+               WHERE newest > kept) \
+             RETURNING application_id",
         )
-        .bind(job.now)
-        .bind(c.id.0)
-        .bind(grant::tokens_kept_after_issue(c.max_tokens))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        outcomes.push(Ok((TokenId(id), evicted)));
+        .bind(now)
+        .bind(serde_json::Value::Array(caps).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for app in evicted {
+            *evicted_by_app.entry(app).or_insert(0u64) += 1;
+        }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app))
+}
+
+/// Each request's outcome from the ids the insert returned: no row means its
+/// secret or application changed before the batch ran. An application's
+/// evictions are reported once, with its first token of the batch.
+fn outcomes_by_digest(
+    batch: &[IssueJob],
+    ids_by_digest: &std::collections::HashMap<Vec<u8>, i64>,
+    mut evicted_by_app: std::collections::HashMap<i64, u64>,
+) -> Vec<IssueOutcome> {
+    batch
+        .iter()
+        .map(|job| match ids_by_digest.get(job.token.digest().as_bytes()) {
+            None => Err(IssueError::ClientChanged),
+            Some(&id) => Ok((TokenId(id), evicted_by_app.remove(&job.client.id.0).unwrap_or(0))),
+        })
+        .collect()
+}
+
+/// Lower-case hex, as SQLite's `unhex` reads it.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 pub(super) fn start_postgres(pool: sqlx::PgPool) -> mpsc::Sender<IssueJob> {
@@ -287,19 +347,18 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let mut outcomes: Vec<Option<IssueOutcome>> = Vec::with_capacity(batch.len());
     let (mut apps, mut hashes, mut prefixes, mut scopes, mut created, mut expires) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut audiences, mut keys) = (Vec::new(), Vec::new());
+    // A request whose application is disabled or whose secret stopped
+    // working is left out; no row for it means `ClientChanged`.
     for job in batch {
         let c = &job.client;
         let current = locked.iter().find(|a| a.id == c.id.0);
         let secret_works = live.iter().any(|(app, digest)| *app == c.id.0 && *digest == job.secret);
         if !current.is_some_and(|a| a.enabled) || !secret_works {
-            outcomes.push(Some(Err(IssueError::ClientChanged)));
             continue;
         }
-        outcomes.push(None);
         apps.push(c.id.0);
         hashes.push(job.token.digest().as_bytes().to_vec());
         prefixes.push(job.token.display_prefix());
@@ -344,21 +403,121 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
         evicted_by_app.insert(app.id, evicted);
     }
     tx.commit().await?;
-    let ids_by_digest: std::collections::HashMap<Vec<u8>, i64> =
-        inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
-    Ok(batch
-        .iter()
-        .zip(outcomes)
-        .map(|(job, outcome)| match outcome {
-            Some(refused) => refused,
-            None => {
-                let Some(id) = ids_by_digest.get(job.token.digest().as_bytes()).copied() else {
-                    return Err(IssueError::Core(CoreError::Internal("an issued token was not recorded".into())));
-                };
-                // The application's evictions are reported once, with its first token.
-                let evicted = evicted_by_app.remove(&job.client.id.0).unwrap_or(0);
-                Ok((TokenId(id), evicted))
+    let ids_by_digest = inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
+    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::TokenRejection;
+    use crate::model::{ApplicationId, ApplicationSettings};
+    use crate::store::testing::{self, TestOps};
+
+    const T0: i64 = 1_800_000_000;
+
+    async fn app(store: &Store, name: &str, max_tokens: i64) -> ClientRecord {
+        let mut s = ApplicationSettings::new(name);
+        s.scopes = ScopeSet::parse("tokens:read").unwrap();
+        s.max_tokens = max_tokens;
+        let (view, _) = store.create_application(s, T0).await.unwrap();
+        store.client_by_client_id(&view.client_id).await.unwrap().unwrap()
+    }
+
+    fn job(client: &ClientRecord, now: i64) -> IssueJob {
+        let (reply, _) = oneshot::channel();
+        IssueJob {
+            client: client.clone(),
+            scopes: client.scopes.clone(),
+            audience: String::new(),
+            signing_key_id: None,
+            secret: client.secrets[0].digest.as_bytes().to_vec(),
+            now,
+            token: AccessToken::generate(),
+            reply,
+        }
+    }
+
+    /// Runs one batch on the store's backend, as its issuer task would.
+    async fn run(store: &Store, batch: &[IssueJob]) -> Vec<IssueOutcome> {
+        match &store.db {
+            Db::Sqlite { writer, .. } => issue_batch(writer, batch).await.unwrap(),
+            Db::Postgres { pool, .. } => issue_batch_on_postgres(pool, batch).await.unwrap(),
+        }
+    }
+
+    /// One batch with several requests per application, a disabled
+    /// application, a regenerated secret and caps to enforce ends where the
+    /// same requests one at a time would: the same tokens valid, the same
+    /// tokens revoked by the cap, the same refusals.
+    #[tokio::test]
+    async fn a_batch_ends_where_its_requests_one_by_one_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&testing::fresh_database_url(dir.path()).await.unwrap()).await.unwrap();
+        store.migrate().await.unwrap();
+        let a = app(&store, "a", 3).await;
+        let b = app(&store, "b", 30).await;
+        let c = app(&store, "c", 30).await;
+        let d = app(&store, "d", 1).await;
+        let earlier = [
+            store.issue_endpoint_token(&a, ScopeSet::empty(), T0).await.unwrap(),
+            store.issue_endpoint_token(&a, ScopeSet::empty(), T0 + 1).await.unwrap(),
+        ];
+        // B is disabled and C's secret regenerated after their clients proved
+        // themselves, before the batch runs.
+        let mut disabled = ApplicationSettings::new("b");
+        disabled.scopes = b.scopes.clone();
+        store.update_application(b.id, disabled, false, T0 + 2).await.unwrap();
+        store.regenerate_secret(c.id, T0 + 2).await.unwrap();
+
+        let now = T0 + 10;
+        let batch = [
+            job(&a, now),
+            job(&b, now),
+            job(&a, now),
+            job(&c, now),
+            job(&d, now),
+            job(&a, now),
+            job(&d, now),
+            job(&a, now),
+        ];
+        let outcomes = run(&store, &batch).await;
+        let summary = summary_of(&outcomes);
+        // A: two earlier tokens and four new ones, three kept: three evicted,
+        // reported with A's first token. D: two new, one kept.
+        assert_eq!(summary, [Some(3), None, Some(0), None, Some(1), Some(0), Some(0), Some(0)]);
+        assert!(outcomes.iter().filter_map(|o| o.as_ref().err()).all(|e| matches!(e, IssueError::ClientChanged)));
+
+        let later = now + 1;
+        let valid = |i: usize, app: ApplicationId| {
+            let (store, batch, outcomes) = (&store, &batch, &outcomes);
+            async move {
+                let checked = store.check_token(&batch[i].token, later).await.unwrap().unwrap();
+                assert_eq!(checked.application_id, app, "request {i}");
+                assert_eq!(Some(checked.token_id), outcomes[i].as_ref().ok().map(|(id, _)| *id), "request {i}");
             }
-        })
-        .collect())
+        };
+        for i in [2, 5, 7] {
+            valid(i, a.id).await;
+        }
+        valid(6, d.id).await;
+        let capped = earlier.iter().map(|t| &t.token).chain([0, 4].map(|i| &batch[i].token));
+        for token in capped {
+            let refused = store.check_token(token, later).await.unwrap().unwrap_err();
+            assert_eq!(refused.rejection, TokenRejection::Revoked { reason: "token_cap".into() });
+        }
+        for i in [1, 3] {
+            let refused = store.check_token(&batch[i].token, later).await.unwrap().unwrap_err();
+            assert_eq!(refused.rejection, TokenRejection::Unknown, "request {i} left no token");
+        }
+        // Ids rise in the batch's order, so "newest" means the same as one by one.
+        let ids: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|(id, _)| id.0)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // A batch in which nothing may be issued changes nothing.
+        assert_eq!(summary_of(&run(&store, &[job(&b, now), job(&c, now)]).await), [None, None]);
+    }
+
+    fn summary_of(outcomes: &[IssueOutcome]) -> Vec<Option<u64>> {
+        outcomes.iter().map(|o| o.as_ref().ok().map(|(_, evicted)| *evicted)).collect()
+    }
 }
