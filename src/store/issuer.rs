@@ -198,10 +198,10 @@ fn answer(batch: &mut Vec<IssueJob>, result: Result<Vec<IssueOutcome>, sqlx::Err
 
 type IssueOutcome = Result<(TokenId, u64), IssueError>;
 
-/// One batch on SQLite, in three statements whatever its size: insert every
-/// token whose application is still enabled and whose proven secret still
-/// works (the rows that come back say which), revoke each application's
-/// excess over its cap, commit. The single writer connection serialises
+/// One batch on SQLite, in the same four statements whatever its size:
+/// insert every token whose application is still enabled and whose proven
+/// secret still works at its request's time (the rows that come back say
+/// which), read those applications' caps, revoke each one's excess, commit. The single writer connection serialises
 /// batches, and ids rise in the batch's order, so the newest tokens kept
 /// are the ones the per-request order would have kept.
 async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<IssueOutcome>, sqlx::Error> {
@@ -239,20 +239,25 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
     .await?;
     let ids_by_digest: std::collections::HashMap<Vec<u8>, i64> =
         inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
-    // Each application's cap, as its last request in the batch knew it.
-    let mut kept: Vec<(i64, i64)> = Vec::new();
-    for job in batch.iter().filter(|j| ids_by_digest.contains_key(j.token.digest().as_bytes())) {
-        let cap = grant::tokens_kept_after_issue(job.client.max_tokens);
-        match kept.iter_mut().find(|(app, _)| *app == job.client.id.0) {
-            Some(entry) => entry.1 = cap,
-            None => kept.push((job.client.id.0, cap)),
-        }
-    }
+    let accepted: Vec<&IssueJob> =
+        batch.iter().filter(|j| ids_by_digest.contains_key(j.token.digest().as_bytes())).collect();
     let mut evicted_by_app = std::collections::HashMap::new();
-    if !kept.is_empty() {
-        let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
-        let caps: Vec<serde_json::Value> =
-            kept.iter().map(|(app, cap)| serde_json::json!({"application": app, "kept": cap})).collect();
+    if !accepted.is_empty() {
+        // Each application's cap as it stands in this transaction (a
+        // client record may be older), as PostgreSQL reads it under its lock.
+        let mut apps: Vec<i64> = accepted.iter().map(|j| j.client.id.0).collect();
+        apps.sort_unstable();
+        apps.dedup();
+        let caps: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT id, max_tokens FROM applications WHERE id IN (SELECT value FROM json_each($1))")
+                .bind(serde_json::Value::from(apps).to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+        let kept: Vec<serde_json::Value> = caps
+            .iter()
+            .map(|(app, cap)| serde_json::json!({"application": app, "kept": grant::tokens_kept_after_issue(*cap)}))
+            .collect();
+        let now = accepted.iter().map(|j| j.now).max().unwrap_or_default();
         let evicted: Vec<i64> = sqlx::query_scalar(
             "UPDATE tokens SET revoked_at = $1, revoked_reason = 'token_cap' WHERE id IN ( \
                SELECT id FROM ( \
@@ -264,7 +269,7 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
              RETURNING application_id",
         )
         .bind(now)
-        .bind(serde_json::Value::Array(caps).to_string())
+        .bind(serde_json::Value::Array(kept).to_string())
         .fetch_all(&mut *tx)
         .await?;
         for app in evicted {
@@ -272,21 +277,23 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
         }
     }
     tx.commit().await?;
-    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app))
+    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app, |_| IssueError::ClientChanged))
 }
 
-/// Each request's outcome from the ids the insert returned: no row means its
-/// secret or application changed before the batch ran. An application's
-/// evictions are reported once, with its first token of the batch.
+/// Each request's outcome from the ids the insert returned (`missing` says
+/// why request `i` has none). An application's evictions are reported
+/// once, with its first token of the batch.
 fn outcomes_by_digest(
     batch: &[IssueJob],
     ids_by_digest: &std::collections::HashMap<Vec<u8>, i64>,
     mut evicted_by_app: std::collections::HashMap<i64, u64>,
+    missing: impl Fn(usize) -> IssueError,
 ) -> Vec<IssueOutcome> {
     batch
         .iter()
-        .map(|job| match ids_by_digest.get(job.token.digest().as_bytes()) {
-            None => Err(IssueError::ClientChanged),
+        .enumerate()
+        .map(|(i, job)| match ids_by_digest.get(job.token.digest().as_bytes()) {
+            None => Err(missing(i)),
             Some(&id) => Ok((TokenId(id), evicted_by_app.remove(&job.client.id.0).unwrap_or(0))),
         })
         .collect()
@@ -336,27 +343,34 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
-    // The secrets that work now (a regeneration locks the application row
-    // first, so these are current under the lock).
+    // The secrets that work at the batch's earliest request, each judged
+    // again at its request's time below (a regeneration locks the
+    // application row first, so these are current under the lock).
     let now = batch.iter().map(|j| j.now).max().unwrap_or_default();
-    let live: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT application_id, secret_hash FROM client_secrets WHERE application_id = ANY($1) \
+    let earliest = batch.iter().map(|j| j.now).min().unwrap_or_default();
+    let live: Vec<(i64, Vec<u8>, Option<i64>)> = sqlx::query_as(
+        "SELECT application_id, secret_hash, expires_at FROM client_secrets WHERE application_id = ANY($1) \
          AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(&ids)
-    .bind(now)
+    .bind(earliest)
     .fetch_all(&mut *tx)
     .await?;
     let (mut apps, mut hashes, mut prefixes, mut scopes, mut created, mut expires) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut audiences, mut keys) = (Vec::new(), Vec::new());
     // A request whose application is disabled or whose secret stopped
-    // working is left out; no row for it means `ClientChanged`.
+    // working is left out (`ClientChanged`).
+    let mut refused = Vec::with_capacity(batch.len());
     for job in batch {
         let c = &job.client;
         let current = locked.iter().find(|a| a.id == c.id.0);
-        let secret_works = live.iter().any(|(app, digest)| *app == c.id.0 && *digest == job.secret);
-        if !current.is_some_and(|a| a.enabled) || !secret_works {
+        let secret_works = live.iter().any(|(app, digest, expires_at)| {
+            *app == c.id.0 && *digest == job.secret && expires_at.is_none_or(|at| at > job.now)
+        });
+        let is_refused = !current.is_some_and(|a| a.enabled) || !secret_works;
+        refused.push(is_refused);
+        if is_refused {
             continue;
         }
         apps.push(c.id.0);
@@ -404,7 +418,10 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
     }
     tx.commit().await?;
     let ids_by_digest = inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
-    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app))
+    Ok(outcomes_by_digest(batch, &ids_by_digest, evicted_by_app, |i| match refused[i] {
+        true => IssueError::ClientChanged,
+        false => IssueError::Core(CoreError::Internal("an issued token was not recorded".into())),
+    }))
 }
 
 #[cfg(test)]
@@ -415,6 +432,13 @@ mod tests {
     use crate::store::testing::{self, TestOps};
 
     const T0: i64 = 1_800_000_000;
+
+    async fn fresh() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&testing::fresh_database_url(dir.path()).await.unwrap()).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, dir)
+    }
 
     async fn app(store: &Store, name: &str, max_tokens: i64) -> ClientRecord {
         let mut s = ApplicationSettings::new(name);
@@ -452,13 +476,12 @@ mod tests {
     /// tokens revoked by the cap, the same refusals.
     #[tokio::test]
     async fn a_batch_ends_where_its_requests_one_by_one_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&testing::fresh_database_url(dir.path()).await.unwrap()).await.unwrap();
-        store.migrate().await.unwrap();
+        let (store, _dir) = fresh().await;
         let a = app(&store, "a", 3).await;
         let b = app(&store, "b", 30).await;
         let c = app(&store, "c", 30).await;
         let d = app(&store, "d", 1).await;
+        let named = store.mint_named_token(a.id, "deploy", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
         let earlier = [
             store.issue_endpoint_token(&a, ScopeSet::empty(), T0).await.unwrap(),
             store.issue_endpoint_token(&a, ScopeSet::empty(), T0 + 1).await.unwrap(),
@@ -515,6 +538,38 @@ mod tests {
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         // A batch in which nothing may be issued changes nothing.
         assert_eq!(summary_of(&run(&store, &[job(&b, now), job(&c, now)]).await), [None, None]);
+        // A named token never counts against the cap, nor is it revoked by it.
+        assert!(store.check_token(&named.token, later).await.unwrap().is_ok());
+    }
+
+    /// The cap is the application's as it stands when the batch runs (a
+    /// client record may be older), and a previous secret kept for an
+    /// overlap works until its second, judged at each request's time.
+    #[tokio::test]
+    async fn a_batch_applies_the_current_cap_and_the_previous_secret_until_it_expires() {
+        let (store, _dir) = fresh().await;
+        let f = app(&store, "f", 5).await;
+        let mut lowered = ApplicationSettings::new("f");
+        lowered.scopes = f.scopes.clone();
+        lowered.max_tokens = 2;
+        store.update_application(f.id, lowered, true, T0 + 1).await.unwrap();
+        let now = T0 + 10;
+        let batch = [job(&f, now), job(&f, now), job(&f, now)];
+        assert_eq!(summary_of(&run(&store, &batch).await), [Some(1), Some(0), Some(0)]);
+        let refused = store.check_token(&batch[0].token, now).await.unwrap().unwrap_err();
+        assert_eq!(refused.rejection, TokenRejection::Revoked { reason: "token_cap".into() });
+
+        let e = app(&store, "e", 30).await;
+        let overlap = crate::usecase::applications::SecretRegeneration {
+            previous_secret_valid_for: Some(3600),
+            revoke_tokens: false,
+        };
+        crate::usecase::applications::regenerate_secret(&store, &crate::usecase::Caller::cli(T0), e.id, overlap)
+            .await
+            .unwrap();
+        // `e` still proves the previous secret, which works until T0 + 3600.
+        let batch = [job(&e, T0 + 3599), job(&e, T0 + 3600)];
+        assert_eq!(summary_of(&run(&store, &batch).await), [Some(0), None]);
     }
 
     fn summary_of(outcomes: &[IssueOutcome]) -> Vec<Option<u64>> {
