@@ -284,9 +284,26 @@ pub struct TokenItem {
     pub state: TokenState,
 }
 
+/// One page of an application's tokens, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     pub items: Vec<TokenItem>,
+    /// How many tokens the application has (every kind and state).
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTokensParams {
+    /// From 1 to 1000000; a page past the end is empty.
+    #[param(minimum = 1, maximum = 1000000)]
+    pub page: Option<i64>,
+    /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub per_page: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -800,25 +817,26 @@ async fn end_previous_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The tokens of an application, newest first (scope `tokens:read`).
-#[utoipa::path(get, path = "/api/v1/applications/{id}/tokens", tag = "tokens", params(("id" = i64, Path)),
-    responses((status = 200, body = TokenList), (status = 404, body = ErrorBody)))]
+/// The tokens of an application, a page at a time, newest first (scope `tokens:read`).
+#[utoipa::path(get, path = "/api/v1/applications/{id}/tokens", tag = "tokens", params(("id" = i64, Path), ListTokensParams),
+    responses((status = 200, body = TokenList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_tokens(
     State(state): State<AppState>,
     bearer: Bearer,
     ip: ClientIp,
     Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<ListTokensParams>,
 ) -> Result<Json<TokenList>, HttpError> {
     bearer.require_scope("tokens:read")?;
     let id = ApplicationId(parse_id(&id, "application")?);
+    let (page, per_page) = paging(p.page, p.per_page, 200)?;
     let caller = caller(&bearer, ip);
     let app = state.store.require_application(id, caller.now).await?;
     caller.check_ceiling(&state.store, &app, "list_tokens").await?;
     let now = caller.now;
-    let items = state
-        .store
-        .list_tokens(id)
-        .await?
+    let listed = state.store.list_tokens(id, page, per_page).await?;
+    let items = listed
+        .items
         .into_iter()
         .map(|mut t| {
             // Uses not yet flushed still count as the latest use.
@@ -828,7 +846,7 @@ async fn list_tokens(
             TokenItem { state: t.state(now), token: t }
         })
         .collect();
-    Ok(Json(TokenList { items }))
+    Ok(Json(TokenList { items, total: listed.total, page: listed.page, per_page: listed.per_page }))
 }
 
 /// Mint a named token; the token is in this response only (scope `tokens:write`).

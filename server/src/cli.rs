@@ -1018,7 +1018,15 @@ async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) ->
         TokenCommand::List { application, json } => {
             let id = ApplicationId(application);
             store.require_application(id, caller.now).await?;
-            let list = store.list_tokens(id).await?;
+            let mut list = Vec::new();
+            for page in 1.. {
+                let Page { items, .. } = store.list_tokens(id, page, 200).await?;
+                let done = items.len() < 200;
+                list.extend(items);
+                if done {
+                    break;
+                }
+            }
             let items: Vec<_> = list
                 .iter()
                 .map(|t| {

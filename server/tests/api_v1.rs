@@ -221,6 +221,20 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
     assert_eq!(call(&t, Method::GET, "/api/v1/me", &endpoint_token, None).await.status(), 401);
     let res = t.token_request(Some((&target.app.client_id, &target.secret)), "grant_type=client_credentials").await;
     assert_eq!(res.status(), 401, "the old secret is dead");
+
+    // The list pages, newest first, and says how many there are.
+    let all = json(call(&t, Method::GET, &path, &token, None).await).await;
+    assert_eq!((all["total"].as_i64(), all["page"].as_i64(), all["per_page"].as_i64()), (Some(2), Some(1), Some(50)));
+    let second = json(call(&t, Method::GET, &format!("{path}?page=2&per_page=1"), &token, None).await).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["id"], all["items"][1]["id"]);
+    assert_eq!(second["total"], 2);
+    let past = json(call(&t, Method::GET, &format!("{path}?page=3&per_page=1"), &token, None).await).await;
+    assert_eq!((past["items"].as_array().unwrap().len(), past["total"].as_i64()), (0, Some(2)));
+    for bad in ["per_page=0", "per_page=201", "page=0", "sort=name"] {
+        let res = call(&t, Method::GET, &format!("{path}?{bad}"), &token, None).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
     let res = t
         .token_request(
             Some((&target.app.client_id, regen["client_secret"].as_str().unwrap())),

@@ -227,3 +227,26 @@ async fn a_pending_webhook_delivery_survives_a_restart() {
         format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
     );
 }
+
+/// `token list` reads an application's tokens a page at a time and still
+/// prints every one, newest first.
+#[tokio::test]
+async fn the_cli_lists_every_token_past_one_page() {
+    use keygate::store::testing::TestOps;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("k.db").display());
+    let created = cli(&db, &["app", "create", "--name", "many-tokens", "--scope", "tokens:read", "--json"]);
+    let app = keygate::ApplicationId(created["id"].as_i64().unwrap());
+    let store = keygate::store::Store::open(&db).await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut minted = Vec::new();
+    for i in 0..201 {
+        let scopes = keygate::ScopeSet::empty();
+        minted.push(store.mint_named_token(app, &format!("t{i}"), scopes, now + 86_400, now).await.unwrap().id.0);
+    }
+    store.close().await;
+    let listed = cli(&db, &["token", "list", &app.0.to_string(), "--json"]);
+    let ids: Vec<i64> = listed.as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    minted.reverse();
+    assert_eq!(ids, minted);
+}

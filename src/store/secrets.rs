@@ -29,9 +29,6 @@ const SECRETS_OF: &str = "SELECT id, created_at, expires_at, last_used_at, last_
      WHERE application_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY (expires_at IS NOT NULL), id DESC";
 const SECRET_ADDRESSES_OF: &str = "SELECT secret_id AS subject, ip, last_seen_at FROM secret_addresses \
      WHERE secret_id IN (SELECT id FROM client_secrets WHERE application_id = $1) ORDER BY last_seen_at DESC, ip";
-pub(super) const TOKEN_ADDRESSES_OF_APPLICATION: &str = "SELECT token_id AS subject, ip, last_seen_at \
-     FROM token_addresses WHERE token_id IN (SELECT id FROM tokens WHERE application_id = $1) \
-     ORDER BY last_seen_at DESC, ip";
 
 /// Addresses by subject (token or secret id), latest first, at most
 /// [`RECENT_ADDRESSES_KEPT`] each.
@@ -86,13 +83,6 @@ impl Store {
         let addresses: Vec<AddressRow> =
             on_pool!(self, |p| sqlx::query_as(SECRET_ADDRESSES_OF).bind(app.0).fetch_all(p).await?);
         Ok(secret_views(rows, addresses))
-    }
-
-    /// The recent addresses of every token of an application, by token.
-    pub async fn token_addresses_of(&self, app: ApplicationId) -> Result<HashMap<i64, Vec<AddressSeen>>, CoreError> {
-        let rows: Vec<AddressRow> =
-            on_pool!(self, |p| sqlx::query_as(TOKEN_ADDRESSES_OF_APPLICATION).bind(app.0).fetch_all(p).await?);
-        Ok(group_addresses(rows))
     }
 
     /// The recent addresses of the given tokens.

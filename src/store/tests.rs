@@ -210,6 +210,40 @@ async fn last_use_batches_only_move_forward() {
 }
 
 #[tokio::test]
+async fn token_lists_page_newest_first_with_each_pages_addresses() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "a", 30).await;
+    let (other, _) = app_with(&store, "other", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + i).await.unwrap().id);
+    }
+    ids.push(store.mint_named_token(view.id, "deploy", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap().id);
+    store.mint_named_token(other.id, "elsewhere", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    store.revoke_token(ids[1], T0 + 9).await.unwrap();
+    let usage = crate::usage::UsageTracker::new();
+    usage.record(ids[2], T0 + 50, Some("10.0.0.9".into()));
+    usage.flush(&store).await.unwrap();
+    ids.reverse();
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let p = store.list_tokens(view.id, page, 2).await.unwrap();
+        assert_eq!((p.total, p.page, p.per_page), (6, page, 2));
+        seen.extend(p.items.iter().map(|t| t.id));
+        for t in &p.items {
+            let expected: &[&str] = if t.id == ids[3] { &["10.0.0.9"] } else { &[] };
+            assert_eq!(t.recent_addresses.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>(), expected, "{}", t.id);
+        }
+    }
+    // Every token once, of every kind and state, newest first.
+    assert_eq!(seen, ids);
+    let past = store.list_tokens(view.id, 4, 2).await.unwrap();
+    assert!(past.items.is_empty());
+    assert_eq!(past.total, 6);
+}
+
+#[tokio::test]
 async fn first_owner_only_once() {
     let (store, _d) = fresh().await;
     let mut tx = store.write().await.unwrap();

@@ -1,7 +1,7 @@
 //! Tokens: the bearer check on the hot path, lists, named tokens,
 //! revocation and last-use batches.
 
-use super::{on_pool, on_tx, scope_set, split_scopes, Db, Store, Tx};
+use super::{on_pool, on_tx, scope_set, split_scopes, Db, Page, Store, Tx};
 use crate::error::CoreError;
 use crate::grant::{judge_token, StoredTokenState, TokenRejection};
 use crate::model::*;
@@ -198,21 +198,35 @@ impl Store {
         }))
     }
 
-    /// Every token of an application, newest first, with recent addresses.
-    pub async fn list_tokens(&self, application: ApplicationId) -> Result<Vec<TokenView>, CoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC");
-        let mut tokens: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
+    /// One page of an application's tokens (every kind and state), newest
+    /// first, with recent addresses, and how many it has in all. A page
+    /// past the end is empty and still counts them.
+    pub async fn list_tokens(
+        &self,
+        application: ApplicationId,
+        page: i64,
+        per_page: i64,
+    ) -> Result<Page<TokenView>, CoreError> {
+        let per_page = per_page.clamp(1, 200);
+        let page = page.max(1);
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
+        let mut items: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
             .bind(application.0)
+            .bind(per_page)
+            .bind((page - 1).saturating_mul(per_page))
             .fetch_all(p)
             .await?
             .into_iter()
             .map(Into::into)
             .collect());
-        let mut addresses = self.token_addresses_of(application).await?;
-        for t in &mut tokens {
-            t.recent_addresses = addresses.remove(&t.id.0).unwrap_or_default();
-        }
-        Ok(tokens)
+        let total: i64 =
+            on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE application_id = $1")
+                .bind(application.0)
+                .fetch_one(p)
+                .await?);
+        self.attach_addresses(&mut items).await?;
+        Ok(Page { items, total, page, per_page })
     }
 
     /// Fills in each token's recent addresses (one query for them all).
