@@ -630,7 +630,7 @@ async fn me(Bearer(ctx): Bearer) -> Json<Value> {
 
 /// List applications (scope `applications:read`).
 #[utoipa::path(get, path = "/api/v1/applications", tag = "applications", params(ListApplicationsParams),
-    responses((status = 200, body = ApplicationPage), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ApplicationPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_applications(
     State(state): State<AppState>,
     bearer: Bearer,
@@ -834,7 +834,7 @@ async fn list_tokens(
     let app = state.store.require_application(id, caller.now).await?;
     caller.check_ceiling(&state.store, &app, "list_tokens").await?;
     let now = caller.now;
-    let listed = state.store.list_tokens(id, page, per_page).await?;
+    let listed = state.store.list_tokens(id, page, per_page, None).await?;
     let items = listed
         .items
         .into_iter()

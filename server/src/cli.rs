@@ -1018,9 +1018,12 @@ async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) ->
         TokenCommand::List { application, json } => {
             let id = ApplicationId(application);
             store.require_application(id, caller.now).await?;
-            let mut list = Vec::new();
-            for page in 1.. {
-                let Page { items, .. } = store.list_tokens(id, page, 200).await?;
+            // Page after page by id, so tokens issued meanwhile are neither
+            // listed twice nor push others off the list.
+            let mut list: Vec<keygate::TokenView> = Vec::new();
+            loop {
+                let before = list.last().map(|t| t.id);
+                let Page { items, .. } = store.list_tokens(id, 1, 200, before).await?;
                 let done = items.len() < 200;
                 list.extend(items);
                 if done {

@@ -22,7 +22,7 @@ async fn me_describes_the_caller() {
     // obtained it), written by the flush.
     assert_eq!(t.state.usage.pending_count(), 2);
     t.state.usage.flush(&t.store).await.unwrap();
-    let tokens = t.store.list_tokens(c.app.id, 1, 200).await.unwrap().items;
+    let tokens = t.store.list_tokens(c.app.id, 1, 200, None).await.unwrap().items;
     assert!(tokens[0].last_used_at.is_some());
 }
 

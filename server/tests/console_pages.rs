@@ -109,7 +109,7 @@ async fn viewers_see_everything_and_change_nothing() {
     }
     let app = t.store.application(c.app.id, 0).await.unwrap().unwrap();
     assert!(app.enabled && app.secret_regenerated_at.is_none());
-    assert!(t.store.list_tokens(c.app.id, 1, 200).await.unwrap().items.is_empty());
+    assert!(t.store.list_tokens(c.app.id, 1, 200, None).await.unwrap().items.is_empty());
     assert_eq!(t.store.list_applications(&Default::default(), 0).await.unwrap().total, 1);
     assert_eq!(t.store.list_admins().await.unwrap().len(), 1);
 }
@@ -135,7 +135,7 @@ async fn mint_revoke_regenerate_and_delete_from_the_console() {
     assert!(!page.contains("expires soon"), "a 7-day token is not flagged at birth");
     assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 200);
 
-    let minted = t.store.list_tokens(c.app.id, 1, 200).await.unwrap().items[0].id.0;
+    let minted = t.store.list_tokens(c.app.id, 1, 200, None).await.unwrap().items[0].id.0;
     t.send(form_post("/console/fn/revoke_token", &format!("token_id={minted}"), Some(&cookie))).await;
     assert_eq!(t.get_with_token("/api/v1/me", &token).await.status(), 401);
 
@@ -405,7 +405,7 @@ async fn the_token_table_keeps_named_tokens_apart_and_hides_the_revoked() {
     let id = c.app.id.0;
     let issued: Vec<String> = t
         .store
-        .list_tokens(c.app.id, 1, 200)
+        .list_tokens(c.app.id, 1, 200, None)
         .await
         .unwrap()
         .items

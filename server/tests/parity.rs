@@ -146,7 +146,7 @@ async fn script(entry: Entry) -> Vec<Value> {
         }
     }
     // Extend it, rotate it with an hour's overlap, revoke the new one.
-    let token_id = r.t.store.list_tokens(keygate::ApplicationId(id), 1, 200).await.unwrap().items[0].id.0;
+    let token_id = r.t.store.list_tokens(keygate::ApplicationId(id), 1, 200, None).await.unwrap().items[0].id.0;
     let tid = token_id.to_string();
     match entry {
         Entry::Console => r.console("extend_token", &format!("token_id={token_id}&expiry=90&expires_on=")).await,
@@ -164,7 +164,7 @@ async fn script(entry: Entry) -> Vec<Value> {
         }
         Entry::Cli => r.cli(&["token", "rotate", &tid, "--previous-valid-for", "1h", "--json"]).await,
     }
-    let tokens = r.t.store.list_tokens(keygate::ApplicationId(id), 1, 200).await.unwrap().items;
+    let tokens = r.t.store.list_tokens(keygate::ApplicationId(id), 1, 200, None).await.unwrap().items;
     assert_eq!(tokens.len(), 2);
     let token_id = tokens.iter().map(|t| t.id.0).max().unwrap();
     match entry {

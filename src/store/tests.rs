@@ -228,7 +228,7 @@ async fn token_lists_page_newest_first_with_each_pages_addresses() {
     ids.reverse();
     let mut seen = Vec::new();
     for page in 1..=3 {
-        let p = store.list_tokens(view.id, page, 2).await.unwrap();
+        let p = store.list_tokens(view.id, page, 2, None).await.unwrap();
         assert_eq!((p.total, p.page, p.per_page), (6, page, 2));
         seen.extend(p.items.iter().map(|t| t.id));
         for t in &p.items {
@@ -238,9 +238,14 @@ async fn token_lists_page_newest_first_with_each_pages_addresses() {
     }
     // Every token once, of every kind and state, newest first.
     assert_eq!(seen, ids);
-    let past = store.list_tokens(view.id, 4, 2).await.unwrap();
+    let past = store.list_tokens(view.id, 4, 2, None).await.unwrap();
     assert!(past.items.is_empty());
     assert_eq!(past.total, 6);
+    // After a token: what follows it, however many were issued since.
+    store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 20).await.unwrap();
+    let after = store.list_tokens(view.id, 1, 3, Some(ids[1])).await.unwrap();
+    assert_eq!(after.items.iter().map(|t| t.id).collect::<Vec<_>>(), ids[2..5]);
+    assert_eq!(after.total, 7);
 }
 
 #[tokio::test]

@@ -200,21 +200,28 @@ impl Store {
 
     /// One page of an application's tokens (every kind and state), newest
     /// first, with recent addresses, and how many it has in all. A page
-    /// past the end is empty and still counts them.
+    /// past the end is empty and still counts them. With `before`, the page
+    /// starts after that token instead of at an offset, so reading page
+    /// after page while tokens are issued or pruned neither repeats nor
+    /// skips one (the CLI's listing).
     pub async fn list_tokens(
         &self,
         application: ApplicationId,
         page: i64,
         per_page: i64,
+        before: Option<TokenId>,
     ) -> Result<Page<TokenView>, CoreError> {
         let per_page = per_page.clamp(1, 200);
         let page = page.max(1);
-        let sql =
-            format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE application_id = $1 AND ($4 IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $2 OFFSET $3"
+        );
         let mut items: Vec<TokenView> = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(&sql)
             .bind(application.0)
             .bind(per_page)
             .bind((page - 1).saturating_mul(per_page))
+            .bind(before.map(|t| t.0))
             .fetch_all(p)
             .await?
             .into_iter()

@@ -180,7 +180,7 @@ async fn the_last_five_distinct_addresses_are_kept_per_token_and_secret() {
         }
     }
     usage.flush(&store).await.unwrap();
-    let tokens = store.list_tokens(a.id, 1, 200).await.unwrap().items;
+    let tokens = store.list_tokens(a.id, 1, 200, None).await.unwrap().items;
     let seen: Vec<&str> = tokens[0].recent_addresses.iter().map(|a| a.ip.as_str()).collect();
     assert_eq!(seen, ["10.0.0.1", "10.0.0.6", "10.0.0.5", "10.0.0.4", "10.0.0.3"]);
     assert_eq!(tokens[0].recent_addresses[0].last_seen_at, T0 + 360);
@@ -188,7 +188,7 @@ async fn the_last_five_distinct_addresses_are_kept_per_token_and_secret() {
     usage.record(t.id, T0 + 370, Some("10.0.0.1".into()));
     usage.record(t.id, T0 + 370, Some("10.0.0.7".into()));
     usage.flush(&store).await.unwrap();
-    let tokens = store.list_tokens(a.id, 1, 200).await.unwrap().items;
+    let tokens = store.list_tokens(a.id, 1, 200, None).await.unwrap().items;
     let seen: Vec<(&str, i64)> = tokens[0].recent_addresses.iter().map(|a| (a.ip.as_str(), a.last_seen_at)).collect();
     assert_eq!(&seen[..2], [("10.0.0.7", T0 + 370), ("10.0.0.1", T0 + 360)]);
     let secrets = store.secrets_of(a.id, T0 + 10).await.unwrap();
@@ -572,7 +572,7 @@ async fn a_rotated_token_has_a_new_value_and_the_old_one_ends_as_chosen() {
     assert!(revoked.to_string().contains("revoked"), "{revoked}");
     // Nothing half-done: once the first overlap ends, one live token.
     let live = store
-        .list_tokens(a.id, 1, 200)
+        .list_tokens(a.id, 1, 200, None)
         .await
         .unwrap()
         .items
