@@ -10,11 +10,6 @@ cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh --browser
 # The forward-auth test puts Keygate behind real nginx and Caddy.
 export KEYGATE_REQUIRE_PROXIES=1
-# One test at a time inside each test binary: console page tests that ran
-# side by side in one process hung now and then (2 runs in about 25 of
-# console_pages, none in 25 run one at a time), waiting on something never
-# woken; see the session note of 2026-12-01.
-export RUST_TEST_THREADS=1
 pg_url=$(scripts/pg-test-server.sh start)
 trap 'scripts/pg-test-server.sh stop' EXIT
 cargo test --release --workspace

@@ -30,7 +30,12 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
 
     let console_context = state.console.clone();
-    let routes = generate_route_list(App);
+    // Once per process: generating the list sets Leptos' process-wide
+    // "suppress resource loading" flag (leptos #4773), so a page rendering
+    // meanwhile in another router of the same process (tests build one
+    // each) would wait forever for its data.
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| generate_route_list(App)).clone();
     let leptos_options = state.leptos_options.clone();
     let console = Router::new()
         .leptos_routes_with_context(
