@@ -555,6 +555,10 @@ pub struct TokenView {
     /// for the token cap (and tokens revoked before this was recorded).
     #[serde(default)]
     pub revoked_by: Option<String>,
+    /// The token that replaced it when it was rotated: this one works at
+    /// most until its (overlap) expiry, and is not extended or rotated again.
+    #[serde(default)]
+    pub replaced_by: Option<TokenId>,
     /// The last few distinct addresses it was used from, latest first.
     #[serde(default)]
     pub recent_addresses: Vec<AddressSeen>,
@@ -630,9 +634,11 @@ impl TokenView {
     }
 
     /// Whether to warn that this named token expires soon (see
-    /// [`expires_soon`]); token-endpoint tokens are short-lived by design.
+    /// [`expires_soon`]); token-endpoint tokens are short-lived by design,
+    /// and a rotated token's overlap is meant to end.
     pub fn expires_soon(&self, now: i64) -> bool {
         self.source != TokenSource::TokenEndpoint
+            && self.replaced_by.is_none()
             && self.state(now) == TokenState::Active
             && expires_soon(self.created_at, self.expires_at, now)
     }

@@ -1565,6 +1565,11 @@ fn token_badges(t: &TokenView, now: i64) -> AnyView {
     match t.state(now) {
         TokenState::Revoked => view! { <span class="badge off">"revoked"</span> }.into_any(),
         TokenState::Expired => view! { <span class="badge off">"expired"</span> }.into_any(),
+        // Rotated with an overlap: still works, until the overlap ends.
+        TokenState::Active if t.replaced_by.is_some() => view! {
+            <span class="badge warn" title="Rotated: a new value replaced this one, which works only until the overlap ends">"replaced"</span>
+        }
+        .into_any(),
         TokenState::Active if t.expires_soon(now) => {
             view! { <span class="badge warn">"expires soon"</span> }.into_any()
         }
@@ -1712,7 +1717,7 @@ fn TokensTable(
                                 </td>
                                 {(can_write).then(|| view! {
                                     <td class="row-actions">
-                                        {(state == TokenState::Active && t.source != keygate::TokenSource::TokenEndpoint).then(|| {
+                                        {(state == TokenState::Active && t.source != keygate::TokenSource::TokenEndpoint && t.replaced_by.is_none()).then(|| {
                                             let id = t.id.0;
                                             let (extend_name, set_name) = (format!("Extend token {label}"), format!("Set the new expiry of {label}"));
                                             let (rotate_name, confirm_rotate) = (format!("Rotate token {label}"), format!("Confirm rotating {label}"));

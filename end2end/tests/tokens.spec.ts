@@ -54,6 +54,11 @@ async function extendAndRotate(page: Page, name: string, js: boolean) {
   expect(await me(second)).toBe(200);
   await expect(rowOf(page, first)).toContainText('in 1 hour');
   await expect(rowOf(page, second)).toContainText('in 3 months');
+  // The old value is marked replaced, and only revoking it is offered.
+  await expect(rowOf(page, first)).toContainText('replaced');
+  await expect(rowOf(page, first).getByText('Rotate', { exact: true })).toHaveCount(0);
+  await expect(rowOf(page, first).getByText('Extend', { exact: true })).toHaveCount(0);
+  await expect(rowOf(page, first).getByText('Revoke', { exact: true })).toHaveCount(1);
   await page.screenshot({ path: `${SCREENSHOTS}/token-rotated-${name}.png`, fullPage: true });
 
   // Rotate again, revoking the old value at once.

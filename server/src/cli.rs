@@ -1042,11 +1042,12 @@ async fn token_command(store: &Store, caller: &Caller, command: TokenCommand) ->
                 list.iter()
                     .map(|t| {
                         format!(
-                            "{:>6}  {:<24}  {:<8}  expires {}",
+                            "{:>6}  {:<24}  {:<8}  expires {}{}",
                             t.id,
                             t.name.clone().unwrap_or_else(|| t.display_prefix.clone()),
                             format!("{:?}", t.state(caller.now)).to_lowercase(),
-                            keygate::time_fmt::exact_utc(t.expires_at)
+                            keygate::time_fmt::exact_utc(t.expires_at),
+                            t.replaced_by.map(|by| format!("  (rotated: replaced by {by})")).unwrap_or_default()
                         )
                     })
                     .collect::<Vec<_>>()

@@ -325,7 +325,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, Response> {
     tracing::info!(client_id = %client.client_id, token_id = %issued.id, evicted = issued.evicted, "token issued");
     if issued.evicted > 0 {
         // Each eviction is one event, folded a minute at a time per application.
-        let rec = metered.failure(keygate::AuditAction::TokenEvicted, json!({ "cap": client.max_tokens }));
+        let rec = metered.failure(keygate::AuditAction::TokenEvicted, json!({ "cap": issued.cap }));
         for _ in 0..issued.evicted {
             state.audit_deduplicated(&format!("evict:{}", client.id.0), rec.clone()).await;
         }

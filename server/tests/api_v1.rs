@@ -294,9 +294,20 @@ async fn named_tokens_are_extended_and_rotated_with_an_overlap() {
     assert!(rotated["previous"]["expires_at"].as_i64().unwrap() <= created + 3600 + 5);
     assert_eq!(call(&t, Method::GET, "/api/v1/me", &first, None).await.status(), 200, "inside the overlap");
     assert_eq!(call(&t, Method::GET, "/api/v1/me", &second, None).await.status(), 200);
+    // The old value names its successor and is neither extended nor
+    // rotated again (that would undo the rotation).
+    let second_id = rotated["token"]["id"].as_i64().unwrap();
+    assert_eq!(rotated["previous"]["replaced_by"], second_id);
+    assert_eq!(rotated["token"]["replaced_by"], Value::Null);
+    for (op, body) in [("extend", Some(json!({"expires_in": 90 * 86400}))), ("rotate", None)] {
+        let res = call(&t, Method::POST, &format!("/api/v1/tokens/{id}/{op}"), &token, body).await;
+        assert_eq!(res.status(), 409, "{op}");
+        let why = json(res).await["error_description"].as_str().unwrap().to_owned();
+        assert!(why.contains(&format!("token {second_id} replaced it")), "{why}");
+    }
+    assert_eq!(call(&t, Method::GET, "/api/v1/me", &first, None).await.status(), 200, "refusals change nothing");
 
     // Rotate again without a body: the previous value is revoked at once.
-    let second_id = rotated["token"]["id"].as_i64().unwrap();
     let res = call(&t, Method::POST, &format!("/api/v1/tokens/{second_id}/rotate"), &token, None).await;
     assert_eq!(res.status(), 201);
     let third = json(res).await;

@@ -37,6 +37,10 @@ pub struct IssuedToken {
     pub expires_at: i64,
     /// Tokens revoked to keep the application under its cap.
     pub evicted: u64,
+    /// The cap those were revoked under (when `evicted` > 0): the
+    /// application's as the issuing transaction read it (the client record
+    /// may be older).
+    pub cap: i64,
 }
 
 /// Why issuing a token failed.
@@ -172,13 +176,14 @@ fn answer(batch: &mut Vec<IssueJob>, result: Result<Vec<IssueOutcome>, sqlx::Err
     match result {
         Ok(outcomes) => {
             for (job, outcome) in batch.drain(..).zip(outcomes) {
-                let _ = job.reply.send(outcome.map(|(id, evicted)| IssuedToken {
+                let _ = job.reply.send(outcome.map(|(id, evicted, cap)| IssuedToken {
                     id,
                     token: job.token,
                     scopes: job.scopes,
                     created_at: job.now,
                     expires_at: grant::expiry(job.now, job.client.token_ttl_seconds),
                     evicted,
+                    cap,
                 }));
             }
         }
@@ -196,7 +201,9 @@ fn answer(batch: &mut Vec<IssueJob>, result: Result<Vec<IssueOutcome>, sqlx::Err
     }
 }
 
-type IssueOutcome = Result<(TokenId, u64), IssueError>;
+/// A request's token id, with the evictions its application's first token
+/// in the batch reports and the cap they were made under.
+type IssueOutcome = Result<(TokenId, u64, i64), IssueError>;
 
 /// One batch on SQLite, in the same four statements whatever its size:
 /// insert every token whose application is still enabled and whose proven
@@ -272,8 +279,11 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
         .bind(serde_json::Value::Array(kept).to_string())
         .fetch_all(&mut *tx)
         .await?;
+        evicted_by_app.extend(caps.iter().map(|&(app, cap)| (app, (0u64, cap))));
         for app in evicted {
-            *evicted_by_app.entry(app).or_insert(0u64) += 1;
+            if let Some((count, _)) = evicted_by_app.get_mut(&app) {
+                *count += 1;
+            }
         }
     }
     tx.commit().await?;
@@ -286,7 +296,7 @@ async fn issue_batch(writer: &SqlitePool, batch: &[IssueJob]) -> Result<Vec<Issu
 fn outcomes_by_digest(
     batch: &[IssueJob],
     ids_by_digest: &std::collections::HashMap<Vec<u8>, i64>,
-    mut evicted_by_app: std::collections::HashMap<i64, u64>,
+    mut evicted_by_app: std::collections::HashMap<i64, (u64, i64)>,
     missing: impl Fn(usize) -> IssueError,
 ) -> Vec<IssueOutcome> {
     batch
@@ -294,7 +304,10 @@ fn outcomes_by_digest(
         .enumerate()
         .map(|(i, job)| match ids_by_digest.get(job.token.digest().as_bytes()) {
             None => Err(missing(i)),
-            Some(&id) => Ok((TokenId(id), evicted_by_app.remove(&job.client.id.0).unwrap_or(0))),
+            Some(&id) => {
+                let (evicted, cap) = evicted_by_app.remove(&job.client.id.0).unwrap_or((0, job.client.max_tokens));
+                Ok((TokenId(id), evicted, cap))
+            }
         })
         .collect()
 }
@@ -414,7 +427,7 @@ async fn issue_batch_on_postgres(pool: &sqlx::PgPool, batch: &[IssueJob]) -> Res
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        evicted_by_app.insert(app.id, evicted);
+        evicted_by_app.insert(app.id, (evicted, app.max_tokens));
     }
     tx.commit().await?;
     let ids_by_digest = inserted.into_iter().map(|(id, digest)| (digest, id)).collect();
@@ -517,7 +530,7 @@ mod tests {
             async move {
                 let checked = store.check_token(&batch[i].token, later).await.unwrap().unwrap();
                 assert_eq!(checked.application_id, app, "request {i}");
-                assert_eq!(Some(checked.token_id), outcomes[i].as_ref().ok().map(|(id, _)| *id), "request {i}");
+                assert_eq!(Some(checked.token_id), outcomes[i].as_ref().ok().map(|(id, _, _)| *id), "request {i}");
             }
         };
         for i in [2, 5, 7] {
@@ -534,7 +547,7 @@ mod tests {
             assert_eq!(refused.rejection, TokenRejection::Unknown, "request {i} left no token");
         }
         // Ids rise in the batch's order, so "newest" means the same as one by one.
-        let ids: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|(id, _)| id.0)).collect();
+        let ids: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().map(|(id, _, _)| id.0)).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         // A batch in which nothing may be issued changes nothing.
         assert_eq!(summary_of(&run(&store, &[job(&b, now), job(&c, now)]).await), [None, None]);
@@ -555,7 +568,9 @@ mod tests {
         store.update_application(f.id, lowered, true, T0 + 1).await.unwrap();
         let now = T0 + 10;
         let batch = [job(&f, now), job(&f, now), job(&f, now)];
-        assert_eq!(summary_of(&run(&store, &batch).await), [Some(1), Some(0), Some(0)]);
+        let outcomes = run(&store, &batch).await;
+        assert_eq!(summary_of(&outcomes), [Some(1), Some(0), Some(0)]);
+        assert!(matches!(outcomes[0], Ok((_, 1, 2))), "the eviction is reported under the cap applied, 2");
         let refused = store.check_token(&batch[0].token, now).await.unwrap().unwrap_err();
         assert_eq!(refused.rejection, TokenRejection::Revoked { reason: "token_cap".into() });
 
@@ -573,6 +588,6 @@ mod tests {
     }
 
     fn summary_of(outcomes: &[IssueOutcome]) -> Vec<Option<u64>> {
-        outcomes.iter().map(|o| o.as_ref().ok().map(|(_, evicted)| *evicted)).collect()
+        outcomes.iter().map(|o| o.as_ref().ok().map(|(_, evicted, _)| *evicted)).collect()
     }
 }

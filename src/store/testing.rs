@@ -99,7 +99,8 @@ impl TestOps for Store {
             expiry: TokenExpiry::At(expires_at),
         };
         let m = usecase::tokens::mint_token(self, &Caller::cli(now), app, request).await?;
-        Ok(IssuedToken { id: m.view.id, token: m.token, scopes, created_at: now, expires_at, evicted: 0 })
+        // A named token is under no cap: it evicts nothing.
+        Ok(IssuedToken { id: m.view.id, token: m.token, scopes, created_at: now, expires_at, evicted: 0, cap: 0 })
     }
     async fn revoke_token(&self, id: TokenId, now: i64) -> Result<bool, CoreError> {
         usecase::tokens::revoke_token(self, &Caller::cli(now), id).await

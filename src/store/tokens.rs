@@ -68,6 +68,7 @@ struct TokenRow {
     revoked_at: Option<i64>,
     revoked_reason: Option<String>,
     revoked_by: Option<String>,
+    replaced_by: Option<i64>,
 }
 
 impl From<TokenRow> for TokenView {
@@ -87,6 +88,7 @@ impl From<TokenRow> for TokenView {
             revoked_at: r.revoked_at,
             revoked_reason: r.revoked_reason,
             revoked_by: r.revoked_by,
+            replaced_by: r.replaced_by.map(TokenId),
             recent_addresses: Vec::new(),
         }
     }
@@ -94,11 +96,11 @@ impl From<TokenRow> for TokenView {
 
 const TOKEN_COLUMNS: &str =
     "id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
-     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by";
+     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by, replaced_by";
 
 const TOKEN_BY_ID: &str =
     "SELECT id, application_id, name, display_prefix, scopes, audience, source, created_at, expires_at, \
-     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by FROM tokens WHERE id = $1";
+     last_used_at, last_used_ip, revoked_at, revoked_reason, revoked_by, replaced_by FROM tokens WHERE id = $1";
 
 /// What the bearer check reads: the token joined to its application.
 #[derive(sqlx::FromRow)]
@@ -472,6 +474,17 @@ impl Tx {
                 .await?
                 .rows_affected());
         Ok(done == 1)
+    }
+
+    /// Records the token a rotation put in this one's place.
+    pub async fn set_token_replaced_by(&mut self, id: TokenId, successor: TokenId) -> Result<(), CoreError> {
+        on_tx!(self, |c| sqlx::query("UPDATE tokens SET replaced_by = $1 WHERE id = $2")
+            .bind(successor.0)
+            .bind(id.0)
+            .execute(c)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 
     /// Revokes one token, saying who did; `false` when it was already

@@ -583,6 +583,50 @@ async fn a_rotated_token_has_a_new_value_and_the_old_one_ends_as_chosen() {
 }
 
 #[tokio::test]
+async fn a_token_in_its_rotation_overlap_is_neither_extended_nor_rotated_again() {
+    let (store, _d) = fresh().await;
+    let (a, _) = app(&store, "overlapping").await;
+    let first = named_token(&store, a.id, "deploy pipeline", 30 * 86_400).await;
+    let now = T0 + 86_400;
+    let overlap = tokens::RotateRequest { expiry: None, previous_valid_for: HOUR };
+    let rotated = tokens::rotate_token(&store, &owner(now), first.view.id, overlap.clone()).await.unwrap();
+    let successor = rotated.minted.view.id;
+    assert_eq!(rotated.previous.replaced_by, Some(successor));
+    assert_eq!(rotated.minted.view.replaced_by, None);
+    assert!(valid(&store, &first.token, now + 1).await, "the overlap works");
+    // Its overlap ends by design: no "expires soon" warning or alert.
+    assert!(!rotated.previous.expires_soon(now + 1));
+    let attention = store.needs_attention(now + 1, 90).await.unwrap();
+    assert!(attention.expiring_tokens.iter().all(|t| t.token_id != first.view.id), "{attention:?}");
+
+    // Lengthening the old value, or rotating it again, would undo the rotation.
+    fn refusal<T: std::fmt::Debug>(r: Result<T, CoreError>) -> String {
+        r.unwrap_err().to_string()
+    }
+    let extended = refusal(tokens::extend_token(&store, &owner(now + 1), first.view.id, TokenExpiry::Days(90)).await);
+    assert!(extended.contains("was rotated") && extended.contains(&successor.0.to_string()), "{extended}");
+    let again = refusal(tokens::rotate_token(&store, &owner(now + 1), first.view.id, overlap.clone()).await);
+    assert!(again.contains("was rotated"), "{again}");
+    let old = store.token(first.view.id).await.unwrap().unwrap();
+    assert_eq!(old.expires_at, now + HOUR, "the refusals changed nothing");
+    assert_eq!(old.replaced_by, Some(successor));
+
+    // Ending the overlap early is still allowed; the successor rotates on.
+    assert!(tokens::revoke_token(&store, &owner(now + 2), first.view.id).await.unwrap());
+    assert!(!valid(&store, &first.token, now + 2).await);
+    let next = tokens::rotate_token(
+        &store,
+        &owner(now + 3),
+        successor,
+        tokens::RotateRequest { expiry: None, previous_valid_for: 0 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.previous.replaced_by, Some(next.minted.view.id), "an immediate rotation names its successor too");
+    assert_eq!(actions(&store).await.iter().filter(|a| *a == "token.rotated").count(), 2);
+}
+
+#[tokio::test]
 async fn a_token_cannot_lengthen_a_token_with_scopes_it_does_not_hold() {
     let (store, _d) = fresh().await;
     let mut settings = ApplicationSettings::new("narrowed");

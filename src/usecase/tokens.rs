@@ -123,6 +123,15 @@ async fn changeable_named_token(
             )))
         }
     }
+    if let Some(successor) = token.replaced_by {
+        // Its overlap is the switch-over the rotation allowed; lengthening
+        // it, or giving it a second successor, would undo the rotation.
+        return Err(CoreError::Refused(format!(
+            "the token was rotated: token {} replaced it, and this value works only until its overlap ends; \
+             the new token can be {operation} instead",
+            successor.0
+        )));
+    }
     if !app.enabled {
         return Err(CoreError::Refused(format!(
             "the application is disabled; enable it before its tokens can be {operation}"
@@ -252,6 +261,7 @@ pub async fn rotate_token(
         }
         Some(until)
     };
+    tx.set_token_replaced_by(id, new_id).await?;
     tx.record_audit(
         &caller
             .record(AuditAction::TokenRotated)
