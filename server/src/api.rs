@@ -370,6 +370,11 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub application_id: Option<i64>,
+    /// Part of an application's name or client ID (case-insensitive): its
+    /// events, and those of deleted applications whose name matched (as
+    /// the console's audit log filters).
+    #[param(max_length = 200)]
+    pub application: Option<String>,
     /// An action (`token.refused`) or a family (`token`); anything else is 400.
     #[param(max_length = 100)]
     pub action: Option<String>,
@@ -975,9 +980,17 @@ async fn list_audit_events(
             });
         }
     }
+    if p.application.as_ref().is_some_and(|s| s.chars().count() > 200) {
+        return Err(HttpError::Api {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description: "application has at most 200 characters".into(),
+            field: Some("application"),
+        });
+    }
     let q = AuditQuery {
         application_id: p.application_id.map(ApplicationId),
-        application_match: None,
+        application_match: p.application.filter(|a| !a.trim().is_empty()),
         action: p.action.filter(|a| !a.is_empty()),
         since: p.since,
         until: p.until,

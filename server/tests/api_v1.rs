@@ -245,6 +245,29 @@ async fn tokens_mint_list_revoke_and_secret_regeneration() {
     let _ = bot;
 }
 
+/// The API's audit log filters by part of an application's name or client
+/// ID, as the console's does, deleted applications included.
+#[tokio::test]
+async fn audit_events_are_found_by_part_of_an_applications_name() {
+    let t = test_app().await;
+    let (_bot, token) = admin_bot(&t).await;
+    let body = json!({"name": "billing-sync", "scopes": ["tokens:read"]});
+    let created = json(call(&t, Method::POST, "/api/v1/applications", &token, Some(body)).await).await;
+    let id = created["application"]["id"].as_i64().unwrap();
+    assert_eq!(call(&t, Method::DELETE, &format!("/api/v1/applications/{id}"), &token, None).await.status(), 204);
+    // Created and deleted, found after it is gone; too long a filter is refused.
+    let matched =
+        json(call(&t, Method::GET, "/api/v1/audit-events?action=application&application=LING-sy", &token, None).await)
+            .await;
+    assert_eq!(matched["total"], 2, "{matched}");
+    let none = json(call(&t, Method::GET, "/api/v1/audit-events?application=no-such-app", &token, None).await).await;
+    assert_eq!(none["total"], 0);
+    let long = format!("/api/v1/audit-events?application={}", "x".repeat(201));
+    let res = call(&t, Method::GET, &long, &token, None).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(res).await["field"], "application");
+}
+
 #[tokio::test]
 async fn named_tokens_are_extended_and_rotated_with_an_overlap() {
     let t = test_app().await;
