@@ -160,6 +160,23 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
         }
     });
 
+    // Expired tokens come off their applications' live counts a minute
+    // after they expire (readers subtract the newer ones), once per cluster.
+    let sweep_store = store.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let job = sweep_store.sweep_expired_tokens(crate::now());
+            match sweep_store.exclusively(keygate::store::JOB_SWEEP, job).await {
+                Ok(Some(swept)) if swept > 0 => tracing::debug!(swept, "expired tokens swept from live counts"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "sweeping expired tokens failed"),
+            }
+        }
+    });
+
     let alert_store = store.clone();
     let dormant_after_days = config.dormant_after_days;
     let alerts = tokio::spawn(async move {
@@ -203,6 +220,7 @@ pub async fn run(store: Store, config: ServeConfig) -> Result<(), Box<dyn std::e
     drop(flushing);
     pruner.abort();
     alerts.abort();
+    sweeper.abort();
     if let Some(m) = metrics_server {
         m.abort();
     }

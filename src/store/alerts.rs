@@ -91,8 +91,8 @@ impl Store {
             "SELECT * FROM (SELECT a.id AS application_id, a.name AS application_name, a.created_at, \
              (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
              (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, \
-             (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id AND t.revoked_at IS NULL \
-              AND t.expires_at > $1) AS active_tokens \
+             a.live_tokens - (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id AND t.revoked_at IS NULL \
+              AND NOT t.expiry_swept AND t.expires_at <= $1) AS active_tokens \
              FROM applications a WHERE a.enabled = FALSE) d WHERE active_tokens > 0 ORDER BY application_id LIMIT $2"
         )
         .bind(now)

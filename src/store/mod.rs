@@ -46,7 +46,7 @@ pub use console::{StoredSession, FLASH_TTL_SECONDS, SETUP_CODE_TTL_SECONDS};
 pub use issuer::{IssueError, IssuedToken, TokenToIssue};
 pub use secrets::{CredentialUse, UsedCredential};
 pub use signing_keys::StoredSigningKey;
-pub use tokens::{RejectedToken, TokenContext};
+pub use tokens::{RejectedToken, TokenContext, SWEEP_LAG_SECONDS};
 pub use webhooks::{ClaimedDelivery, CLAIM_SECONDS};
 
 use crate::error::CoreError;
@@ -68,6 +68,10 @@ pub struct Store {
     clients: clients::ClientCache,
     /// Woken when this process queues a webhook delivery.
     deliveries_queued: std::sync::Arc<tokio::sync::Notify>,
+    /// Every counted token that expired before this was swept by this
+    /// process (see [`Store::sweep_expired_tokens`]): the next sweep
+    /// starts here instead of at the oldest expired token.
+    swept_before: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Clone, Debug)]
@@ -404,7 +408,12 @@ impl Store {
             Backend::Sqlite => open_sqlite(url).await?,
             Backend::Postgres => open_postgres(url).await?,
         };
-        Ok(Store { db, clients: Default::default(), deliveries_queued: Default::default() })
+        Ok(Store {
+            db,
+            clients: Default::default(),
+            deliveries_queued: Default::default(),
+            swept_before: Default::default(),
+        })
     }
 
     /// For a server sharing its database with others (PostgreSQL): drops
@@ -496,11 +505,18 @@ impl Store {
     /// `audit_retention` seconds. Returns (tokens, events) deleted.
     pub async fn prune(&self, now: i64, token_retention: i64, audit_retention: i64) -> Result<(u64, u64), CoreError> {
         let cutoff = now - token_retention;
-        let tokens = on_writer!(self, |w| sqlx::query("DELETE FROM tokens WHERE expires_at < $1 OR revoked_at < $1")
-            .bind(cutoff)
-            .execute(w)
-            .await?
-            .rows_affected());
+        // Only tokens the live count no longer counts (revoked, or expired
+        // and swept): a delete of a counted one would update its
+        // application's row without holding it first (see the live-count
+        // migration). Sweeping first takes expired ones off the count.
+        self.sweep_expired_tokens(now).await?;
+        let tokens = on_writer!(self, |w| sqlx::query(
+            "DELETE FROM tokens WHERE (expires_at < $1 AND expiry_swept) OR revoked_at < $1"
+        )
+        .bind(cutoff)
+        .execute(w)
+        .await?
+        .rows_affected());
         let events = on_writer!(self, |w| sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(now - audit_retention)
             .execute(w)
@@ -535,7 +551,9 @@ impl Store {
         let r: StatsRow = on_pool!(self, |p| sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM applications) AS apps, \
                     (SELECT COUNT(*) FROM applications WHERE enabled = TRUE) AS enabled_apps, \
-                    (SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL AND expires_at > $1) AS active, \
+                    (SELECT CAST(COALESCE(SUM(a.live_tokens - (SELECT COUNT(*) FROM tokens t \
+                       WHERE t.application_id = a.id AND t.revoked_at IS NULL AND NOT t.expiry_swept \
+                       AND t.expires_at <= $1)), 0) AS BIGINT) FROM applications a) AS active, \
                     (SELECT COUNT(*) FROM audit_events WHERE at > $1 - 86400) AS events",
         )
         .bind(now)
@@ -552,6 +570,8 @@ impl Store {
 
 /// Key of the pruning job's lock (see [`Store::exclusively`]).
 pub const JOB_PRUNE: i64 = 0x6b67_1001;
+/// Key of the expiry sweep's lock.
+pub const JOB_SWEEP: i64 = 0x6b67_1002;
 
 async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
     ensure_parent_dir(url)?;

@@ -213,7 +213,7 @@ async fn last_use_batches_only_move_forward() {
 async fn token_lists_page_newest_first_with_each_pages_addresses() {
     let (store, _d) = fresh().await;
     let (view, _) = app_with(&store, "a", 30).await;
-    let (other, _) = app_with(&store, "other", 30).await;
+    let (other, _) = app_with(&store, "a-other", 30).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -797,4 +797,163 @@ async fn active_tokens_are_the_valid_ones_most_recently_used_first() {
     // Before the short one expired it counted, by its use.
     assert_eq!(ids(&store.active_tokens(view.id, T0 + 50).await.unwrap())[0], short.id);
     assert!(store.active_tokens(view.id, T0 + 86_400 * 2).await.unwrap().is_empty());
+}
+
+/// The live count the database keeps (issuance, the cap's evictions,
+/// revocation, expiry before and after the sweep, an extension, pruning)
+/// against what the tokens say at each step.
+#[tokio::test]
+async fn live_token_counts_follow_every_change_and_the_sweep() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "counted", 3).await;
+    let (other, _) = app_with(&store, "a-other", 30).await;
+    let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
+    let active = |at: i64| {
+        let store = store.clone();
+        async move { store.application(view.id, at).await.unwrap().unwrap().active_tokens }
+    };
+    let stored = || {
+        let store = store.clone();
+        async move {
+            on_pool!(store, |p| sqlx::query_scalar::<_, i64>(
+                "SELECT CAST(live_tokens AS BIGINT) FROM applications WHERE id = $1"
+            )
+            .bind(view.id.0)
+            .fetch_one(p)
+            .await
+            .unwrap())
+        }
+    };
+    // Four issued under a cap of 3: the first is evicted.
+    let mut issued = Vec::new();
+    for i in 0..4 {
+        issued.push(store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + i).await.unwrap());
+    }
+    let named = store.mint_named_token(view.id, "deploy", ScopeSet::empty(), T0 + 86_400, T0 + 4).await.unwrap();
+    store.mint_named_token(other.id, "elsewhere", ScopeSet::empty(), T0 + 86_400, T0 + 4).await.unwrap();
+    assert_eq!(active(T0 + 10).await, 4);
+    assert!(store.revoke_token(issued[1].id, T0 + 11).await.unwrap());
+    assert!(!store.revoke_token(issued[1].id, T0 + 12).await.unwrap(), "already revoked: counted once");
+    assert_eq!(active(T0 + 12).await, 3);
+    assert_eq!(stored().await, 3);
+
+    // Issued at T0+2 and T0+3, they expire at T0+3602 and T0+3603: not
+    // yet swept, they are subtracted by the reader.
+    assert_eq!(active(T0 + 3601).await, 3);
+    assert_eq!(active(T0 + 3602).await, 2);
+    assert_eq!(active(T0 + 3603).await, 1);
+    assert_eq!(store.sweep_expired_tokens(T0 + 3603).await.unwrap(), 0, "within the lag");
+    let sweep_at = T0 + 3603 + SWEEP_LAG_SECONDS;
+    assert_eq!(store.sweep_expired_tokens(sweep_at).await.unwrap(), 2);
+    assert_eq!(store.sweep_expired_tokens(sweep_at).await.unwrap(), 0, "swept once");
+    assert_eq!(stored().await, 1);
+    assert_eq!(active(sweep_at).await, 1);
+    assert_eq!(store.application(other.id, sweep_at).await.unwrap().unwrap().active_tokens, 1);
+
+    // A swept token given a new expiry is counted again.
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.set_token_expiry(issued[3].id, sweep_at + 600).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!((stored().await, active(sweep_at).await), (2, 2));
+    assert_eq!(active(sweep_at + 600).await, 1);
+    // Sorting by the count reads the same numbers (name order would put
+    // "a-other" first).
+    let page = store
+        .list_applications(
+            &ApplicationQuery { sort: ApplicationSort::ActiveTokens, per_page: 10, page: 1, ..Default::default() },
+            sweep_at,
+        )
+        .await
+        .unwrap();
+    let order: Vec<(&str, i64)> = page.items.iter().map(|a| (a.name.as_str(), a.active_tokens)).collect();
+    assert_eq!(order, [("counted", 2), ("a-other", 1)]);
+
+    let later = sweep_at + 86_400 * 2;
+    assert_eq!(active(later).await, 0, "the named token and the extended one have expired");
+    assert_eq!(store.sweep_expired_tokens(later).await.unwrap(), 3, "both, and the other application's");
+    assert_eq!(stored().await, 0);
+    assert!(store.revoke_token(named.id, later).await.unwrap(), "an expired token can still be revoked");
+    assert_eq!(stored().await, 0, "a swept token's revocation is not subtracted twice");
+    // Pruning deletes only what the count no longer counts.
+    let (pruned, _) = store.prune(later, 0, 86_400 * 365).await.unwrap();
+    assert_eq!(pruned, 6, "every token has expired or been revoked");
+    assert_eq!(stored().await, 0);
+}
+
+/// Two instances on one database issue (evicting under a small cap),
+/// revoke by the console's and the OAuth endpoint's paths, and sweep, all
+/// at once. Every application's kept count then equals a recount of its
+/// tokens, and what readers see equals the live tokens at any time. On
+/// PostgreSQL this also exercises the lock order the count's trigger
+/// relies on (a deadlock would fail a call).
+#[tokio::test]
+async fn live_counts_stay_exact_with_two_instances_issuing_revoking_and_sweeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::fresh_database_url(dir.path()).await.unwrap();
+    let first = Store::open(&url).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Store::open(&url).await.unwrap();
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        let (view, _) = app_with(&first, &format!("busy-{i}"), 4).await;
+        apps.push(first.client_by_client_id(&view.client_id).await.unwrap().unwrap());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, store) in [first.clone(), second.clone()].into_iter().enumerate() {
+        let apps = apps.clone();
+        tasks.spawn(async move {
+            for i in 0..60i64 {
+                let client = &apps[(i as usize + n) % apps.len()];
+                let now = T0 + i;
+                let issued = store.issue_endpoint_token(client, ScopeSet::empty(), now).await.unwrap();
+                match i % 3 {
+                    0 => {
+                        // Evicted meanwhile by the other instance's issuance: nothing to revoke.
+                        if let Ok(ctx) = store.check_token(&issued.token, now).await.unwrap() {
+                            usecase::tokens::revoke_own_token(&store, client, &ctx, now, None).await.unwrap();
+                        }
+                    }
+                    1 => {
+                        store.revoke_token(issued.id, now).await.unwrap();
+                    }
+                    _ => {}
+                }
+                if i % 10 == 0 {
+                    // Ahead of the issuance: everything issued so far is
+                    // expired to the sweep and live to the issuer, so the
+                    // two reach for the same tokens.
+                    store.sweep_expired_tokens(T0 + 3_600 + SWEEP_LAG_SECONDS + i).await.unwrap();
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let kept: Vec<(i64, i64, i64)> = on_pool!(first, |p| sqlx::query_as(
+        "SELECT a.id, CAST(a.live_tokens AS BIGINT), (SELECT COUNT(*) FROM tokens t \
+         WHERE t.application_id = a.id AND t.revoked_at IS NULL AND NOT t.expiry_swept) FROM applications a"
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+    assert_eq!(kept.len(), 3);
+    for (id, count, recount) in kept {
+        assert_eq!(count, recount, "application {id}");
+    }
+    // From the last sweep's cut on (a reader's clock is not a minute
+    // behind the sweeper's: that is what the lag allows for).
+    for at in [T0 + 3_650, T0 + 3_655, T0 + 3_660] {
+        for client in &apps {
+            let live: i64 = on_pool!(first, |p| sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tokens WHERE application_id = $1 AND revoked_at IS NULL AND expires_at > $2"
+            )
+            .bind(client.id.0)
+            .bind(at)
+            .fetch_one(p)
+            .await
+            .unwrap());
+            assert_eq!(first.application(client.id, at).await.unwrap().unwrap().active_tokens, live, "at {at}");
+        }
+    }
 }

@@ -124,7 +124,88 @@ struct CheckRow {
     allowed_networks: String,
 }
 
+/// How long after its expiry a token is swept: the issuer's evictions
+/// only touch tokens that have not expired at the batch's time, so the
+/// two never change the same token (nor wait for each other's locks).
+pub const SWEEP_LAG_SECONDS: i64 = 60;
+/// Tokens swept per transaction, so a first sweep over a large backlog
+/// holds the writer only briefly at a time.
+const SWEEP_BATCH: i64 = 5_000;
+
 impl Store {
+    /// Takes tokens that expired at least [`SWEEP_LAG_SECONDS`] before
+    /// `now` off their applications' live counts (`expiry_swept`; the
+    /// database's trigger updates the count). Readers subtract the counted
+    /// tokens that expired since the last sweep, so the count is exact
+    /// between sweeps; sweeping keeps that correction short. Returns how
+    /// many tokens it swept.
+    pub async fn sweep_expired_tokens(&self, now: i64) -> Result<u64, CoreError> {
+        use std::sync::atomic::Ordering;
+        let cut = now - SWEEP_LAG_SECONDS;
+        // Tokens expired before this were swept by an earlier run, unless
+        // written since with a past expiry (readers still subtract those).
+        let from = self.swept_before.load(Ordering::Relaxed);
+        let mut swept = 0;
+        loop {
+            let n = match &self.db {
+                Db::Sqlite { writer, .. } => sqlx::query(
+                    "UPDATE tokens SET expiry_swept = TRUE WHERE id IN (SELECT id FROM tokens \
+                     WHERE expires_at <= $1 AND expires_at >= $2 AND revoked_at IS NULL AND NOT expiry_swept LIMIT $3)",
+                )
+                .bind(cut)
+                .bind(from)
+                .bind(SWEEP_BATCH)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+                Db::Postgres { pool, .. } => {
+                    let mut tx = pool.begin().await?;
+                    // The trigger updates the applications' rows: hold them
+                    // first, as every writer does, skipping any another
+                    // transaction holds (the next sweep gets their tokens).
+                    let due: Vec<i64> = sqlx::query_scalar(
+                        "SELECT DISTINCT application_id FROM (SELECT application_id FROM tokens \
+                         WHERE expires_at <= $1 AND expires_at >= $2 AND revoked_at IS NULL AND NOT expiry_swept \
+                         LIMIT $3) d",
+                    )
+                    .bind(cut)
+                    .bind(from)
+                    .bind(SWEEP_BATCH)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let held: Vec<i64> = sqlx::query_scalar(
+                        "SELECT id FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
+                    )
+                    .bind(&due)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let n = sqlx::query(
+                        "UPDATE tokens SET expiry_swept = TRUE WHERE application_id = ANY($1) \
+                         AND expires_at <= $2 AND expires_at >= $3 AND revoked_at IS NULL AND NOT expiry_swept",
+                    )
+                    .bind(&held)
+                    .bind(cut)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    tx.commit().await?;
+                    if held.len() < due.len() {
+                        // Some were skipped: start there again next time.
+                        return Ok(swept + n);
+                    }
+                    n
+                }
+            };
+            swept += n;
+            if n < SWEEP_BATCH as u64 {
+                break;
+            }
+        }
+        self.swept_before.fetch_max(cut, Ordering::Relaxed);
+        Ok(swept)
+    }
+
     /// Checks a bearer token with one indexed lookup (by digest) joined to
     /// its application; the verdict is the core's rule ([`judge_token`]).
     pub async fn check_token(
@@ -467,7 +548,10 @@ impl Tx {
     /// A new expiry for a token that is not revoked; `false` otherwise.
     pub async fn set_token_expiry(&mut self, id: TokenId, expires_at: i64) -> Result<bool, CoreError> {
         let done =
-            on_tx!(self, |c| sqlx::query("UPDATE tokens SET expires_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            // Counted again if a sweep had taken it off for its old expiry.
+            on_tx!(self, |c| sqlx::query(
+                "UPDATE tokens SET expires_at = $1, expiry_swept = FALSE WHERE id = $2 AND revoked_at IS NULL"
+            )
                 .bind(expires_at)
                 .bind(id.0)
                 .execute(c)

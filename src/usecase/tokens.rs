@@ -324,6 +324,8 @@ pub async fn revoke_own_token(
         return Ok(false);
     }
     let mut tx = store.write().await?;
+    // The application's row before the token's, as the issuer takes them.
+    tx.lock_application(client.id).await?;
     if !tx.revoke_token(token.token_id, "revoked_by_client", &client.name, now).await? {
         return Ok(false);
     }
