@@ -62,7 +62,7 @@ pub fn Frame(me: AdminView, #[prop(optional, into)] title: Option<String>, child
 /// what went wrong.
 pub fn loaded<T>(result: Result<T, AppError>, render: impl FnOnce(T) -> AnyView) -> AnyView {
     match result {
-        Ok(data) => render(data),
+        Ok(data) => finished_html(render(data)),
         Err(AppError::Unauthenticated) => {
             // Back to this page after signing in.
             let location = leptos_router::hooks::use_location();
@@ -104,5 +104,21 @@ pub fn CopyField(label: &'static str, value: String, id: &'static str) -> impl I
                 <CopyButton target=id.to_string() label=format!("Copy {label}")/>
             </div>
         </div>
+    }
+}
+
+/// A loaded page as finished HTML, rendered in one synchronous pass. The
+/// console hydrates only its islands (they render the same either way), so
+/// nothing else of a page is ever touched in the browser; the async
+/// renderer would otherwise build and move a future for every element,
+/// which was most of the cost of a list page.
+fn finished_html(view: AnyView) -> AnyView {
+    #[cfg(feature = "ssr")]
+    {
+        leptos::tachys::html::InertElement::new(view.to_html()).into_any()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        view
     }
 }
