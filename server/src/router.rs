@@ -44,7 +44,7 @@ pub async fn build_router(state: AppState) -> Result<Router, keygate::CoreError>
             move || leptos::prelude::provide_context(console_context.clone()),
             move || shell(leptos_options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(console_fallback)
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::console_guard::guard));
 
@@ -123,6 +123,39 @@ async fn resolve_client_address(
     let address = crate::forward_auth::client_address(peer, req.headers(), &state.trusted_proxies);
     req.extensions_mut().insert(keygate::network::ClientAddress(address));
     next.run(req).await
+}
+
+/// What no route of the console matches: a page's address with a trailing
+/// slash (a bookmark, a typed address) redirects to the page, query kept;
+/// anything else is a static file or the "Not found" page. (Leptos' router
+/// matches `/applications/` where axum does not, and rendered the page
+/// outside the console's routes: "Cannot show this page".)
+async fn console_fallback(State(state): State<AppState>, req: Request<Body>) -> Response {
+    if matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        if let Some(to) = without_trailing_slash(req.uri()) {
+            return axum::response::Redirect::permanent(&to).into_response();
+        }
+    }
+    let console = state.console.clone();
+    let files = leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        move || leptos::prelude::provide_context(console.clone()),
+        shell,
+    );
+    files(req.uri().clone(), State(state), req).await
+}
+
+/// `/applications/?page=2` → `/applications?page=2`; `None` for `/`, for a
+/// path without one, and for what would leave this site (`//host`).
+fn without_trailing_slash(uri: &axum::http::Uri) -> Option<String> {
+    let path = uri.path();
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.len() == path.len() || trimmed.is_empty() || trimmed.starts_with("//") || trimmed.starts_with("/\\") {
+        return None;
+    }
+    Some(match uri.query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_owned(),
+    })
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

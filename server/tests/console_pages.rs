@@ -784,3 +784,28 @@ async fn wrong_current_passwords_are_throttled_and_audited() {
     assert!(html(&t, "/audit", &bob).await.contains("bob gave a wrong current password when changing their password"));
     assert!(t.store.admin_credentials("bob").await.unwrap().is_some());
 }
+
+/// A page's address with a trailing slash redirects to the page, query
+/// kept; it used to render the page outside the console's routes ("Cannot
+/// show this page", and an error in the log). Never to another site.
+#[tokio::test]
+async fn a_trailing_slash_redirects_to_the_page() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    for (path, to) in [
+        ("/applications/", "/applications"),
+        ("/applications//", "/applications"),
+        ("/audit/?action=token.revoked", "/audit?action=token.revoked"),
+        ("/applications/new/", "/applications/new"),
+    ] {
+        let res = page(&t, path, Some(&cookie)).await;
+        assert_eq!(res.status(), 308, "{path}");
+        assert_eq!(res.headers()[header::LOCATION], to, "{path}");
+    }
+    assert!(html(&t, "/applications", &cookie).await.contains("API applications"));
+    for elsewhere in ["//evil.example/", "///evil.example/"] {
+        let res = page(&t, elsewhere, Some(&cookie)).await;
+        assert_eq!(res.status(), 404, "{elsewhere}");
+        assert!(res.headers().get(header::LOCATION).is_none(), "{elsewhere}");
+    }
+}
