@@ -957,3 +957,42 @@ async fn live_counts_stay_exact_with_two_instances_issuing_revoking_and_sweeping
         }
     }
 }
+
+/// A backlog larger than one sweep transaction is swept in several, each
+/// going on from where the last stopped (many tokens share an expiry
+/// second, as after a burst of issuance).
+#[tokio::test]
+async fn a_backlog_is_swept_in_batches() {
+    let (store, _d) = fresh().await;
+    let (view, _) = app_with(&store, "backlog", 30).await;
+    let random_digest = match store.backend() {
+        Backend::Sqlite => "randomblob(32)",
+        Backend::Postgres => "decode(md5(random()::text || n.i::text), 'hex')",
+    };
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500) \
+         INSERT INTO tokens (application_id, token_hash, display_prefix, scopes, source, created_at, expires_at) \
+         SELECT $1, {random_digest}, 'kgt_x', '', 'api', $2, $2 + 10 + (n.i % 2) FROM n"
+    );
+    let mut tx = store.write().await.unwrap();
+    on_tx!(tx, |c| sqlx::query(&sql).bind(view.id.0).bind(T0).execute(c).await.unwrap().rows_affected());
+    tx.commit().await.unwrap();
+    let active = |at: i64| {
+        let store = store.clone();
+        async move { store.application(view.id, at).await.unwrap().unwrap().active_tokens }
+    };
+    assert_eq!(active(T0 + 5).await, 2_500);
+    assert_eq!(active(T0 + 10).await, 1_250);
+    assert_eq!(store.sweep_expired_tokens(T0 + 11 + SWEEP_LAG_SECONDS).await.unwrap(), 2_500);
+    assert_eq!(store.sweep_expired_tokens(T0 + 11 + SWEEP_LAG_SECONDS).await.unwrap(), 0);
+    let (kept, unswept): (i64, i64) = on_pool!(store, |p| sqlx::query_as(
+        "SELECT CAST(live_tokens AS BIGINT), (SELECT COUNT(*) FROM tokens WHERE NOT expiry_swept) \
+         FROM applications WHERE id = $1"
+    )
+    .bind(view.id.0)
+    .fetch_one(p)
+    .await
+    .unwrap());
+    assert_eq!((kept, unswept), (0, 0));
+    assert_eq!(active(T0 + 100).await, 0);
+}
