@@ -153,8 +153,10 @@ impl Store {
         // order, instead of reading past the tokens it already swept.
         let mut after = (from, 0_i64);
         let mut swept = 0;
+        // An application another transaction holds is left for the next run.
+        let mut skipped: Vec<i64> = Vec::new();
         loop {
-            let n = match &self.db {
+            let (sampled, n) = match &self.db {
                 Db::Sqlite { writer, .. } => {
                     let done: Vec<(i64, i64)> = sqlx::query_as(
                         "UPDATE tokens SET expiry_swept = TRUE WHERE id IN (SELECT id FROM tokens \
@@ -170,52 +172,60 @@ impl Store {
                     if let Some(last) = done.iter().max() {
                         after = *last;
                     }
-                    done.len() as u64
+                    (done.len(), done.len() as u64)
                 }
                 Db::Postgres { pool, .. } => {
                     let mut tx = pool.begin().await?;
-                    // The trigger updates the applications' rows: hold them
-                    // first, as every writer does, skipping any another
-                    // transaction holds (the next sweep gets their tokens).
-                    let due: Vec<i64> = sqlx::query_scalar(
-                        "SELECT DISTINCT application_id FROM (SELECT application_id FROM tokens \
-                         WHERE expires_at <= $1 AND expires_at >= $2 AND revoked_at IS NULL AND NOT expiry_swept \
-                         LIMIT $3) d",
+                    let due: Vec<(i64, i64, i64)> = sqlx::query_as(
+                        "SELECT expires_at, id, application_id FROM tokens WHERE (expires_at, id) > ($1, $2) \
+                         AND expires_at <= $3 AND revoked_at IS NULL AND NOT expiry_swept \
+                         AND application_id <> ALL($5) ORDER BY expires_at, id LIMIT $4",
                     )
+                    .bind(after.0)
+                    .bind(after.1)
                     .bind(cut)
-                    .bind(from)
                     .bind(SWEEP_BATCH)
+                    .bind(&skipped)
                     .fetch_all(&mut *tx)
                     .await?;
+                    if let Some(&(expires_at, id, _)) = due.last() {
+                        after = (expires_at, id);
+                    }
+                    let mut apps: Vec<i64> = due.iter().map(|d| d.2).collect();
+                    apps.sort_unstable();
+                    apps.dedup();
+                    // The trigger updates the applications' rows: hold them
+                    // first, as every writer does, skipping any another
+                    // transaction holds.
                     let held: Vec<i64> = sqlx::query_scalar(
                         "SELECT id FROM applications WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED",
                     )
-                    .bind(&due)
+                    .bind(&apps)
                     .fetch_all(&mut *tx)
                     .await?;
+                    skipped.extend(apps.iter().filter(|a| !held.contains(a)));
+                    let ids: Vec<i64> = due.iter().filter(|d| held.contains(&d.2)).map(|d| d.1).collect();
                     let n = sqlx::query(
-                        "UPDATE tokens SET expiry_swept = TRUE WHERE application_id = ANY($1) \
-                         AND expires_at <= $2 AND expires_at >= $3 AND revoked_at IS NULL AND NOT expiry_swept",
+                        "UPDATE tokens SET expiry_swept = TRUE WHERE id = ANY($1) \
+                         AND revoked_at IS NULL AND NOT expiry_swept",
                     )
-                    .bind(&held)
-                    .bind(cut)
-                    .bind(from)
+                    .bind(&ids)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
                     tx.commit().await?;
-                    if held.len() < due.len() {
-                        // Some were skipped: start there again next time.
-                        return Ok(swept + n);
-                    }
-                    n
+                    (due.len(), n)
                 }
             };
             swept += n;
-            if n < SWEEP_BATCH as u64 {
+            if sampled < SWEEP_BATCH as usize {
                 break;
             }
             tokio::time::sleep(SWEEP_PAUSE).await;
+        }
+        if !skipped.is_empty() {
+            // Their tokens stay above the mark for the next run.
+            return Ok(swept);
         }
         self.swept_before.fetch_max(cut, Ordering::Relaxed);
         Ok(swept)

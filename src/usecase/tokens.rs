@@ -247,8 +247,9 @@ pub async fn rotate_token(
     };
     let new_id =
         tx.insert_named_token(app.id, &token, &name, &scopes, &audience, source, caller.now, expires_at).await?;
-    // A revocation without the application lock (RFC 7009, by the client)
-    // may still come first: then nothing of the rotation stays.
+    // A revocation that held the application's row before this one (RFC
+    // 7009, by the client) may have come first: then nothing of the
+    // rotation stays.
     let previous_expires_at = if request.previous_valid_for == 0 {
         if !tx.revoke_token(id, "rotated", caller.name(), caller.now).await? {
             return Err(revoked_meanwhile());
