@@ -263,9 +263,10 @@ def cold_load_bytes(base, path, cookie):
 
 
 def console_runs(server, db, apps):
-    """Server-side rendering: the applications list (10,000 applications)
-    and an application page with 30 tokens, signed in, as a share of
-    /healthz."""
+    """Server-side rendering: the applications list (10,000 applications),
+    an application page with 30 tokens and the overview (its charts and
+    "Needs attention" panel over every application), signed in, as a share
+    of /healthz."""
     cookie = sign_in(server.base, db)
     page_app = cli(db, "app", "create", "--name", "bench-page", "--scope", "applications:read", *HIGH, "--json")
     for _ in range(30):
@@ -274,6 +275,7 @@ def console_runs(server, db, apps):
     results = {
         "apps_page": wrk("apps_page", "/applications", headers, server),
         "app_detail": wrk("app_detail", f"/applications/{page_app['id']}", headers, server),
+        "overview": wrk("overview", "/", headers, server),
         "ceiling": wrk("ceiling", "/healthz", "", server),
     }
     load, assets = cold_load_bytes(server.base, "/applications", cookie)
@@ -323,7 +325,7 @@ def main():
     print(f"\nKeygate benchmark — wrk, {THREADS} threads, {CONNECTIONS} connections, {DURATION} per run, {os.cpu_count()} cores")
     show("Fresh database", small, ceiling)
     show(f"With 1,000,000 tokens and 10,000 applications (seeded in {seed_s:.1f} s)", big, big["ceiling"]["rps"])
-    show("Console pages, signed in (10,000 applications; the detail page has 30 tokens)", console,
+    show("Console pages, signed in (10,000 applications; the detail page has 30 tokens; the overview)", console,
          console["ceiling"]["rps"])
     print(f"Cold load of /applications with brotli: {cold_load / 1024:.0f} KB ({len(cold_assets)} assets: "
           f"{', '.join(cold_assets)})")

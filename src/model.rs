@@ -948,15 +948,28 @@ pub const DEFAULT_DORMANT_AFTER_DAYS: i64 = 90;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NeedsAttention {
-    /// Named tokens expiring within 7 days.
+    /// Named tokens expiring within 7 days, soonest first.
     pub expiring_tokens: Vec<AttentionToken>,
-    /// Previous secrets whose overlap ends within 24 hours.
+    /// Previous secrets whose overlap ends within 24 hours, soonest first.
     pub ending_overlaps: Vec<AttentionSecret>,
-    /// Enabled applications unused for the dormancy period.
+    /// Enabled applications unused for the dormancy period, longest
+    /// unused first.
     pub dormant_applications: Vec<AttentionApplication>,
     /// Disabled applications that still hold valid tokens.
     pub disabled_with_tokens: Vec<AttentionApplication>,
     pub dormant_after_days: i64,
+    /// How many there are of each kind; each list holds the first of them.
+    pub totals: AttentionTotals,
+}
+
+/// How many things of each kind need attention, listed or not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AttentionTotals {
+    pub expiring_tokens: i64,
+    pub ending_overlaps: i64,
+    pub dormant_applications: i64,
+    pub disabled_with_tokens: i64,
 }
 
 impl NeedsAttention {

@@ -26,7 +26,7 @@ pub async fn dashboard(range: Option<String>) -> Result<DashboardData, AppError>
     let now = crate::server::now();
     let stats = ctx.store.dashboard_stats(now).await?;
     let recent = ctx.store.recent_audit_events(10).await?;
-    let attention = ctx.store.needs_attention(now, ctx.dormant_after_days).await?;
+    let attention = ctx.store.needs_attention(now, ctx.dormant_after_days, PANEL_LINES).await?;
     let range = range.as_deref().and_then(keygate::activity::ActivityRange::parse).unwrap_or_default();
     let activity = keygate::usecase::activity::overview(&ctx.store, range, now).await?;
     Ok(DashboardData { admin, stats, recent, attention, activity })
@@ -158,6 +158,24 @@ fn Leaders(
     }
 }
 
+/// Lines of one kind the panel shows; a count stands for the rest (an
+/// installation with thousands of dormant applications gets a panel, not
+/// a page of thousands of lines).
+const PANEL_LINES: usize = 20;
+
+/// "The first 20 of 4980 dormant applications", before a kind's lines
+/// when there are more than the panel shows.
+fn more(total: i64, what: &'static str) -> Option<impl IntoView> {
+    (total > PANEL_LINES as i64).then(|| {
+        view! {
+            <li class="muted" data-kind="more">
+                {format!("The first {PANEL_LINES} of {total} {what} are below; ")}
+                <code>"GET /api/v1/attention?limit=10000"</code>" lists up to 10,000."
+            </li>
+        }
+    })
+}
+
 /// Named tokens about to expire, overlaps about to end, dormant
 /// applications and disabled ones still holding tokens: each line links
 /// to the page where it is dealt with.
@@ -177,15 +195,18 @@ fn AttentionPanel(a: NeedsAttention) -> impl IntoView {
         <section class="card attention" aria-labelledby="attention-title" data-testid="attention">
             <h2 id="attention-title">"Needs attention"</h2>
             <ul>
+                {more(a.totals.expiring_tokens, "named tokens expiring")}
                 {a.expiring_tokens.into_iter().map(|t| view! {
                     <li data-kind="token-expiring">"Token "<strong>{format!("\"{}\"", t.name)}</strong>" of "
                         <a href=app_link(t.application_id)>{t.application_name}</a>" expires "<RelTime at=t.expires_at/>
                         " — mint a replacement and hand it over before then."</li>
                 }).collect_view()}
+                {more(a.totals.ending_overlaps, "overlaps ending")}
                 {a.ending_overlaps.into_iter().map(|s| view! {
                     <li data-kind="overlap-ending">"The previous secret of "<a href=app_link(s.application_id)>{s.application_name}</a>
                         " stops working "<RelTime at=s.expires_at/>" — make sure every client has the new one."</li>
                 }).collect_view()}
+                {more(a.totals.dormant_applications, "dormant applications")}
                 {a.dormant_applications.into_iter().map(|d| view! {
                     <li data-kind="dormant"><a href=app_link(d.application_id)>{d.application_name}</a>" has not been used "
                         {match d.last_used_at {
@@ -194,6 +215,7 @@ fn AttentionPanel(a: NeedsAttention) -> impl IntoView {
                         }}
                         {format!(" (more than {} days) — disable it if nobody needs it.", a.dormant_after_days)}</li>
                 }).collect_view()}
+                {more(a.totals.disabled_with_tokens, "disabled applications holding tokens")}
                 {a.disabled_with_tokens.into_iter().map(|d| view! {
                     <li data-kind="disabled-with-tokens"><a href=app_link(d.application_id)>{d.application_name}</a>
                         {format!(" is disabled but holds {} valid token(s) — revoke them on its page.", d.active_tokens)}</li>

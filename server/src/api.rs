@@ -1268,15 +1268,36 @@ async fn retry_delivery(
     Ok((StatusCode::ACCEPTED, Json(QueuedDelivery { delivery_id })))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AttentionParams {
+    /// Lines of each kind, 1 to 10,000, default 100; `totals` counts them all.
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<i64>,
+}
+
 /// What needs attention: named tokens expiring within 7 days, overlaps
-/// ending within 24 hours, dormant applications, disabled applications
-/// still holding valid tokens (scopes `applications:read` and `tokens:read`).
-#[utoipa::path(get, path = "/api/v1/attention", tag = "stats",
-    responses((status = 200, body = keygate::NeedsAttention), (status = 403, body = ErrorBody)))]
-async fn attention(State(state): State<AppState>, bearer: Bearer) -> Result<Json<keygate::NeedsAttention>, HttpError> {
+/// ending within 24 hours, dormant applications (longest unused first),
+/// disabled applications still holding valid tokens, the first `limit` of
+/// each and how many there are (scopes `applications:read` and
+/// `tokens:read`).
+#[utoipa::path(get, path = "/api/v1/attention", tag = "stats", params(AttentionParams),
+    responses((status = 200, body = keygate::NeedsAttention), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn attention(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiQuery(p): ApiQuery<AttentionParams>,
+) -> Result<Json<keygate::NeedsAttention>, HttpError> {
     bearer.require_scope("applications:read")?;
     bearer.require_scope("tokens:read")?;
-    Ok(Json(state.store.needs_attention(crate::now(), state.console.dormant_after_days).await?))
+    let limit = p.limit.unwrap_or(100);
+    let limit = usize::try_from(limit)
+        .ok()
+        .filter(|l| (1..=10_000).contains(l))
+        .ok_or_else(|| HttpError::bad_request("limit is between 1 and 10000"))?;
+    Ok(Json(state.store.needs_attention(crate::now(), state.console.dormant_after_days, limit).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -604,3 +604,38 @@ async fn metadata_names_introspection_and_revocation() {
     assert_eq!(m["introspection_endpoint"], "http://127.0.0.1:3000/oauth2/introspect");
     assert_eq!(m["revocation_endpoint"], "http://127.0.0.1:3000/oauth2/revoke");
 }
+
+/// `GET /api/v1/attention` lists the first `limit` lines of each kind and
+/// counts them all; a limit out of range is refused with the reason.
+#[tokio::test]
+async fn attention_lists_the_first_lines_of_each_kind_and_counts_them_all() {
+    let t = test_app().await;
+    let (_, token) = admin_bot(&t).await;
+    let long_ago = keygate_server::now() - 400 * 86_400;
+    for i in 1..=3 {
+        let settings = keygate::ApplicationSettings::new(format!("idle-{i}"));
+        t.store.create_application(settings, long_ago + i).await.unwrap();
+    }
+    let res = call(&t, Method::GET, "/api/v1/attention?limit=2", &token, None).await;
+    assert_eq!(res.status(), 200);
+    let body = json(res).await;
+    let names: Vec<&str> = body["dormant_applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["application_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["idle-1", "idle-2"], "longest unused first: {body}");
+    assert_eq!(body["totals"]["dormant_applications"], 3, "{body}");
+    assert_eq!(body["totals"]["expiring_tokens"], 0, "{body}");
+    let all = json(call(&t, Method::GET, "/api/v1/attention", &token, None).await).await;
+    assert_eq!(all["dormant_applications"].as_array().unwrap().len(), 3, "{all}");
+    for bad in ["0", "10001"] {
+        let res = call(&t, Method::GET, &format!("/api/v1/attention?limit={bad}"), &token, None).await;
+        assert_eq!(res.status(), 400, "limit={bad}");
+        let body = json(res).await;
+        assert_eq!(body["error_description"], "limit is between 1 and 10000", "{body}");
+    }
+    let res = call(&t, Method::GET, "/api/v1/attention?limit=x", &token, None).await;
+    assert_eq!(res.status(), 400);
+}

@@ -809,3 +809,26 @@ async fn a_trailing_slash_redirects_to_the_page() {
         assert!(res.headers().get(header::LOCATION).is_none(), "{elsewhere}");
     }
 }
+
+/// The overview's "Needs attention" panel shows the first lines of a kind
+/// and says how many there are, however many applications went dormant.
+#[tokio::test]
+async fn the_attention_panel_shows_the_first_lines_and_counts_the_rest() {
+    let t = test_app().await;
+    let cookie = setup_owner(&t).await;
+    let long_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 400 * 86_400;
+    for i in 1..=21 {
+        t.store
+            .create_application(keygate::ApplicationSettings::new(&format!("idle-{i:02}")), long_ago + i)
+            .await
+            .unwrap();
+    }
+    let overview = html(&t, "/", &cookie).await;
+    // The panel alone: the latest events name the newest applications too.
+    let start = overview.find(r#"data-testid="attention""#).expect("the panel");
+    let panel = &overview[start..start + overview[start..].find("</section>").expect("its end")];
+    assert_eq!(panel.matches(r#"data-kind="dormant""#).count(), 20, "{panel}");
+    assert!(panel.contains("The first 20 of 21 dormant applications are below"), "{panel}");
+    assert!(panel.contains(">idle-01<") && panel.contains(">idle-20<"), "{panel}");
+    assert!(!panel.contains(">idle-21<"), "longest unused first: {panel}");
+}

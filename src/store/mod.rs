@@ -39,6 +39,7 @@ mod tokens;
 mod webhooks;
 
 pub use activity::{HOURS_KEPT_SECONDS, MINUTES_KEPT_SECONDS};
+pub use alerts::DueAlerts;
 pub use applications::{ApplicationQuery, ApplicationSort, ApplicationStatus};
 pub use audit::{ActorKind, AuditQuery, AuditRecord, REFUSALS_FILTER};
 pub use clients::CLIENT_CACHE_TTL;

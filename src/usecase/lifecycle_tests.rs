@@ -348,12 +348,24 @@ async fn alerts_fire_once_per_thing_and_threshold() {
     store.mint_named_token(old.id, "young", crate::ScopeSet::empty(), now + 3 * day, now - day).await.unwrap();
     let how = SecretRegeneration { previous_secret_valid_for: Some(12 * HOUR), revoke_tokens: false };
     applications::regenerate_secret(&store, &Caller::cli(now), old.id, how).await.unwrap();
-    let attention = store.needs_attention(now, 90).await.unwrap();
+    let attention = store.needs_attention(now, 90, 100).await.unwrap();
     assert_eq!(attention.expiring_tokens.len(), 1);
     assert_eq!(attention.ending_overlaps.len(), 1);
+    let totals = crate::AttentionTotals {
+        expiring_tokens: 1,
+        ending_overlaps: 1,
+        dormant_applications: 1,
+        disabled_with_tokens: 0,
+    };
+    assert_eq!(attention.totals, totals);
     assert_eq!(attention.dormant_applications.iter().map(|a| a.application_name.as_str()).collect::<Vec<_>>(), ["old"]);
     assert_eq!(alerts::fire_due_alerts(&store, now, 90).await.unwrap(), 3);
     assert_eq!(alerts::fire_due_alerts(&store, now + 60, 90).await.unwrap(), 0, "once, not on every run");
+    let due = store.due_alerts(now + 60, 90, 100).await.unwrap();
+    assert!(
+        due.expiring_tokens.is_empty() && due.ending_overlaps.is_empty() && due.dormant_applications.is_empty(),
+        "what fired is not read again: {due:?}"
+    );
     // Pruned history (an older last use) does not re-arm the dormancy alert;
     // a use after the warning does.
     assert_eq!(alerts::fire_due_alerts(&store, now + 30 * day, 90).await.unwrap(), 0);
@@ -376,8 +388,55 @@ async fn alerts_fire_once_per_thing_and_threshold() {
     let mut tx = store.write().await.unwrap();
     on_tx_disable(&mut tx, held.id).await;
     tx.commit().await.unwrap();
-    let attention = store.needs_attention(now, 90).await.unwrap();
+    let attention = store.needs_attention(now, 90, 100).await.unwrap();
     assert_eq!(attention.disabled_with_tokens.iter().map(|a| a.active_tokens).collect::<Vec<_>>(), [1]);
+}
+
+/// Each kind lists its first lines and counts them all; a run fires at
+/// most its share of each kind and the next run the rest; the marks of
+/// ended expiries are forgotten, those of dormancy kept.
+#[tokio::test]
+async fn attention_counts_every_kind_and_alerts_fire_over_runs() {
+    let (store, _d) = fresh().await;
+    let day = 86_400;
+    let now = T0 + 100 * day;
+    for name in ["held-1", "held-2"] {
+        let (a, _) = app(&store, name).await;
+        store.mint_named_token(a.id, "deploy", crate::ScopeSet::empty(), now + 2 * day, now - 27 * day).await.unwrap();
+        let how = SecretRegeneration { previous_secret_valid_for: Some(12 * HOUR), revoke_tokens: false };
+        applications::regenerate_secret(&store, &Caller::cli(now), a.id, how).await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        on_tx_disable(&mut tx, a.id).await;
+        tx.commit().await.unwrap();
+    }
+    app(&store, "idle-1").await;
+    app(&store, "idle-2").await;
+    let first = store.needs_attention(now, 90, 1).await.unwrap();
+    let totals = crate::AttentionTotals {
+        expiring_tokens: 2,
+        ending_overlaps: 2,
+        dormant_applications: 2,
+        disabled_with_tokens: 2,
+    };
+    assert_eq!(first.totals, totals);
+    let lines = [
+        first.expiring_tokens.len(),
+        first.ending_overlaps.len(),
+        first.dormant_applications.len(),
+        first.disabled_with_tokens.len(),
+    ];
+    assert_eq!(lines, [1, 1, 1, 1]);
+    assert_eq!(store.needs_attention(now, 90, 0).await.unwrap().totals, totals, "a line is always read");
+
+    assert_eq!(alerts::fire_due_alerts_up_to(&store, now, 90, 1).await.unwrap(), 3, "one of each kind");
+    assert_eq!(alerts::fire_due_alerts_up_to(&store, now, 90, 1).await.unwrap(), 3, "the others on the next run");
+    assert_eq!(alerts::fire_due_alerts(&store, now + 60, 90).await.unwrap(), 0);
+    assert_eq!(store.forget_expiry_alerts(now + 1).await.unwrap(), 4, "the tokens' and overlaps' marks");
+    assert_eq!(alerts::fire_due_alerts(&store, now + 60, 90).await.unwrap(), 4, "forgotten too soon: they fire again");
+    // Eight days on, the run itself forgets them; still dormant, the idle
+    // applications are not warned about again.
+    assert_eq!(alerts::fire_due_alerts(&store, now + 9 * day, 90).await.unwrap(), 0);
+    assert_eq!(store.forget_expiry_alerts(now + 9 * day).await.unwrap(), 0, "forgotten by the run");
 }
 
 /// Disables an application without revoking its tokens (as a database
@@ -596,7 +655,7 @@ async fn a_token_in_its_rotation_overlap_is_neither_extended_nor_rotated_again()
     assert!(valid(&store, &first.token, now + 1).await, "the overlap works");
     // Its overlap ends by design: no "expires soon" warning or alert.
     assert!(!rotated.previous.expires_soon(now + 1));
-    let attention = store.needs_attention(now + 1, 90).await.unwrap();
+    let attention = store.needs_attention(now + 1, 90, 100).await.unwrap();
     assert!(attention.expiring_tokens.iter().all(|t| t.token_id != first.view.id), "{attention:?}");
 
     // Lengthening the old value, or rotating it again, would undo the rotation.
