@@ -2,7 +2,7 @@
 //! applications, disabled applications still holding tokens) and which
 //! lifecycle alerts have fired.
 
-use super::{on_pool, on_tx, on_writer, Store, Tx};
+use super::{live_tokens_of_a, on_pool, on_tx, on_writer, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
 
@@ -162,15 +162,15 @@ impl Store {
         let mut dormant_applications = self.dormant_applications(now, dormant_after_days).await?;
         let dormant_total = dormant_applications.len();
         dormant_applications.truncate(limit);
-        let disabled: Vec<ApplicationRow> = on_pool!(self, |p| sqlx::query_as(
+        let disabled: Vec<ApplicationRow> = on_pool!(self, |p| sqlx::query_as(concat!(
             "SELECT d.*, COUNT(*) OVER () AS total FROM (SELECT a.id AS application_id, \
              a.name AS application_name, a.created_at, \
              (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
-             (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, \
-             a.live_tokens - (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id AND t.revoked_at IS NULL \
-              AND NOT t.expiry_swept AND t.expires_at <= $1) AS active_tokens \
-             FROM applications a WHERE a.enabled = FALSE) d WHERE active_tokens > 0 ORDER BY application_id LIMIT $2"
-        )
+             (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, ",
+            live_tokens_of_a!(),
+            " AS active_tokens FROM applications a WHERE a.enabled = FALSE) d \
+             WHERE active_tokens > 0 ORDER BY application_id LIMIT $2"
+        ))
         .bind(now)
         .bind(as_limit(limit))
         .fetch_all(p)

@@ -1,6 +1,6 @@
 //! API applications: their settings and secrets.
 
-use super::{on_pool, on_tx, split_scopes, Backend, Page, Store, Tx};
+use super::{live_tokens_of_a, on_pool, on_tx, split_scopes, Backend, Page, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
 use crate::secret::SecretDigest;
@@ -162,15 +162,15 @@ impl From<ApplicationRow> for ApplicationView {
     }
 }
 
-/// `$1` is `now`. `active_tokens` is the count the database keeps, less
-/// the tokens it still counts that have expired since the last sweep (a
-/// short range of `tokens_counted`; see the live-count migration).
-const APPLICATION_COLUMNS: &str = "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
+/// `$1` is `now` (for `active_tokens`, see `live_tokens_of_a`).
+const APPLICATION_COLUMNS: &str = concat!(
+    "a.id, a.name, a.notes, a.client_id, a.scopes, a.enabled, a.token_ttl_seconds, \
      a.token_format, (SELECT r.identifier FROM resource_servers r WHERE r.id = a.introspects_resource_server_id) \
-     AS introspects, a.allowed_networks, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, \
-     a.live_tokens - (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
-     AND t.revoked_at IS NULL AND NOT t.expiry_swept AND t.expires_at <= $1) AS active_tokens, \
-     (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at";
+     AS introspects, a.allowed_networks, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, ",
+    live_tokens_of_a!(),
+    " AS active_tokens, \
+     (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at"
+);
 
 /// The names of `APPLICATION_COLUMNS`, for the JSON object each
 /// application of a page becomes.

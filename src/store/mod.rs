@@ -159,6 +159,18 @@ macro_rules! on_writer {
 }
 pub(crate) use on_writer;
 
+/// An application `a`'s live tokens at `$1` (now), as SQL: the count the
+/// database keeps, less the tokens it still counts that have expired since
+/// the last sweep (a short range of `tokens_counted`; see the live-count
+/// migration). A macro so that constant queries can `concat!` it.
+macro_rules! live_tokens_of_a {
+    () => {
+        "(a.live_tokens - (SELECT COUNT(*) FROM tokens t WHERE t.application_id = a.id \
+         AND t.revoked_at IS NULL AND NOT t.expiry_swept AND t.expires_at <= $1))"
+    };
+}
+pub(crate) use live_tokens_of_a;
+
 /// Runs `$body` with `$c` bound to the transaction's connection.
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
@@ -549,14 +561,14 @@ impl Store {
 
     /// The overview's counts.
     pub async fn dashboard_stats(&self, now: i64) -> Result<DashboardStats, CoreError> {
-        let r: StatsRow = on_pool!(self, |p| sqlx::query_as(
+        let r: StatsRow = on_pool!(self, |p| sqlx::query_as(concat!(
             "SELECT (SELECT COUNT(*) FROM applications) AS apps, \
                     (SELECT COUNT(*) FROM applications WHERE enabled = TRUE) AS enabled_apps, \
-                    (SELECT CAST(COALESCE(SUM(a.live_tokens - (SELECT COUNT(*) FROM tokens t \
-                       WHERE t.application_id = a.id AND t.revoked_at IS NULL AND NOT t.expiry_swept \
-                       AND t.expires_at <= $1)), 0) AS BIGINT) FROM applications a) AS active, \
+                    (SELECT CAST(COALESCE(SUM(",
+            live_tokens_of_a!(),
+            "), 0) AS BIGINT) FROM applications a) AS active, \
                     (SELECT COUNT(*) FROM audit_events WHERE at > $1 - 86400) AS events",
-        )
+        ))
         .bind(now)
         .fetch_one(p)
         .await?);
