@@ -626,8 +626,11 @@ async fn open_sqlite(url: &str) -> Result<Db, CoreError> {
             if checkpoint_pool.is_closed() {
                 break;
             }
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoint_pool).await {
-                tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpoint_pool).await {
+                Ok(_) => {}
+                // Closed while this waited (a CLI command ending): done, not a failure.
+                Err(sqlx::Error::PoolClosed) => break,
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
             }
         }
     });
