@@ -944,6 +944,12 @@ pub struct AttemptView {
 /// Days without a use after which an application counts as dormant, by default.
 pub const DEFAULT_DORMANT_AFTER_DAYS: i64 = 90;
 
+/// An enabled application created and last used (by any token or secret)
+/// at or before this moment is dormant at `now`.
+pub fn dormant_cutoff(now: i64, dormant_after_days: i64) -> i64 {
+    now - dormant_after_days.max(1) * 86_400
+}
+
 /// What needs an administrator's attention, for the overview's panel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -142,7 +142,7 @@ pub struct ApplicationsListing {
     pub q: String,
     /// `name`, `newest`, `last_used` or `active_tokens`.
     pub sort: String,
-    /// `any`, `enabled`, `disabled` or `never_used`.
+    /// `any`, `enabled`, `disabled`, `never_used` or `dormant`.
     pub status: String,
     pub page: i64,
     pub per_page: i64,
@@ -199,6 +199,7 @@ pub async fn applications(listing: ApplicationsListing) -> Result<ApplicationsDa
         page: listing.page,
         // Only the sizes offered: the query string is the client's to write.
         per_page: if PAGE_SIZES.contains(&listing.per_page) { listing.per_page } else { PER_PAGE },
+        dormant_after_days: ctx.dormant_after_days,
     };
     let mut p = ctx.store.list_applications(&query, now).await?;
     // A page past the end (a bookmark, a deleted application) shows the last one.
@@ -798,7 +799,7 @@ fn ApplicationsList(p: ApplicationsData) -> impl IntoView {
                 <span class="field">
                     <label for="status">"Show"</label>
                     <select id="status" name="status">
-                        {[("any", "All applications"), ("enabled", "Enabled"), ("disabled", "Disabled"), ("never_used", "Never used")]
+                        {[("any", "All applications"), ("enabled", "Enabled"), ("disabled", "Disabled"), ("never_used", "Never used"), ("dormant", "Dormant")]
                             .into_iter()
                             .map(|(v, l)| view! { <option value=v selected=status == v>{l}</option> })
                             .collect_view()}

@@ -164,13 +164,18 @@ fn Leaders(
 const PANEL_LINES: usize = 20;
 
 /// "The first 20 of 4980 dormant applications", before a kind's lines
-/// when there are more than the panel shows.
-fn more(total: i64, what: &'static str) -> Option<impl IntoView> {
+/// when there are more than the panel shows, with where to see them all:
+/// a console page if one lists them, else the API.
+fn more(total: i64, what: &'static str, listed_at: Option<&'static str>) -> Option<impl IntoView> {
     (total > PANEL_LINES as i64).then(|| {
+        let whole = match listed_at {
+            Some(href) => view! { <a href=href>"all of them"</a>"." }.into_any(),
+            None => view! { <code>"GET /api/v1/attention?limit=10000"</code>" lists up to 10,000." }.into_any(),
+        };
         view! {
             <li class="muted" data-kind="more">
                 {format!("The first {PANEL_LINES} of {total} {what} are below; ")}
-                <code>"GET /api/v1/attention?limit=10000"</code>" lists up to 10,000."
+                {whole}
             </li>
         }
     })
@@ -195,18 +200,18 @@ fn AttentionPanel(a: NeedsAttention) -> impl IntoView {
         <section class="card attention" aria-labelledby="attention-title" data-testid="attention">
             <h2 id="attention-title">"Needs attention"</h2>
             <ul>
-                {more(a.totals.expiring_tokens, "named tokens expiring")}
+                {more(a.totals.expiring_tokens, "named tokens expiring", None)}
                 {a.expiring_tokens.into_iter().map(|t| view! {
                     <li data-kind="token-expiring">"Token "<strong>{format!("\"{}\"", t.name)}</strong>" of "
                         <a href=app_link(t.application_id)>{t.application_name}</a>" expires "<RelTime at=t.expires_at/>
                         " — mint a replacement and hand it over before then."</li>
                 }).collect_view()}
-                {more(a.totals.ending_overlaps, "overlaps ending")}
+                {more(a.totals.ending_overlaps, "overlaps ending", None)}
                 {a.ending_overlaps.into_iter().map(|s| view! {
                     <li data-kind="overlap-ending">"The previous secret of "<a href=app_link(s.application_id)>{s.application_name}</a>
                         " stops working "<RelTime at=s.expires_at/>" — make sure every client has the new one."</li>
                 }).collect_view()}
-                {more(a.totals.dormant_applications, "dormant applications")}
+                {more(a.totals.dormant_applications, "dormant applications", Some("/applications?status=dormant"))}
                 {a.dormant_applications.into_iter().map(|d| view! {
                     <li data-kind="dormant"><a href=app_link(d.application_id)>{d.application_name}</a>" has not been used "
                         {match d.last_used_at {
@@ -215,7 +220,7 @@ fn AttentionPanel(a: NeedsAttention) -> impl IntoView {
                         }}
                         {format!(" (more than {} days) — disable it if nobody needs it.", a.dormant_after_days)}</li>
                 }).collect_view()}
-                {more(a.totals.disabled_with_tokens, "disabled applications holding tokens")}
+                {more(a.totals.disabled_with_tokens, "disabled applications holding tokens", None)}
                 {a.disabled_with_tokens.into_iter().map(|d| view! {
                     <li data-kind="disabled-with-tokens"><a href=app_link(d.application_id)>{d.application_name}</a>
                         {format!(" is disabled but holds {} valid token(s) — revoke them on its page.", d.active_tokens)}</li>

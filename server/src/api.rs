@@ -160,9 +160,10 @@ pub struct ListApplicationsParams {
     /// `last_used` (never used last) or `active_tokens` (most first).
     #[param(pattern = "^(name|newest|last_used|active_tokens)$")]
     pub sort: Option<String>,
-    /// `any` (default), `enabled`, `disabled` or `never_used` (no token
-    /// of it ever used).
-    #[param(pattern = "^(any|enabled|disabled|never_used)$")]
+    /// `any` (default), `enabled`, `disabled`, `never_used` (no token
+    /// of it ever used) or `dormant` (enabled, and neither created nor used
+    /// within the server's `--dormant-after-days`).
+    #[param(pattern = "^(any|enabled|disabled|never_used|dormant)$")]
     pub status: Option<String>,
     /// From 1 to 1000000; a page past the end is empty.
     #[param(minimum = 1, maximum = 1000000)]
@@ -651,14 +652,15 @@ async fn list_applications(
     let status = match p.status.as_deref() {
         None => ApplicationStatus::Any,
         Some(s) => ApplicationStatus::parse(s).ok_or_else(|| {
-            HttpError::bad_request(format!("status must be any, enabled, disabled or never_used, not {s}"))
+            HttpError::bad_request(format!("status must be any, enabled, disabled, never_used or dormant, not {s}"))
         })?,
     };
     let (page, per_page) = paging(p.page, p.per_page, 200)?;
     if p.search.as_ref().is_some_and(|s| s.chars().count() > 200) {
         return Err(HttpError::bad_request("search has at most 200 characters"));
     }
-    let q = ApplicationQuery { search: p.search, sort, status, page, per_page };
+    let dormant_after_days = state.console.dormant_after_days;
+    let q = ApplicationQuery { search: p.search, sort, status, page, per_page, dormant_after_days };
     let page = state.store.list_applications(&q, crate::now()).await?;
     Ok(Json(ApplicationPage { items: page.items, total: page.total, page: page.page, per_page: page.per_page }))
 }

@@ -630,6 +630,8 @@ async fn attention_lists_the_first_lines_of_each_kind_and_counts_them_all() {
     assert_eq!(body["totals"]["expiring_tokens"], 0, "{body}");
     let all = json(call(&t, Method::GET, "/api/v1/attention", &token, None).await).await;
     assert_eq!(all["dormant_applications"].as_array().unwrap().len(), 3, "{all}");
+    let listed = json(call(&t, Method::GET, "/api/v1/applications?status=dormant", &token, None).await).await;
+    assert_eq!(listed["total"], 3, "the list's filter, the same rule: {listed}");
     for bad in ["0", "10001"] {
         let res = call(&t, Method::GET, &format!("/api/v1/attention?limit={bad}"), &token, None).await;
         assert_eq!(res.status(), 400, "limit={bad}");

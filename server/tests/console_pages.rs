@@ -831,4 +831,8 @@ async fn the_attention_panel_shows_the_first_lines_and_counts_the_rest() {
     assert!(panel.contains("The first 20 of 21 dormant applications are below"), "{panel}");
     assert!(panel.contains(">idle-01<") && panel.contains(">idle-20<"), "{panel}");
     assert!(!panel.contains(">idle-21<"), "longest unused first: {panel}");
+    assert!(panel.contains(r#"href="/applications?status=dormant""#), "{panel}");
+    let listed = html(&t, "/applications?status=dormant", &cookie).await;
+    assert!(listed.contains(">idle-01<") && listed.contains(">idle-21<"), "{listed}");
+    assert!(listed.contains(r#"<option value="dormant" selected"#), "{listed}");
 }

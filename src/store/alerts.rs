@@ -251,21 +251,15 @@ impl Store {
         now: i64,
         dormant_after_days: i64,
     ) -> Result<Vec<AttentionApplication>, CoreError> {
-        let cutoff = now - dormant_after_days.max(1) * 86_400;
-        // Only the dormant ones leave the database: with every application
-        // older than the period (the usual case), the others were each a
-        // row handed over to be dropped (10,000 at the bench's size).
-        let rows: Vec<ApplicationRow> = on_pool!(self, |p| sqlx::query_as(
-            "SELECT * FROM (SELECT a.id AS application_id, a.name AS application_name, a.created_at, \
+        let sql = format!(
+            "SELECT a.id AS application_id, a.name AS application_name, a.created_at, \
              (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
              (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, \
-             CAST(0 AS BIGINT) AS active_tokens, CAST(0 AS BIGINT) AS total \
-             FROM applications a WHERE a.enabled = TRUE AND a.created_at <= $1) d \
-             WHERE (token_used IS NULL OR token_used <= $1) AND (secret_used IS NULL OR secret_used <= $1)"
-        )
-        .bind(cutoff)
-        .fetch_all(p)
-        .await?);
+             CAST(0 AS BIGINT) AS active_tokens, CAST(0 AS BIGINT) AS total FROM applications a WHERE {}",
+            super::applications::dormant_condition("a", "$1")
+        );
+        let rows: Vec<ApplicationRow> =
+            on_pool!(self, |p| sqlx::query_as(&sql).bind(dormant_cutoff(now, dormant_after_days)).fetch_all(p).await?);
         let mut dormant: Vec<AttentionApplication> = rows.into_iter().map(AttentionApplication::from).collect();
         dormant.sort_by_key(|a| (a.last_used_at.unwrap_or(a.created_at), a.application_id));
         Ok(dormant)

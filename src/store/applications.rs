@@ -6,7 +6,7 @@ use crate::model::*;
 use crate::secret::SecretDigest;
 
 /// Paging and filtering of the applications list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApplicationQuery {
     /// Matches name or client ID (substring, case-insensitive).
     pub search: Option<String>,
@@ -14,6 +14,21 @@ pub struct ApplicationQuery {
     pub status: ApplicationStatus,
     pub page: i64,
     pub per_page: i64,
+    /// What `ApplicationStatus::Dormant` means (the server's setting).
+    pub dormant_after_days: i64,
+}
+
+impl Default for ApplicationQuery {
+    fn default() -> Self {
+        ApplicationQuery {
+            search: None,
+            sort: ApplicationSort::default(),
+            status: ApplicationStatus::default(),
+            page: 1,
+            per_page: 50,
+            dormant_after_days: DEFAULT_DORMANT_AFTER_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +52,9 @@ pub enum ApplicationStatus {
     Disabled,
     /// No token of it has ever been used.
     NeverUsed,
+    /// Enabled, and neither created nor used (by a token or a secret)
+    /// within the dormancy period: what the overview's panel lists.
+    Dormant,
 }
 
 impl ApplicationSort {
@@ -59,8 +77,13 @@ impl ApplicationSort {
 }
 
 impl ApplicationStatus {
-    pub const ALL: [ApplicationStatus; 4] =
-        [ApplicationStatus::Any, ApplicationStatus::Enabled, ApplicationStatus::Disabled, ApplicationStatus::NeverUsed];
+    pub const ALL: [ApplicationStatus; 5] = [
+        ApplicationStatus::Any,
+        ApplicationStatus::Enabled,
+        ApplicationStatus::Disabled,
+        ApplicationStatus::NeverUsed,
+        ApplicationStatus::Dormant,
+    ];
 
     /// The name in URLs and the API's `status` parameter.
     pub fn as_str(self) -> &'static str {
@@ -69,6 +92,7 @@ impl ApplicationStatus {
             ApplicationStatus::Enabled => "enabled",
             ApplicationStatus::Disabled => "disabled",
             ApplicationStatus::NeverUsed => "never_used",
+            ApplicationStatus::Dormant => "dormant",
         }
     }
 
@@ -77,9 +101,21 @@ impl ApplicationStatus {
     }
 }
 
+/// Whether the application `alias` is dormant at the SQL expression
+/// `cutoff` (see `crate::model::dormant_cutoff`): the applications list's
+/// filter and the overview's panel read the same rule.
+pub(super) fn dormant_condition(alias: &str, cutoff: &str) -> String {
+    format!(
+        "{alias}.enabled = TRUE AND {alias}.created_at <= {cutoff} \
+         AND NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at > {cutoff}) \
+         AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at > {cutoff})"
+    )
+}
+
 /// The WHERE clause of the list for table alias `t` (`a` for the page,
-/// `c` for its count), with the search pattern as parameter `param`.
-fn list_filter(alias: &str, search: bool, status: ApplicationStatus, param: &str) -> String {
+/// `c` for its count), with the search pattern as parameter `param` and
+/// `now` as `$1`.
+fn list_filter(alias: &str, search: bool, q: &ApplicationQuery, param: &str) -> String {
     let mut conditions = Vec::new();
     if search {
         // lower() on both sides: PostgreSQL's LIKE is case-sensitive, SQLite's is not.
@@ -87,12 +123,18 @@ fn list_filter(alias: &str, search: bool, status: ApplicationStatus, param: &str
             "(lower({alias}.name) LIKE lower({param}) ESCAPE '\\' OR lower({alias}.client_id) LIKE lower({param}) ESCAPE '\\')"
         ));
     }
-    match status {
+    match q.status {
         ApplicationStatus::Any => {}
         ApplicationStatus::Enabled => conditions.push(format!("{alias}.enabled = TRUE")),
         ApplicationStatus::Disabled => conditions.push(format!("{alias}.enabled = FALSE")),
         ApplicationStatus::NeverUsed => conditions.push(format!(
             "NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL)"
+        )),
+        // The period is the server's setting, not a client's value: written
+        // into the statement, it keeps one cached statement per filter.
+        ApplicationStatus::Dormant => conditions.push(dormant_condition(
+            alias,
+            &format!("($1 - {})", crate::model::dormant_cutoff(0, q.dormant_after_days).unsigned_abs()),
         )),
     }
     if conditions.is_empty() {
@@ -264,7 +306,7 @@ impl Store {
             format!("%{escaped}%")
         });
         let searching = pattern.is_some();
-        let filter = match list_filter("a", searching, q.status, "$2") {
+        let filter = match list_filter("a", searching, q, "$2") {
             // Every parameter appears in the statement (PostgreSQL types each one).
             f if f.is_empty() => "WHERE $2 IS NULL".to_owned(),
             f if !searching => format!("{f} AND $2 IS NULL"),
@@ -292,7 +334,7 @@ impl Store {
         // Without a filter it is a bare COUNT(*), which SQLite answers
         // without evaluating a WHERE clause per row (20 times faster at
         // 10,000).
-        let count_filter = list_filter("c", searching, q.status, "$2");
+        let count_filter = list_filter("c", searching, q, "$2");
         let fields = APPLICATION_FIELDS.iter().map(|f| format!("'{f}', p.{f}")).collect::<Vec<_>>().join(", ");
         let items = match self.backend() {
             Backend::Sqlite => format!("json_group_array(json_object({fields}) ORDER BY {page_order})"),

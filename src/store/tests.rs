@@ -1062,6 +1062,13 @@ async fn attention_reads_named_tokens_by_their_index_and_only_dormant_applicatio
     let first = store.needs_attention(now, 30, 1).await.unwrap();
     assert_eq!(first.dormant_applications, attention.dormant_applications[..1]);
     assert_eq!(first.totals, attention.totals, "the first line, and how many there are in all");
+    // The applications list's filter reads the same rule.
+    let q = ApplicationQuery { status: ApplicationStatus::Dormant, dormant_after_days: 30, ..Default::default() };
+    let listed = store.list_applications(&q, now).await.unwrap();
+    let names: Vec<&str> = listed.items.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!((names, listed.total), (vec!["never-used", "used-long-ago"], 2));
+    let q = ApplicationQuery { dormant_after_days: 200, ..q };
+    assert_eq!(store.list_applications(&q, now).await.unwrap().total, 0, "a longer period: none yet");
 
     let plan = query_plan(&store, alerts::EXPIRING_TOKENS, &[now, now + 7 * day, 100]).await;
     assert!(plan.iter().any(|line| line.contains("tokens_named_expiring")), "{plan:#?}");
