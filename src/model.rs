@@ -944,10 +944,15 @@ pub struct AttemptView {
 /// Days without a use after which an application counts as dormant, by default.
 pub const DEFAULT_DORMANT_AFTER_DAYS: i64 = 90;
 
+/// How long an application goes unused before it counts as dormant.
+pub fn dormant_period_seconds(dormant_after_days: i64) -> i64 {
+    dormant_after_days.max(1) * 86_400
+}
+
 /// An enabled application created and last used (by any token or secret)
 /// at or before this moment is dormant at `now`.
 pub fn dormant_cutoff(now: i64, dormant_after_days: i64) -> i64 {
-    now - dormant_after_days.max(1) * 86_400
+    now - dormant_period_seconds(dormant_after_days)
 }
 
 /// What needs an administrator's attention, for the overview's panel.

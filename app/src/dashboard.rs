@@ -169,7 +169,7 @@ const PANEL_LINES: usize = 20;
 fn more(total: i64, what: &'static str, listed_at: Option<&'static str>) -> Option<impl IntoView> {
     (total > PANEL_LINES as i64).then(|| {
         let whole = match listed_at {
-            Some(href) => view! { <a href=href>"all of them"</a>"." }.into_any(),
+            Some(href) => view! { "the "<a href=href>"Applications page lists all of them"</a>"." }.into_any(),
             None => view! { <code>"GET /api/v1/attention?limit=10000"</code>" lists up to 10,000." }.into_any(),
         };
         view! {

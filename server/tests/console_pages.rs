@@ -832,7 +832,9 @@ async fn the_attention_panel_shows_the_first_lines_and_counts_the_rest() {
     assert!(panel.contains(">idle-01<") && panel.contains(">idle-20<"), "{panel}");
     assert!(!panel.contains(">idle-21<"), "longest unused first: {panel}");
     assert!(panel.contains(r#"href="/applications?status=dormant""#), "{panel}");
+    t.create_app("busy", "").await;
     let listed = html(&t, "/applications?status=dormant", &cookie).await;
     assert!(listed.contains(">idle-01<") && listed.contains(">idle-21<"), "{listed}");
+    assert!(!listed.contains(">busy<") && listed.contains("21 application(s)"), "only the dormant ones: {listed}");
     assert!(listed.contains(r#"<option value="dormant" selected"#), "{listed}");
 }

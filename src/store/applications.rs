@@ -14,7 +14,8 @@ pub struct ApplicationQuery {
     pub status: ApplicationStatus,
     pub page: i64,
     pub per_page: i64,
-    /// What `ApplicationStatus::Dormant` means (the server's setting).
+    /// What `ApplicationStatus::Dormant` means: pass the server's setting
+    /// (`Default` gives `DEFAULT_DORMANT_AFTER_DAYS`).
     pub dormant_after_days: i64,
 }
 
@@ -132,10 +133,8 @@ fn list_filter(alias: &str, search: bool, q: &ApplicationQuery, param: &str) -> 
         )),
         // The period is the server's setting, not a client's value: written
         // into the statement, it keeps one cached statement per filter.
-        ApplicationStatus::Dormant => conditions.push(dormant_condition(
-            alias,
-            &format!("($1 - {})", crate::model::dormant_cutoff(0, q.dormant_after_days).unsigned_abs()),
-        )),
+        ApplicationStatus::Dormant => conditions
+            .push(dormant_condition(alias, &format!("($1 - {})", dormant_period_seconds(q.dormant_after_days)))),
     }
     if conditions.is_empty() {
         String::new()

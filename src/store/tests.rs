@@ -1063,10 +1063,24 @@ async fn attention_reads_named_tokens_by_their_index_and_only_dormant_applicatio
     assert_eq!(first.dormant_applications, attention.dormant_applications[..1]);
     assert_eq!(first.totals, attention.totals, "the first line, and how many there are in all");
     // The applications list's filter reads the same rule.
+    let (off, _) = app_with(&store, "disabled-never-used", 30).await;
+    let mut tx = store.write().await.unwrap();
+    tx.set_enabled_only_for_tests(off.id, false).await.unwrap();
+    tx.commit().await.unwrap();
     let q = ApplicationQuery { status: ApplicationStatus::Dormant, dormant_after_days: 30, ..Default::default() };
     let listed = store.list_applications(&q, now).await.unwrap();
     let names: Vec<&str> = listed.items.iter().map(|a| a.name.as_str()).collect();
     assert_eq!((names, listed.total), (vec!["never-used", "used-long-ago"], 2));
+    let searched = ApplicationQuery { search: Some("long".into()), ..q.clone() };
+    let listed = store.list_applications(&searched, now).await.unwrap();
+    assert_eq!((listed.items[0].name.as_str(), listed.total), ("used-long-ago", 1), "with a search");
+    // At the cutoff counts as before it, as in the panel.
+    for (days, want) in [(99, 2), (100, 1)] {
+        let q = ApplicationQuery { dormant_after_days: days, ..q.clone() };
+        let listed = store.list_applications(&q, now).await.unwrap().total;
+        let panel = store.needs_attention(now, days, 100).await.unwrap().totals.dormant_applications;
+        assert_eq!((listed, panel), (want, want), "used (99 days) or created (100) at the cutoff");
+    }
     let q = ApplicationQuery { dormant_after_days: 200, ..q };
     assert_eq!(store.list_applications(&q, now).await.unwrap().total, 0, "a longer period: none yet");
 
@@ -1119,11 +1133,22 @@ async fn the_live_token_total_subtracts_unswept_expiries_by_their_index() {
     }
     let revoked = store.mint_named_token(b.id, "r", ScopeSet::empty(), T0 + 3_000, T0).await.unwrap();
     store.revoke_token(revoked.id, T0 + 1).await.unwrap();
+    app_with(&store, "without-tokens", 30).await;
     let later = T0 + 100 + SWEEP_LAG_SECONDS;
-    assert_eq!(store.dashboard_stats(T0 + 5).await.unwrap().active_tokens, 4);
-    assert_eq!(store.dashboard_stats(later).await.unwrap().active_tokens, 2, "two expired, not yet swept");
+    // The total and each application's count (`live_tokens_of_a`) agree.
+    let agree = |now: i64, want: i64| {
+        let store = &store;
+        async move {
+            let total = store.dashboard_stats(now).await.unwrap().active_tokens;
+            let q = ApplicationQuery { per_page: 200, ..Default::default() };
+            let each: i64 = store.list_applications(&q, now).await.unwrap().items.iter().map(|a| a.active_tokens).sum();
+            assert_eq!((total, each), (want, want), "at {now}");
+        }
+    };
+    agree(T0 + 5, 4).await;
+    agree(later, 2).await; // two expired, not yet swept
     assert_eq!(store.sweep_expired_tokens(later).await.unwrap(), 2);
-    assert_eq!(store.dashboard_stats(later).await.unwrap().active_tokens, 2, "the same once swept");
+    agree(later, 2).await; // the same once swept
     let plan = query_plan(&store, super::DASHBOARD_STATS, &[later]).await;
     assert!(plan.iter().any(|line| line.contains("tokens_counted_by_expiry")), "{plan:#?}");
 }
