@@ -480,6 +480,7 @@ pub struct ApplicationView {
     pub updated_at: i64,
     pub secret_regenerated_at: Option<i64>,
     pub active_tokens: i64,
+    /// The latest use of any of its tokens or secrets.
     pub last_used_at: Option<i64>,
     pub token_format: TokenFormat,
     /// Identifier of the resource server whose tokens it may introspect.

@@ -157,11 +157,12 @@ pub struct ListApplicationsParams {
     #[param(max_length = 200)]
     pub search: Option<String>,
     /// `name` (default; natural order, "job-2" before "job-10"), `newest`,
-    /// `last_used` (never used last) or `active_tokens` (most first).
+    /// `last_used` (the latest use of any of its tokens or secrets; never
+    /// used last) or `active_tokens` (most first).
     #[param(pattern = "^(name|newest|last_used|active_tokens)$")]
     pub sort: Option<String>,
-    /// `any` (default), `enabled`, `disabled`, `never_used` (no token
-    /// of it ever used) or `dormant` (enabled, and neither created nor used
+    /// `any` (default), `enabled`, `disabled`, `never_used` (neither a
+    /// token nor a secret of it ever used) or `dormant` (enabled, and neither created nor used
     /// within the server's `--dormant-after-days`).
     #[param(pattern = "^(any|enabled|disabled|never_used|dormant)$")]
     pub status: Option<String>,

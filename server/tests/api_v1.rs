@@ -553,6 +553,33 @@ async fn rate_limit_headers_and_429() {
     assert!(statuses.contains(&429), "{statuses:?}");
 }
 
+/// An application whose tokens are never shown to Keygate (JWTs its APIs
+/// check offline) is still in use: its secret's use is its last use.
+#[tokio::test]
+async fn a_token_request_counts_as_the_applications_use() {
+    let t = test_app().await;
+    let (_bot, token) = admin_bot(&t).await;
+    let worker = t.create_app("offline-checked", "").await;
+    let idle = t.create_app("idle", "").await;
+    t.state.flush().await;
+    let ids =
+        |list: &Value| list["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    let never = json(call(&t, Method::GET, "/api/v1/applications?status=never_used", &token, None).await).await;
+    assert_eq!(ids(&never), [idle.app.id.0, worker.app.id.0]);
+
+    t.obtain_token(&worker, None).await;
+    t.state.flush().await;
+    let never = json(call(&t, Method::GET, "/api/v1/applications?status=never_used", &token, None).await).await;
+    assert_eq!(ids(&never), [idle.app.id.0]);
+    let got =
+        json(call(&t, Method::GET, &format!("/api/v1/applications/{}", worker.app.id.0), &token, None).await).await;
+    let used = got["last_used_at"].as_i64().expect("the secret's use");
+    assert!((keygate_server::now() - used).abs() < 60, "{got}");
+    let by_use = json(call(&t, Method::GET, "/api/v1/applications?sort=last_used", &token, None).await).await;
+    assert_eq!(*ids(&by_use).last().unwrap(), idle.app.id.0, "never used last");
+    assert!(ids(&by_use).contains(&worker.app.id.0));
+}
+
 #[tokio::test]
 async fn failed_client_authentication_is_limited_and_deduplicated_in_the_audit_log() {
     let t = test_app().await;

@@ -2,7 +2,7 @@
 //! applications, disabled applications still holding tokens) and which
 //! lifecycle alerts have fired.
 
-use super::{live_tokens_of_a, on_pool, on_tx, on_writer, Store, Tx};
+use super::{last_used_of_a, live_tokens_of_a, on_pool, on_tx, on_writer, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
 
@@ -81,8 +81,7 @@ struct ApplicationRow {
     application_id: i64,
     application_name: String,
     created_at: i64,
-    token_used: Option<i64>,
-    secret_used: Option<i64>,
+    last_used_at: Option<i64>,
     active_tokens: i64,
     total: i64,
 }
@@ -122,7 +121,7 @@ impl From<ApplicationRow> for AttentionApplication {
             application_id: ApplicationId(a.application_id),
             application_name: a.application_name,
             created_at: a.created_at,
-            last_used_at: a.token_used.max(a.secret_used),
+            last_used_at: a.last_used_at,
             active_tokens: a.active_tokens,
         }
     }
@@ -164,9 +163,9 @@ impl Store {
         dormant_applications.truncate(limit);
         let disabled: Vec<ApplicationRow> = on_pool!(self, |p| sqlx::query_as(concat!(
             "SELECT d.*, COUNT(*) OVER () AS total FROM (SELECT a.id AS application_id, \
-             a.name AS application_name, a.created_at, \
-             (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
-             (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, ",
+             a.name AS application_name, a.created_at, ",
+            last_used_of_a!(),
+            " AS last_used_at, ",
             live_tokens_of_a!(),
             " AS active_tokens FROM applications a WHERE a.enabled = FALSE) d \
              WHERE active_tokens > 0 ORDER BY application_id LIMIT $2"
@@ -252,10 +251,12 @@ impl Store {
         dormant_after_days: i64,
     ) -> Result<Vec<AttentionApplication>, CoreError> {
         let sql = format!(
-            "SELECT a.id AS application_id, a.name AS application_name, a.created_at, \
-             (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS token_used, \
-             (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) AS secret_used, \
-             CAST(0 AS BIGINT) AS active_tokens, CAST(0 AS BIGINT) AS total FROM applications a WHERE {}",
+            concat!(
+                "SELECT a.id AS application_id, a.name AS application_name, a.created_at, ",
+                last_used_of_a!(),
+                " AS last_used_at, CAST(0 AS BIGINT) AS active_tokens, CAST(0 AS BIGINT) AS total \
+                 FROM applications a WHERE {}"
+            ),
             super::applications::dormant_condition("a", "$1")
         );
         let rows: Vec<ApplicationRow> =

@@ -1,6 +1,6 @@
 //! API applications: their settings and secrets.
 
-use super::{live_tokens_of_a, on_pool, on_tx, split_scopes, Backend, Page, Store, Tx};
+use super::{last_used_of_a, live_tokens_of_a, on_pool, on_tx, split_scopes, Backend, Page, Store, Tx};
 use crate::error::CoreError;
 use crate::model::*;
 use crate::secret::SecretDigest;
@@ -128,8 +128,10 @@ fn list_filter(alias: &str, search: bool, q: &ApplicationQuery, param: &str) -> 
         ApplicationStatus::Any => {}
         ApplicationStatus::Enabled => conditions.push(format!("{alias}.enabled = TRUE")),
         ApplicationStatus::Disabled => conditions.push(format!("{alias}.enabled = FALSE")),
+        // Neither a token nor a secret of it ever used (see `last_used_of_a`).
         ApplicationStatus::NeverUsed => conditions.push(format!(
-            "NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL)"
+            "NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL)"
         )),
         // The period is the server's setting, not a client's value: written
         // into the statement, it keeps one cached statement per filter.
@@ -209,8 +211,9 @@ const APPLICATION_COLUMNS: &str = concat!(
      a.token_format, (SELECT r.identifier FROM resource_servers r WHERE r.id = a.introspects_resource_server_id) \
      AS introspects, a.allowed_networks, a.max_tokens, a.rate_per_second, a.rate_per_hour, a.created_at, a.updated_at, a.secret_regenerated_at, ",
     live_tokens_of_a!(),
-    " AS active_tokens, \
-     (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS last_used_at"
+    " AS active_tokens, ",
+    last_used_of_a!(),
+    " AS last_used_at"
 );
 
 /// The names of `APPLICATION_COLUMNS`, for the JSON object each

@@ -171,6 +171,21 @@ macro_rules! live_tokens_of_a {
 }
 pub(crate) use live_tokens_of_a;
 
+/// When application `a` was last used, as SQL: the latest use of any of
+/// its tokens (presented to an API, introspected, forward-auth) or of any
+/// of its secrets (a token requested with it). Both count: an application
+/// whose JWTs are checked offline by its APIs only ever shows secret use.
+/// The list, its sort and filters, and the overview's dormant lines all
+/// read this. Two index seeks; `MAX` over their two rows skips NULLs.
+macro_rules! last_used_of_a {
+    () => {
+        "(SELECT MAX(m.at) FROM (\
+         SELECT (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS at \
+         UNION ALL SELECT (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id)) m)"
+    };
+}
+pub(crate) use last_used_of_a;
+
 /// The overview's counts at `$1` (now). Its live tokens are those of
 /// `live_tokens_of_a` over every application at once: the kept counts'
 /// sum less every counted token expired since the last sweep, one short

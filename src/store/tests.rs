@@ -674,6 +674,27 @@ async fn applications_sort_naturally_by_use_and_tokens_and_filter_by_status() {
     assert_eq!(names(&p), ["etl-job-2", "etl-job-10", "ETL-job-1", "idle", "off"]);
     let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::NeverUsed), T0).await.unwrap();
     assert_eq!((names(&p), p.total), (vec!["ETL-job-1".into(), "idle".into(), "off".into()], 3));
+
+    // A secret's use is the application's use too (its JWTs may be checked
+    // offline and never reported): ETL-job-1 got a token after the others'
+    // last token use, and none of its tokens was presented.
+    let secret = store.secrets_of(ids["ETL-job-1"].id, T0).await.unwrap()[0].id;
+    let secret_use =
+        CredentialUse { credential: UsedCredential::Secret(secret), at: T0 + 5, ip: None, addresses: vec![] };
+    store.record_credential_uses(&[secret_use]).await.unwrap();
+    let p = store.list_applications(&list(ApplicationSort::LastUsed, ApplicationStatus::Any), T0).await.unwrap();
+    assert_eq!(names(&p)[..3], ["ETL-job-1", "etl-job-2", "etl-job-10"]);
+    let used = |p: &Page<ApplicationView>| p.items.iter().map(|a| a.last_used_at).collect::<Vec<_>>();
+    assert_eq!(used(&p), [Some(T0 + 5), Some(T0 + 2), Some(T0 + 1), None, None]);
+    let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::NeverUsed), T0).await.unwrap();
+    assert_eq!((names(&p), p.total), (vec!["idle".into(), "off".into()], 2));
+    // The later of a token's and a secret's use: etl-job-2's secret was used before its tokens.
+    let secret = store.secrets_of(ids["etl-job-2"].id, T0).await.unwrap()[0].id;
+    let secret_use =
+        CredentialUse { credential: UsedCredential::Secret(secret), at: T0 + 1, ip: None, addresses: vec![] };
+    store.record_credential_uses(&[secret_use]).await.unwrap();
+    let view = store.application(ids["etl-job-2"].id, T0).await.unwrap().unwrap();
+    assert_eq!(view.last_used_at, Some(T0 + 2));
     let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Disabled), T0).await.unwrap();
     assert_eq!((names(&p), p.total), (vec!["off".to_owned()], 1));
     let p = store.list_applications(&list(ApplicationSort::Name, ApplicationStatus::Enabled), T0).await.unwrap();
@@ -684,7 +705,9 @@ async fn applications_sort_naturally_by_use_and_tokens_and_filter_by_status() {
         status: ApplicationStatus::NeverUsed,
         ..list(ApplicationSort::Name, ApplicationStatus::Any)
     };
-    assert_eq!(names(&store.list_applications(&q, T0).await.unwrap()), ["ETL-job-1"]);
+    assert!(names(&store.list_applications(&q, T0).await.unwrap()).is_empty(), "ETL-job-1's secret was used");
+    let q = ApplicationQuery { search: Some("DL".into()), ..q };
+    assert_eq!(names(&store.list_applications(&q, T0).await.unwrap()), ["idle"]);
     let q = ApplicationQuery { page: 5, per_page: 1, ..list(ApplicationSort::Name, ApplicationStatus::Disabled) };
     let p = store.list_applications(&q, T0).await.unwrap();
     assert_eq!((p.items.len(), p.total), (0, 1));
