@@ -51,7 +51,7 @@ pub enum ApplicationStatus {
     Any,
     Enabled,
     Disabled,
-    /// No token of it has ever been used.
+    /// Neither a token nor a secret of it was ever used (see `last_used_of_a`).
     NeverUsed,
     /// Enabled, and neither created nor used (by a token or a secret)
     /// within the dormancy period: what the overview's panel lists.
@@ -109,7 +109,8 @@ pub(super) fn dormant_condition(alias: &str, cutoff: &str) -> String {
     format!(
         "{alias}.enabled = TRUE AND {alias}.created_at <= {cutoff} \
          AND NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at > {cutoff}) \
-         AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at > {cutoff})"
+         AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at > {cutoff}) \
+         AND COALESCE({alias}.removed_credentials_last_used_at, 0) <= {cutoff}"
     )
 }
 
@@ -131,7 +132,8 @@ fn list_filter(alias: &str, search: bool, q: &ApplicationQuery, param: &str) -> 
         // Neither a token nor a secret of it ever used (see `last_used_of_a`).
         ApplicationStatus::NeverUsed => conditions.push(format!(
             "NOT EXISTS (SELECT 1 FROM tokens u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL) \
-             AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL)"
+             AND NOT EXISTS (SELECT 1 FROM client_secrets u WHERE u.application_id = {alias}.id AND u.last_used_at IS NOT NULL) \
+             AND {alias}.removed_credentials_last_used_at IS NULL"
         )),
         // The period is the server's setting, not a client's value: written
         // into the statement, it keeps one cached statement per filter.

@@ -172,16 +172,18 @@ macro_rules! live_tokens_of_a {
 pub(crate) use live_tokens_of_a;
 
 /// When application `a` was last used, as SQL: the latest use of any of
-/// its tokens (presented to an API, introspected, forward-auth) or of any
-/// of its secrets (a token requested with it). Both count: an application
+/// its tokens (presented to an API, introspected, forward-auth), of any of
+/// its secrets (a token requested with it), or of a secret since deleted
+/// (`removed_credentials_last_used_at`). Secrets count: an application
 /// whose JWTs are checked offline by its APIs only ever shows secret use.
 /// The list, its sort and filters, and the overview's dormant lines all
-/// read this. Two index seeks; `MAX` over their two rows skips NULLs.
+/// read this. Two index seeks; `MAX` over the three rows skips NULLs.
 macro_rules! last_used_of_a {
     () => {
         "(SELECT MAX(m.at) FROM (\
          SELECT (SELECT MAX(t.last_used_at) FROM tokens t WHERE t.application_id = a.id) AS at \
-         UNION ALL SELECT (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id)) m)"
+         UNION ALL SELECT (SELECT MAX(s.last_used_at) FROM client_secrets s WHERE s.application_id = a.id) \
+         UNION ALL SELECT a.removed_credentials_last_used_at) m)"
     };
 }
 pub(crate) use last_used_of_a;
@@ -550,13 +552,29 @@ impl Store {
         // application's row without holding it first (see the live-count
         // migration). Sweeping first takes expired ones off the count.
         self.sweep_expired_tokens(now).await?;
-        let tokens = on_writer!(self, |w| sqlx::query(
-            "DELETE FROM tokens WHERE (expires_at < $1 AND expiry_swept) OR revoked_at < $1"
-        )
+        const PRUNED: &str = "((expires_at < $1 AND expiry_swept) OR revoked_at < $1)";
+        // Their latest uses stay on their applications (see
+        // `last_used_of_a`): a named token used until it expired must not
+        // leave its application "never used" a week later. Application
+        // rows first, then tokens: the order every writer keeps. Neither
+        // statement needs the other's transaction: a pruned token can no
+        // longer be used, and keeping the maximum is idempotent.
+        on_writer!(self, |w| sqlx::query(&format!(
+            "UPDATE applications SET removed_credentials_last_used_at = d.at \
+             FROM (SELECT application_id, MAX(last_used_at) AS at FROM tokens \
+                   WHERE {PRUNED} AND last_used_at IS NOT NULL GROUP BY application_id) d \
+             WHERE applications.id = d.application_id AND (applications.removed_credentials_last_used_at IS NULL \
+                   OR applications.removed_credentials_last_used_at < d.at)"
+        ))
         .bind(cutoff)
         .execute(w)
         .await?
         .rows_affected());
+        let tokens = on_writer!(self, |w| sqlx::query(&format!("DELETE FROM tokens WHERE {PRUNED}"))
+            .bind(cutoff)
+            .execute(w)
+            .await?
+            .rows_affected());
         let events = on_writer!(self, |w| sqlx::query("DELETE FROM audit_events WHERE at < $1")
             .bind(now - audit_retention)
             .execute(w)

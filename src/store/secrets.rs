@@ -211,6 +211,8 @@ impl Tx {
         previous_until: Option<i64>,
         now: i64,
     ) -> Result<SecretId, CoreError> {
+        let removed = if previous_until.is_some() { RemovedSecrets::Previous } else { RemovedSecrets::All };
+        self.keep_last_use_of(app, removed).await?;
         on_tx!(self, |c| sqlx::query(
             "DELETE FROM client_secrets WHERE application_id = $1 AND expires_at IS NOT NULL"
         )
@@ -252,6 +254,7 @@ impl Tx {
     /// Ends a previous secret's overlap now; `false` when the application
     /// has no such previous secret.
     pub async fn drop_previous_secret(&mut self, app: ApplicationId, secret: SecretId) -> Result<bool, CoreError> {
+        self.keep_last_use_of(app, RemovedSecrets::One(secret)).await?;
         let done = on_tx!(self, |c| sqlx::query(
             "DELETE FROM client_secrets WHERE id = $1 AND application_id = $2 AND expires_at IS NOT NULL"
         )
@@ -263,4 +266,54 @@ impl Tx {
         self.clients_changed = true;
         Ok(done == 1)
     }
+
+    /// Keeps on the application the latest use of secrets about to be
+    /// deleted, so that deleting a used secret never makes the application
+    /// look unused (see `last_used_of_a`). Takes the application's row
+    /// before any secret's (the lock order every writer keeps).
+    async fn keep_last_use_of(&mut self, app: ApplicationId, removed: RemovedSecrets) -> Result<(), CoreError> {
+        let used: Option<i64> = match removed {
+            RemovedSecrets::All => on_tx!(self, |c| sqlx::query_scalar(
+                "SELECT MAX(last_used_at) FROM client_secrets WHERE application_id = $1"
+            )
+            .bind(app.0)
+            .fetch_one(c)
+            .await?),
+            RemovedSecrets::Previous => on_tx!(self, |c| sqlx::query_scalar(
+                "SELECT MAX(last_used_at) FROM client_secrets WHERE application_id = $1 AND expires_at IS NOT NULL"
+            )
+            .bind(app.0)
+            .fetch_one(c)
+            .await?),
+            RemovedSecrets::One(secret) => on_tx!(self, |c| sqlx::query_scalar(
+                "SELECT MAX(last_used_at) FROM client_secrets WHERE application_id = $1 AND id = $2"
+            )
+            .bind(app.0)
+            .bind(secret.0)
+            .fetch_one(c)
+            .await?),
+        };
+        if let Some(at) = used {
+            on_tx!(self, |c| sqlx::query(
+                "UPDATE applications SET removed_credentials_last_used_at = $2 WHERE id = $1 \
+                 AND (removed_credentials_last_used_at IS NULL OR removed_credentials_last_used_at < $2)"
+            )
+            .bind(app.0)
+            .bind(at)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
+    }
+}
+
+/// Which of an application's secrets a change deletes.
+#[derive(Debug, Clone, Copy)]
+enum RemovedSecrets {
+    /// Every one (a regeneration without an overlap).
+    All,
+    /// The previous one, if any (a regeneration with an overlap).
+    Previous,
+    One(SecretId),
 }

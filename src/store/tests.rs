@@ -312,6 +312,11 @@ async fn prune_deletes_only_past_retention() {
     let (view, _) = app_with(&store, "a", 30).await;
     let client = store.client_by_client_id(&view.client_id).await.unwrap().unwrap();
     let old = store.issue_endpoint_token(&client, ScopeSet::empty(), T0).await.unwrap();
+    store.record_token_uses(&[(old.id, T0 + 60, None)]).await.unwrap();
+    // A named token used until it expired, of an application used no other way.
+    let (named_only, _) = app_with(&store, "b", 30).await;
+    let named = store.mint_named_token(named_only.id, "deploy", ScopeSet::empty(), T0 + 86_400, T0).await.unwrap();
+    store.record_token_uses(&[(named.id, T0 + 86_000, None)]).await.unwrap();
     let recent = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
     let revoked = store.issue_endpoint_token(&client, ScopeSet::empty(), T0 + 8 * 86_400).await.unwrap();
     store.revoke_token(revoked.id, T0 + 8 * 86_400).await.unwrap();
@@ -324,14 +329,24 @@ async fn prune_deletes_only_past_retention() {
     // day 0 goes; the live one and the one revoked a day ago stay.
     let now = T0 + 9 * 86_400;
     let (tokens, events) = store.prune(now, 7 * 86_400, 90 * 86_400).await.unwrap();
-    assert_eq!((tokens, events), (1, 0));
+    assert_eq!((tokens, events), (2, 0));
     assert!(store.token(old.id).await.unwrap().is_none());
+    assert!(store.token(named.id).await.unwrap().is_none());
+    // The pruned tokens' uses are still their applications' last uses.
+    assert_eq!(store.application(named_only.id, now).await.unwrap().unwrap().last_used_at, Some(T0 + 86_000));
+    let never = ApplicationQuery { status: ApplicationStatus::NeverUsed, ..Default::default() };
+    assert_eq!(store.list_applications(&never, now).await.unwrap().total, 0);
+    let by_use = ApplicationQuery { sort: ApplicationSort::LastUsed, ..Default::default() };
+    let order: Vec<_> =
+        store.list_applications(&by_use, now).await.unwrap().items.into_iter().map(|a| a.name).collect();
+    assert_eq!(order, ["b", "a"]);
     assert!(store.token(recent.id).await.unwrap().is_some());
     assert!(store.token(revoked.id).await.unwrap().is_some());
-    // Day 91: the events of day 0 (the application's creation and the one
-    // recorded above) go; those of days 8 and 80 stay.
+    // Day 91: the events of day 0 (both applications' creation, the named
+    // token's minting and the one recorded above) go; those of days 8 and
+    // 80 stay.
     let (_, events) = store.prune(T0 + 91 * 86_400, 7 * 86_400, 90 * 86_400).await.unwrap();
-    assert_eq!(events, 2);
+    assert_eq!(events, 4);
 }
 
 #[tokio::test]
@@ -1048,6 +1063,17 @@ async fn the_sweep_skips_a_held_application_until_the_next_run() {
     }
 }
 
+/// A use of `secret` at `at`, written, then a regeneration of `app`'s
+/// secret at `now` without an overlap (every secret it had is deleted).
+async fn use_then_regenerate(store: &Store, app: ApplicationId, secret: SecretId, at: i64, now: i64) {
+    let usage = crate::usage::UsageTracker::new();
+    usage.record_secret(secret, at, None);
+    usage.flush(store).await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.replace_secret(app, &crate::secret::SecretDigest::of(&format!("kgs_after_{at}")), None, now).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// The "Needs attention" queries at scale: expiring named tokens are read
 /// through their own partial index (not by walking every issued token
 /// about to expire), and only dormant applications leave the database.
@@ -1106,6 +1132,33 @@ async fn attention_reads_named_tokens_by_their_index_and_only_dormant_applicatio
     }
     let q = ApplicationQuery { dormant_after_days: 200, ..q };
     assert_eq!(store.list_applications(&q, now).await.unwrap().total, 0, "a longer period: none yet");
+
+    // Deleting a used secret keeps its use: a regeneration with an overlap,
+    // then the overlap ended (the used secret is gone) ...
+    let next = crate::secret::SecretDigest::of("kgs_next");
+    let mut tx = store.write().await.unwrap();
+    tx.replace_secret(by_secret.id, &next, Some(now + day), now).await.unwrap();
+    assert!(tx.drop_previous_secret(by_secret.id, secret_id).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store.secrets_of(by_secret.id, now).await.unwrap().iter().all(|s| s.id != secret_id));
+    assert_eq!(store.application(by_secret.id, now).await.unwrap().unwrap().last_used_at, Some(now - day));
+    assert_eq!(store.needs_attention(now, 30, 100).await.unwrap().totals.dormant_applications, 2, "still in use");
+    // ... and a regeneration without one, of an application whose older use
+    // was kept already: the later use wins ...
+    let current = store.secrets_of(by_secret.id, now).await.unwrap()[0].id;
+    use_then_regenerate(&store, by_secret.id, current, now - 2 * day, now).await;
+    assert_eq!(store.secrets_of(by_secret.id, now).await.unwrap().len(), 1);
+    assert_eq!(store.application(by_secret.id, now).await.unwrap().unwrap().last_used_at, Some(now - day));
+    // ... and of one whose only use was its secret's: it is not "never used".
+    let (regenerated, _) = app_with(&store, "regenerated", 30).await;
+    let only = store.secrets_of(regenerated.id, now).await.unwrap()[0].id;
+    use_then_regenerate(&store, regenerated.id, only, now - 3 * day, now).await;
+    assert!(store.secrets_of(regenerated.id, now).await.unwrap().iter().all(|s| s.id != only));
+    assert_eq!(store.application(regenerated.id, now).await.unwrap().unwrap().last_used_at, Some(now - 3 * day));
+    let never = ApplicationQuery { status: ApplicationStatus::NeverUsed, ..Default::default() };
+    let never: Vec<String> =
+        store.list_applications(&never, now).await.unwrap().items.into_iter().map(|a| a.name).collect();
+    assert_eq!(never, ["created-recently", "disabled-never-used", "never-used"]);
 
     let plan = query_plan(&store, alerts::EXPIRING_TOKENS, &[now, now + 7 * day, 100]).await;
     assert!(plan.iter().any(|line| line.contains("tokens_named_expiring")), "{plan:#?}");
