@@ -9,7 +9,9 @@ SCHEMATHESIS_VERSION=4.32.5
 VENV=target/schemathesis-venv
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   echo "==> installing schemathesis $SCHEMATHESIS_VERSION (PyPI)" >&2
-  python3 -m venv "$VENV"
+  # --clear: a venv whose target/ was moved keeps scripts naming the old
+  # path and cannot run; start it afresh.
+  python3 -m venv --clear "$VENV"
   "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
